@@ -1,0 +1,205 @@
+"""Reading and validating a competition folder.
+
+A competition folder holds ``train.csv`` (file name and label), ``test.csv`` (file names),
+optionally ``sample_submission.csv``, and the audio under ``train/`` and ``test/`` (names
+configurable in :class:`~emo_utils.config.DataConfig`).
+
+Rules applied to the CSVs (each is tested and listed in the README):
+
+* a missing column is an error naming the CSV and the column;
+* a blank label is an error listing the rows;
+* labels are stripped of surrounding whitespace; labels that differ only in case are merged
+  to their most common spelling with a warning;
+* one file name with two different labels is an error;
+* a file name repeated in ``train.csv`` with the same label is kept once, with a warning
+  (so a clip can never sit in two folds or count twice in the OOF predictions);
+* ``test.csv`` rows are kept exactly as given (order and duplicates), because the
+  submission needs one row per test row;
+* file names are looked up as written and, failing that, in the other Unicode normal form
+  (NFC/NFD), since archives made on macOS store decomposed names.
+"""
+
+from __future__ import annotations
+
+import os
+import unicodedata
+import warnings
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from .config import DataConfig
+from .errors import DataError, EmoUtilsWarning
+
+__all__ = ["Competition", "load_competition", "read_sample_submission_columns", "resolve_audio_path"]
+
+
+@dataclass(frozen=True)
+class Competition:
+    """A validated competition folder.
+
+    Attributes
+    ----------
+    root : pathlib.Path
+        The data folder.
+    train : pandas.DataFrame
+        Columns ``filename`` (as in the CSV), ``label`` (cleaned) and ``path`` (resolved
+        audio path), one row per distinct training file, in CSV order.
+    test : pandas.DataFrame
+        Columns ``filename`` and ``path``, one row per ``test.csv`` row, in CSV order.
+    classes : tuple of str
+        Sorted class names; class index ``i`` means ``classes[i]``.
+    submission_columns : tuple of str
+        ``(filename column, label column)`` of the submission, from the sample submission
+        when present.
+    notes : list of dict
+        Warnings raised while reading (``{"file", "reason"}``), for the end-of-run report.
+    """
+
+    root: Path
+    train: pd.DataFrame
+    test: pd.DataFrame
+    classes: tuple[str, ...]
+    submission_columns: tuple[str, str]
+    notes: list[dict[str, str]] = field(default_factory=list)
+
+    @property
+    def label_index(self) -> dict[str, int]:
+        """Map from class name to class index."""
+        return {c: i for i, c in enumerate(self.classes)}
+
+    def train_targets(self) -> list[int]:
+        """Class index of every training row."""
+        index = self.label_index
+        return [index[label] for label in self.train["label"]]
+
+
+def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+    if not path.is_file():
+        raise DataError(f"{path}: CSV file not found")
+    try:
+        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=False)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise DataError(f"{path}: cannot be parsed as CSV ({exc})") from exc
+    df.columns = [str(c).strip() for c in df.columns]
+    missing = [c for c in required if c not in df.columns]
+    if missing:
+        raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
+    names = df[required[0]].str.strip()
+    blank = [i + 2 for i, name in enumerate(names) if name == ""]
+    if blank:
+        raise DataError(f"{path}: blank {required[0]!r} on line(s) {blank[:20]}")
+    return df
+
+
+def read_sample_submission_columns(path: Path, config: DataConfig) -> tuple[str, str]:
+    """Columns of the sample submission, or ``(filename_column, label_column)`` if absent."""
+    if not path.is_file():
+        return (config.filename_column, config.label_column)
+    header = pd.read_csv(path, nrows=0).columns
+    if len(header) != 2:
+        raise DataError(f"{path}: expected 2 columns (file name, label), found {list(header)}")
+    return (str(header[0]).strip(), str(header[1]).strip())
+
+
+def resolve_audio_path(folder: Path, filename: str) -> Path:
+    """Path of ``filename`` in ``folder``, trying both Unicode normal forms.
+
+    Returns the path as written when neither form exists (the loader then reports the
+    missing file).
+    """
+    candidate = folder / filename
+    if candidate.exists():
+        return candidate
+    for form in ("NFC", "NFD"):
+        alt = folder / unicodedata.normalize(form, filename)
+        if alt.exists():
+            return alt
+    return candidate
+
+
+def _clean_labels(labels: pd.Series, path: Path, notes: list[dict[str, str]]) -> pd.Series:
+    labels = labels.str.strip()
+    blank = [i + 2 for i, label in enumerate(labels) if label == ""]
+    if blank:
+        raise DataError(f"{path}: blank label on line(s) {blank[:20]} ({len(blank)} in all)")
+    spellings: dict[str, Counter] = {}
+    for label in labels:
+        spellings.setdefault(label.casefold(), Counter())[label] += 1
+    canonical = {}
+    for key, counts in spellings.items():
+        # Most common spelling wins; ties go to the alphabetically first one.
+        best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
+        canonical.update({spelling: best for spelling in counts})
+        if len(counts) > 1:
+            reason = f"labels differing only in case merged to {best!r}: {sorted(counts)}"
+            warnings.warn(f"{path}: {reason}", EmoUtilsWarning, stacklevel=3)
+            notes.append({"file": str(path), "reason": reason})
+    return labels.map(canonical)
+
+
+def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = None) -> Competition:
+    """Read and validate a competition folder.
+
+    Parameters
+    ----------
+    data_dir : str or os.PathLike
+        Folder with the CSVs and audio folders.
+    config : DataConfig, optional
+        File and column names; defaults to the reference competition's.
+
+    Returns
+    -------
+    Competition
+
+    Raises
+    ------
+    DataError
+        Missing folder, CSV or column; blank label; conflicting labels for one file.
+    """
+    config = config or DataConfig()
+    root = Path(data_dir)
+    if not root.is_dir():
+        raise DataError(f"{root}: data folder not found")
+    notes: list[dict[str, str]] = []
+    fcol, lcol = config.filename_column, config.label_column
+
+    train_csv = root / config.train_csv
+    train = _read_csv(train_csv, [fcol, lcol])
+    train = pd.DataFrame({"filename": train[fcol].str.strip(), "label": _clean_labels(train[lcol], train_csv, notes)})
+
+    per_file = train.groupby("filename", sort=False)["label"].unique()
+    conflicts = {name: sorted(labels) for name, labels in per_file.items() if len(labels) > 1}
+    if conflicts:
+        shown = "; ".join(f"{name!r}: {labels}" for name, labels in list(conflicts.items())[:10])
+        raise DataError(f"{train_csv}: {len(conflicts)} file(s) with conflicting labels: {shown}")
+    duplicated = train["filename"][train["filename"].duplicated()].unique().tolist()
+    if duplicated:
+        reason = f"{len(duplicated)} file name(s) listed more than once, kept once: {duplicated[:10]}"
+        warnings.warn(f"{train_csv}: {reason}", EmoUtilsWarning, stacklevel=2)
+        notes.append({"file": str(train_csv), "reason": reason})
+        train = train.drop_duplicates("filename").reset_index(drop=True)
+
+    test_csv = root / config.test_csv
+    test = _read_csv(test_csv, [fcol])
+    test = pd.DataFrame({"filename": test[fcol].str.strip()})
+
+    train_dir = root / config.train_audio_dir
+    test_dir = root / config.test_audio_dir
+    train["path"] = [str(resolve_audio_path(train_dir, name)) for name in train["filename"]]
+    test["path"] = [str(resolve_audio_path(test_dir, name)) for name in test["filename"]]
+
+    classes = tuple(sorted(train["label"].unique()))
+    if len(classes) < 2:
+        raise DataError(f"{train_csv}: needs at least 2 classes, found {list(classes)}")
+    columns = read_sample_submission_columns(root / config.sample_submission, config)
+    return Competition(
+        root=root,
+        train=train,
+        test=test,
+        classes=classes,
+        submission_columns=columns,
+        notes=notes,
+    )

@@ -1,0 +1,611 @@
+"""One frozen, validated configuration for the whole pipeline.
+
+A :class:`Config` has five sections, each a frozen dataclass validated when it is built:
+
+* :class:`DataConfig`     -- where the competition files are and what their columns are called;
+* :class:`AudioConfig`    -- decoding, resampling and fitting clips to a fixed duration;
+* :class:`FeatureConfig`  -- the STFT and the channels of the image;
+* :class:`TrainConfig`    -- folds, architectures, optimisation and augmentation;
+* :class:`EnsembleConfig` -- test-time averaging, the ensemble method and the metric.
+
+Every run folder holds the ``config.json`` it ran with; inference rebuilds the pipeline from
+it (as timm's ``train.py`` does with ``args.yaml``).  Invalid values raise
+:class:`~emo_utils.errors.ConfigError` naming the dotted field, the value and the reason.
+
+Examples
+--------
+>>> from emo_utils.config import Config
+>>> cfg = Config.preset("cpu_demo").override({"train.epochs": 2, "train.architectures": ["resnet18"]})
+>>> cfg.train.epochs
+2
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any, get_args, get_origin, get_type_hints
+
+import yaml
+
+from .errors import ConfigError
+from .fileio import write_json, write_text
+
+__all__ = [
+    "CROP_POLICIES",
+    "METRICS",
+    "AudioConfig",
+    "Config",
+    "DataConfig",
+    "EnsembleConfig",
+    "FeatureConfig",
+    "TrainConfig",
+]
+
+CROP_POLICIES = ("start", "center", "random")
+NORMALIZATIONS = ("fixed", "minmax", "standard", "none")
+METRICS = ("accuracy", "f1_macro", "f1_weighted")
+IMAGE_NORMALIZATIONS = ("dataset", "imagenet", "none")
+CACHE_DTYPES = ("float16", "float32")
+STACKING_MODELS = ("logistic", "ridge")
+
+
+def _check(ok: bool, name: str, value: object, reason: str) -> None:
+    if not ok:
+        raise ConfigError(name, value, reason)
+
+
+def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
+    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+    bad = bad or (value < 0 if allow_zero else value <= 0)
+    _check(not bad, name, value, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
+
+
+def _choice(name: str, value: object, choices: Sequence[object]) -> None:
+    _check(value in choices, name, value, f"must be one of {list(choices)}")
+
+
+def _probability(name: str, value: float) -> None:
+    _check(
+        isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0,
+        name,
+        value,
+        "must be a number in [0, 1]",
+    )
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where the competition files are and what their columns are called.
+
+    Attributes
+    ----------
+    train_csv, test_csv, sample_submission : str
+        CSV file names inside the data folder.  ``sample_submission`` may be absent on disk;
+        then the submission columns are ``filename_column, label_column``.
+    train_audio_dir, test_audio_dir : str
+        Audio sub-folders inside the data folder (``"."`` for the data folder itself).
+    filename_column, label_column : str
+        Column names in the CSVs, and the submission's columns (``filename,emotion`` in the
+        reference competition).
+    skip_bad_train : bool
+        If False (default) any training file that cannot be loaded stops the run before
+        training, with all problems listed at once.  If True such rows are dropped and
+        counted in the end-of-run report.
+    """
+
+    train_csv: str = "train.csv"
+    test_csv: str = "test.csv"
+    sample_submission: str = "sample_submission.csv"
+    train_audio_dir: str = "train"
+    test_audio_dir: str = "test"
+    filename_column: str = "filename"
+    label_column: str = "emotion"
+    skip_bad_train: bool = False
+
+    def __post_init__(self) -> None:
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if f.type == "str" or isinstance(value, str):
+                _check(
+                    isinstance(value, str) and value.strip() != "",
+                    f"data.{f.name}",
+                    value,
+                    "must be a non-empty string",
+                )
+        _check(
+            self.filename_column != self.label_column,
+            "data.label_column",
+            self.label_column,
+            "must differ from data.filename_column",
+        )
+
+
+@dataclass(frozen=True)
+class AudioConfig:
+    """Decoding and fitting clips to a fixed duration.
+
+    Attributes
+    ----------
+    sample_rate : int
+        Target rate in Hz; every clip is resampled to it with soxr (librosa's default
+        ``soxr_hq`` quality) and mixed to mono float32.
+    duration : float
+        Seconds per image (default 5 s).  Shorter clips are zero-padded at the end.
+    max_duration : float
+        Seconds of each clip kept in the feature cache (>= ``duration``).  Equal to
+        ``duration`` (the default) caches exactly one window per clip; larger values allow
+        random training crops and multi-window test-time averaging over long clips.
+    crop : {"start", "center"}
+        Which window of a long clip is used for validation and prediction.  Default
+        ``"start"``: the first ``duration`` seconds, which is what the reference solution
+        used and the cheapest to decode.
+    train_crop : {"start", "center", "random"}
+        Which window is used for training.  ``"random"`` draws a new window each epoch
+        (only different from ``crop`` when ``max_duration > duration``).
+    min_duration : float
+        Clips shorter than this (seconds) are padded with a warning; zero-sample clips are an
+        error.
+    res_type : str
+        Resampler passed to :func:`librosa.resample` (``"soxr_hq"`` is librosa's default).
+    """
+
+    sample_rate: int = 22050
+    duration: float = 5.0
+    max_duration: float = 5.0
+    crop: str = "start"
+    train_crop: str = "start"
+    min_duration: float = 0.1
+    res_type: str = "soxr_hq"
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.sample_rate, int)
+            and not isinstance(self.sample_rate, bool)
+            and 4000 <= self.sample_rate <= 192000,
+            "audio.sample_rate",
+            self.sample_rate,
+            "must be an integer between 4000 and 192000 Hz",
+        )
+        _positive("audio.duration", self.duration)
+        _positive("audio.max_duration", self.max_duration)
+        _check(
+            self.max_duration >= self.duration,
+            "audio.max_duration",
+            self.max_duration,
+            f"must be >= audio.duration ({self.duration})",
+        )
+        _choice("audio.crop", self.crop, ("start", "center"))
+        _choice("audio.train_crop", self.train_crop, CROP_POLICIES)
+        _positive("audio.min_duration", self.min_duration, allow_zero=True)
+        _choice(
+            "audio.res_type",
+            self.res_type,
+            ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "polyphase", "fft", "scipy"),
+        )
+
+    @property
+    def n_samples(self) -> int:
+        """Samples per image window: ``round(duration * sample_rate)``."""
+        return round(self.duration * self.sample_rate)
+
+
+@dataclass(frozen=True)
+class FeatureConfig:
+    """The STFT and the image channels.
+
+    One STFT is computed per clip; every channel is derived from it.  Images have shape
+    ``(len(channels), n_mels, frames)`` with ``frames = 1 + n_samples // hop_length``.
+
+    Attributes
+    ----------
+    n_fft, hop_length, win_length : int
+        STFT parameters (``win_length`` 0 means ``n_fft``), Hann window, centred frames.
+    n_mels, fmin, fmax : int, float, float
+        Mel filterbank (``fmax`` 0 means ``sample_rate / 2``).  ``n_mels`` is also the
+        image height: the other channels are resized to it.
+    n_chroma : int
+        Chroma bins before resizing.
+    top_db : float
+        Dynamic range kept by the dB conversions (``None``-like 0 disables clipping).
+    channels : tuple of str
+        Names in the channel registry of :mod:`emo_utils.features`; default
+        ``("mel", "chroma", "stft")``.
+    normalization : {"fixed", "minmax", "standard", "none"}
+        Per-channel scaling of the image, defined for silent and constant clips.
+    cache_dtype : {"float16", "float32"}
+        Storage type of the on-disk cache.
+    precision : {"float32", "float64"}
+        Arithmetic precision of the feature computation.
+    """
+
+    n_fft: int = 2048
+    hop_length: int = 512
+    win_length: int = 0
+    n_mels: int = 128
+    fmin: float = 0.0
+    fmax: float = 0.0
+    n_chroma: int = 12
+    top_db: float = 80.0
+    channels: tuple[str, ...] = ("mel", "chroma", "stft")
+    normalization: str = "fixed"
+    cache_dtype: str = "float16"
+    precision: str = "float32"
+
+    def __post_init__(self) -> None:
+        for name in ("n_fft", "hop_length", "n_mels", "n_chroma"):
+            value = getattr(self, name)
+            _check(
+                isinstance(value, int) and not isinstance(value, bool) and value > 0,
+                f"features.{name}",
+                value,
+                "must be a positive integer",
+            )
+        _check(
+            isinstance(self.win_length, int) and 0 <= self.win_length <= self.n_fft,
+            "features.win_length",
+            self.win_length,
+            f"must be an integer in [0, n_fft={self.n_fft}] (0 means n_fft)",
+        )
+        _positive("features.fmin", self.fmin, allow_zero=True)
+        _positive("features.fmax", self.fmax, allow_zero=True)
+        _check(
+            self.fmax == 0 or self.fmax > self.fmin,
+            "features.fmax",
+            self.fmax,
+            f"must be 0 (Nyquist) or > fmin ({self.fmin})",
+        )
+        _positive("features.top_db", self.top_db, allow_zero=True)
+        _check(
+            isinstance(self.channels, tuple)
+            and len(self.channels) > 0
+            and all(isinstance(c, str) and c for c in self.channels),
+            "features.channels",
+            self.channels,
+            "must be a non-empty list of channel names",
+        )
+        _choice("features.normalization", self.normalization, NORMALIZATIONS)
+        _choice("features.cache_dtype", self.cache_dtype, CACHE_DTYPES)
+        _choice("features.precision", self.precision, ("float32", "float64"))
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Cross-validation, models, optimisation and augmentation.
+
+    Attributes
+    ----------
+    architectures : tuple of str
+        timm model names, e.g. ``("resnest50d", "efficientnet_b0")``.
+    pretrained : bool
+        Load pretrained weights (timm hub when online, ``weights_dir`` when offline).
+    weights_dir : str
+        Optional folder or file with local pretrained weights for offline kernels.
+    n_folds, seed : int
+        Stratified K-fold split, shuffled with ``seed``; the seed also fixes sampling.
+    use_groups : bool
+        Keep near-duplicate groups in one fold (``StratifiedGroupKFold``).
+    epochs, batch_size, lr, weight_decay : int, int, float, float
+        One-cycle schedule settings.
+    label_smoothing : float
+        Label smoothing of the cross-entropy loss (0 = off).
+    class_weights : bool
+        Weight the loss by inverse class frequency.
+    monitor : {"accuracy", "f1_macro", "f1_weighted", "valid_loss"}
+        Metric that picks the best epoch.
+    early_stopping_patience : int
+        Epochs without improvement before stopping (0 = off).
+    mixed_precision : bool
+        Use fp16/bf16 autocast when a GPU is present (ignored on CPU).
+    image_normalization : {"dataset", "imagenet", "none"}
+        Per-channel normalisation of the images fed to the network; ``"dataset"`` uses the
+        training fold's channel mean and std.
+    time_shift, freq_mask, time_mask, mixup : float
+        Augmentation: max fraction of frames to roll, max fraction of mel bins and frames to
+        mask (SpecAugment), and mixup alpha (0 = off for each).
+    num_workers : int
+        DataLoader workers (0 = main process).
+    """
+
+    architectures: tuple[str, ...] = ("efficientnet_b0",)
+    pretrained: bool = True
+    weights_dir: str = ""
+    n_folds: int = 5
+    seed: int = 42
+    use_groups: bool = False
+    epochs: int = 10
+    batch_size: int = 32
+    lr: float = 1e-3
+    weight_decay: float = 1e-2
+    label_smoothing: float = 0.0
+    class_weights: bool = False
+    monitor: str = "f1_macro"
+    early_stopping_patience: int = 0
+    mixed_precision: bool = True
+    image_normalization: str = "dataset"
+    time_shift: float = 0.2
+    freq_mask: float = 0.15
+    time_mask: float = 0.15
+    mixup: float = 0.4
+    num_workers: int = 0
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.architectures, tuple)
+            and len(self.architectures) > 0
+            and all(isinstance(a, str) and a.strip() for a in self.architectures),
+            "train.architectures",
+            self.architectures,
+            "must be a non-empty list of timm model names",
+        )
+        _check(
+            len(set(self.architectures)) == len(self.architectures),
+            "train.architectures",
+            self.architectures,
+            "must not repeat a name",
+        )
+        for name, low in (("n_folds", 2), ("epochs", 1), ("batch_size", 1)):
+            value = getattr(self, name)
+            _check(
+                isinstance(value, int) and not isinstance(value, bool) and value >= low,
+                f"train.{name}",
+                value,
+                f"must be an integer >= {low}",
+            )
+        for name in ("seed", "early_stopping_patience", "num_workers"):
+            value = getattr(self, name)
+            _check(
+                isinstance(value, int) and not isinstance(value, bool) and value >= 0,
+                f"train.{name}",
+                value,
+                "must be an integer >= 0",
+            )
+        _positive("train.lr", self.lr)
+        _positive("train.weight_decay", self.weight_decay, allow_zero=True)
+        _check(
+            isinstance(self.label_smoothing, (int, float)) and 0.0 <= self.label_smoothing < 1.0,
+            "train.label_smoothing",
+            self.label_smoothing,
+            "must be a number in [0, 1)",
+        )
+        _choice("train.monitor", self.monitor, (*METRICS, "valid_loss"))
+        _choice("train.image_normalization", self.image_normalization, IMAGE_NORMALIZATIONS)
+        for name in ("time_shift", "freq_mask", "time_mask"):
+            _probability(f"train.{name}", getattr(self, name))
+        _positive("train.mixup", self.mixup, allow_zero=True)
+
+
+@dataclass(frozen=True)
+class EnsembleConfig:
+    """Test-time averaging, ensembling and the competition metric.
+
+    Attributes
+    ----------
+    method : str
+        Name in the ensemble registry of :mod:`emo_utils.ensemble` that writes the
+        submission: ``"mode"`` (majority vote, the default), ``"mean"``, ``"geometric"``,
+        ``"stacking"`` or ``"best"`` (whichever scored best on OOF).
+    weights : tuple of float
+        Optional per-architecture weights, in the order of ``train.architectures``.
+    metric : {"accuracy", "f1_macro", "f1_weighted"}
+        Competition metric used to score OOF predictions.
+    tta_windows : bool
+        Average over every ``duration`` window of long clips (needs
+        ``audio.max_duration > audio.duration``).
+    tta_shifts : int
+        Number of extra time-rolled copies averaged at test time (0 = off).
+    stacking_model : {"logistic", "ridge"}
+        scikit-learn model used by ``"stacking"``.
+    """
+
+    method: str = "mode"
+    weights: tuple[float, ...] = ()
+    metric: str = "accuracy"
+    tta_windows: bool = False
+    tta_shifts: int = 0
+    stacking_model: str = "logistic"
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.method, str) and self.method.strip() != "",
+            "ensemble.method",
+            self.method,
+            "must be a method name",
+        )
+        _check(
+            all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in self.weights)
+            and (len(self.weights) == 0 or sum(self.weights) > 0),
+            "ensemble.weights",
+            self.weights,
+            "must be non-negative finite numbers, not all zero",
+        )
+        _choice("ensemble.metric", self.metric, METRICS)
+        _check(
+            isinstance(self.tta_shifts, int) and self.tta_shifts >= 0,
+            "ensemble.tta_shifts",
+            self.tta_shifts,
+            "must be an integer >= 0",
+        )
+        _choice("ensemble.stacking_model", self.stacking_model, STACKING_MODELS)
+
+
+_SECTIONS: dict[str, type] = {
+    "data": DataConfig,
+    "audio": AudioConfig,
+    "features": FeatureConfig,
+    "train": TrainConfig,
+    "ensemble": EnsembleConfig,
+}
+
+
+@dataclass(frozen=True)
+class Config:
+    """The whole pipeline's configuration; see the module docstring."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    audio: AudioConfig = field(default_factory=AudioConfig)
+    features: FeatureConfig = field(default_factory=FeatureConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+
+    def __post_init__(self) -> None:
+        for name, cls in _SECTIONS.items():
+            _check(
+                isinstance(getattr(self, name), cls),
+                name,
+                getattr(self, name),
+                f"must be a {cls.__name__}",
+            )
+        if self.ensemble.weights:
+            _check(
+                len(self.ensemble.weights) == len(self.train.architectures),
+                "ensemble.weights",
+                self.ensemble.weights,
+                f"needs one weight per architecture ({len(self.train.architectures)})",
+            )
+        if self.ensemble.tta_windows:
+            _check(
+                self.audio.max_duration > self.audio.duration,
+                "ensemble.tta_windows",
+                True,
+                "needs audio.max_duration > audio.duration (only one window is cached)",
+            )
+
+    # ------------------------------------------------------------------ building
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Config:
+        """Build from a nested mapping (unknown sections or fields are errors)."""
+        if not isinstance(data, Mapping):
+            raise ConfigError("<root>", data, "must be a mapping of sections")
+        unknown = set(data) - set(_SECTIONS)
+        if unknown:
+            raise ConfigError(
+                sorted(unknown)[0], data[sorted(unknown)[0]], f"unknown section; known: {list(_SECTIONS)}"
+            )
+        sections = {}
+        for name, section_cls in _SECTIONS.items():
+            values = data.get(name, {}) or {}
+            if not isinstance(values, Mapping):
+                raise ConfigError(name, values, "must be a mapping of fields")
+            sections[name] = _build_section(section_cls, name, values)
+        return cls(**sections)
+
+    @classmethod
+    def from_file(cls, path: str | os.PathLike) -> Config:
+        """Load a ``.json``, ``.yaml`` or ``.yml`` file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError("<file>", os.fspath(path), "config file does not exist")
+        text = path.read_text(encoding="utf-8")
+        try:
+            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+        except (json.JSONDecodeError, yaml.YAMLError) as exc:
+            raise ConfigError("<file>", os.fspath(path), f"cannot be parsed: {exc}") from exc
+        return cls.from_dict(data or {})
+
+    @classmethod
+    def preset(cls, name: str) -> Config:
+        """A named preset: ``"default"`` (GPU, real data) or ``"cpu_demo"`` (small and fast)."""
+        try:
+            overrides = PRESETS[name]
+        except KeyError:
+            raise ConfigError("<preset>", name, f"unknown preset; known: {sorted(PRESETS)}") from None
+        return cls().override(overrides)
+
+    def override(self, overrides: Mapping[str, Any]) -> Config:
+        """Return a copy with dotted-name overrides applied, e.g. ``{"train.epochs": 3}``.
+
+        Values given as strings (from the command line) are parsed as YAML scalars or lists,
+        so ``"3"``, ``"true"`` and ``"[a, b]"`` work.
+        """
+        data = self.to_dict()
+        for key, value in overrides.items():
+            section, _, name = key.partition(".")
+            if section not in _SECTIONS or not name:
+                raise ConfigError(key, value, f"override names must look like 'section.field' with section in {list(_SECTIONS)}")
+            if name not in {f.name for f in fields(_SECTIONS[section])}:
+                raise ConfigError(key, value, "unknown field")
+            if isinstance(value, str):
+                try:
+                    value = yaml.safe_load(value) if value.strip() else value
+                except yaml.YAMLError:
+                    pass
+            data[section][name] = value
+        return Config.from_dict(data)
+
+    # ------------------------------------------------------------------ saving
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """Nested plain-Python dict (tuples become lists), suitable for JSON."""
+        return json.loads(json.dumps(dataclasses.asdict(self)))
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), indent=2) + "\n"
+
+    def save(self, path: str | os.PathLike) -> None:
+        """Atomically write as JSON (``.json``) or YAML (``.yaml``/``.yml``)."""
+        path = Path(path)
+        if path.suffix in (".yaml", ".yml"):
+            write_text(path, yaml.safe_dump(self.to_dict(), sort_keys=False))
+        else:
+            write_json(path, self.to_dict())
+
+    def feature_hash(self) -> str:
+        """Hash of everything that changes a cached image (audio and feature sections)."""
+        payload = json.dumps({"audio": self.to_dict()["audio"], "features": self.to_dict()["features"]}, sort_keys=True)
+        return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _build_section(section_cls: type, section: str, values: Mapping[str, Any]) -> Any:
+    hints = get_type_hints(section_cls)
+    known = {f.name for f in fields(section_cls)}
+    kwargs = {}
+    for key, value in values.items():
+        if key not in known:
+            raise ConfigError(f"{section}.{key}", value, f"unknown field; known: {sorted(known)}")
+        kwargs[key] = _coerce(hints[key], value, f"{section}.{key}")
+    return section_cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, name: str) -> Any:
+    """Convert JSON/YAML values to the annotated type (lists to tuples, ints to floats)."""
+    origin = get_origin(hint)
+    if origin is tuple:
+        if isinstance(value, str):
+            value = [value]
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(name, value, "must be a list")
+        (item_type, _) = get_args(hint)
+        return tuple(_coerce(item_type, v, name) for v in value)
+    if hint is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if hint is str and value is None:
+        return ""
+    if hint in (int, float, str, bool) and not isinstance(value, hint):
+        raise ConfigError(name, value, f"must be of type {hint.__name__}")
+    if hint is int and isinstance(value, bool):
+        raise ConfigError(name, value, "must be of type int")
+    return value
+
+
+#: Named presets: dotted overrides applied to the defaults.
+PRESETS: dict[str, dict[str, Any]] = {
+    "default": {},
+    "cpu_demo": {
+        "features.n_mels": 64,
+        "features.n_fft": 1024,
+        "features.hop_length": 512,
+        "audio.sample_rate": 16000,
+        "train.architectures": ["efficientnet_b0", "resnest14d"],
+        "train.pretrained": False,
+        "train.epochs": 6,
+        "train.batch_size": 32,
+        "train.lr": 3e-3,
+        "train.mixup": 0.0,
+    },
+}

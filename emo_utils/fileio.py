@@ -1,0 +1,129 @@
+"""Atomic file writing.
+
+Every file the pipeline writes goes through these helpers: the bytes land in a temporary
+file in the destination folder, are flushed to disk, and then replace the destination
+with :func:`os.replace`.  A reader therefore sees either the old file, no file, or the
+complete new file, never a half-written one, even when the process is killed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO, Any
+
+import numpy as np
+import pandas as pd
+
+__all__ = [
+    "atomic_path",
+    "atomic_write",
+    "read_json",
+    "write_csv",
+    "write_json",
+    "write_npy",
+    "write_text",
+]
+
+_TMP_PREFIX = ".tmp-"
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; move it into place on success.
+
+    Use this for libraries that insist on writing to a file name themselves
+    (``torch.save``, ``np.save``, ``matplotlib``'s ``savefig``).  On an exception the
+    temporary file is removed and ``path`` is untouched.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final destination.  Its parent folder is created if needed.
+
+    Yields
+    ------
+    pathlib.Path
+        Temporary file name in the same folder, with the same suffix as ``path``.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=_TMP_PREFIX + path.name + ".", suffix=path.suffix, dir=path.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        with open(tmp_path, "rb+") as fh:
+            os.fsync(fh.fileno())
+        os.replace(tmp_path, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            tmp_path.unlink()
+        raise
+
+
+@contextlib.contextmanager
+def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -> Iterator[IO]:
+    """Open a temporary file for writing and atomically move it to ``path`` on success.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final destination.
+    mode : {"w", "wb"}
+        Text or binary mode.
+    **open_kwargs
+        Passed to :func:`open` (e.g. ``encoding``, ``newline``).
+    """
+    if mode not in ("w", "wb"):
+        raise ValueError(f"atomic_write mode must be 'w' or 'wb', got {mode!r}")
+    if mode == "w":
+        open_kwargs.setdefault("encoding", "utf-8")
+    with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as fh:
+        yield fh
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    """Atomically write ``text`` (UTF-8) to ``path``."""
+    with atomic_write(path) as fh:
+        fh.write(text)
+
+
+def write_json(path: str | os.PathLike, obj: Any) -> None:
+    """Atomically write ``obj`` as indented JSON (NumPy scalars and arrays allowed)."""
+    write_text(path, json.dumps(obj, indent=2, default=_json_default, ensure_ascii=False) + "\n")
+
+
+def read_json(path: str | os.PathLike) -> Any:
+    """Read a JSON file written by :func:`write_json`."""
+    with open(path, encoding="utf-8") as fh:
+        return json.load(fh)
+
+
+def write_csv(path: str | os.PathLike, df: pd.DataFrame, **to_csv_kwargs: Any) -> None:
+    """Atomically write a DataFrame as CSV (``index=False`` unless given)."""
+    to_csv_kwargs.setdefault("index", False)
+    with atomic_write(path, newline="") as fh:
+        df.to_csv(fh, **to_csv_kwargs)
+
+
+def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Atomically save an array in ``.npy`` format."""
+    with atomic_write(path, "wb") as fh:
+        np.save(fh, np.asarray(array), allow_pickle=False)
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, os.PathLike):
+        return os.fspath(obj)
+    if isinstance(obj, (set, frozenset)):
+        return sorted(obj)
+    raise TypeError(f"object of type {type(obj).__name__} is not JSON serialisable")
