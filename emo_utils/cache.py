@@ -68,7 +68,9 @@ class FeatureStore:
         c, h = good[0].shape[:2]
         lengths = np.array([0 if im is None else im.shape[2] for im in images], dtype=np.int64)
         if np.any((lengths > 0) & (lengths < window_frames)):
-            raise CacheError(f"every image needs >= {window_frames} frames, got lengths {lengths.tolist()}")
+            raise CacheError(
+                f"every image needs >= {window_frames} frames, got lengths {lengths.tolist()}"
+            )
         offsets = np.concatenate([[0], np.cumsum(lengths)[:-1]]).astype(np.int64)
         frames = np.zeros((int(lengths.sum()), c, h), dtype=good[0].dtype)
         for im, off, n in zip(images, offsets, lengths, strict=True):
@@ -102,7 +104,9 @@ class FeatureStore:
             raise CacheError(f"{self.filenames[i]}: no image in the cache ({self.reasons[i]})")
         return int(self.offsets[i]), int(self.lengths[i])
 
-    def window(self, i: int, policy: str = "start", rng: np.random.Generator | None = None) -> np.ndarray:
+    def window(
+        self, i: int, policy: str = "start", rng: np.random.Generator | None = None
+    ) -> np.ndarray:
         """One window of row ``i`` as float32, shape ``(C, H, window_frames)``.
 
         Parameters

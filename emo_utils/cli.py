@@ -21,7 +21,9 @@ def register(name: str, help: str):
     """Decorator pair: ``@register(name, help)`` on a function ``(parser) -> None`` that adds
     arguments and returns the runner ``(args) -> int``."""
 
-    def deco(add_arguments: Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]]):
+    def deco(
+        add_arguments: Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]],
+    ):
         COMMANDS[name] = (help, add_arguments, None)  # runner filled in by build_parser
         return add_arguments
 
@@ -29,7 +31,9 @@ def register(name: str, help: str):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m emo_utils", description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(
+        prog="python -m emo_utils", description=__doc__.splitlines()[0]
+    )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments, _) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)

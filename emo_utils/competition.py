@@ -33,7 +33,12 @@ import pandas as pd
 from .config import DataConfig
 from .errors import DataError, EmoUtilsWarning
 
-__all__ = ["Competition", "load_competition", "read_sample_submission_columns", "resolve_audio_path"]
+__all__ = [
+    "Competition",
+    "load_competition",
+    "read_sample_submission_columns",
+    "resolve_audio_path",
+]
 
 
 @dataclass(frozen=True)
@@ -129,7 +134,7 @@ def _clean_labels(labels: pd.Series, path: Path, notes: list[dict[str, str]]) ->
     for label in labels:
         spellings.setdefault(label.casefold(), Counter())[label] += 1
     canonical = {}
-    for key, counts in spellings.items():
+    for counts in spellings.values():
         # Most common spelling wins; ties go to the alphabetically first one.
         best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
         canonical.update({spelling: best for spelling in counts})
@@ -168,7 +173,9 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
 
     train_csv = root / config.train_csv
     train = _read_csv(train_csv, [fcol, lcol])
-    train = pd.DataFrame({"filename": train[fcol].str.strip(), "label": _clean_labels(train[lcol], train_csv, notes)})
+    train = pd.DataFrame(
+        {"filename": train[fcol].str.strip(), "label": _clean_labels(train[lcol], train_csv, notes)}
+    )
 
     per_file = train.groupby("filename", sort=False)["label"].unique()
     conflicts = {name: sorted(labels) for name, labels in per_file.items() if len(labels) > 1}
@@ -177,7 +184,9 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
         raise DataError(f"{train_csv}: {len(conflicts)} file(s) with conflicting labels: {shown}")
     duplicated = train["filename"][train["filename"].duplicated()].unique().tolist()
     if duplicated:
-        reason = f"{len(duplicated)} file name(s) listed more than once, kept once: {duplicated[:10]}"
+        reason = (
+            f"{len(duplicated)} file name(s) listed more than once, kept once: {duplicated[:10]}"
+        )
         warnings.warn(f"{train_csv}: {reason}", EmoUtilsWarning, stacklevel=2)
         notes.append({"file": str(train_csv), "reason": reason})
         train = train.drop_duplicates("filename").reset_index(drop=True)

@@ -22,6 +22,7 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import hashlib
 import json
@@ -486,7 +487,9 @@ class Config:
         unknown = set(data) - set(_SECTIONS)
         if unknown:
             raise ConfigError(
-                sorted(unknown)[0], data[sorted(unknown)[0]], f"unknown section; known: {list(_SECTIONS)}"
+                sorted(unknown)[0],
+                data[sorted(unknown)[0]],
+                f"unknown section; known: {list(_SECTIONS)}",
             )
         sections = {}
         for name, section_cls in _SECTIONS.items():
@@ -515,7 +518,9 @@ class Config:
         try:
             overrides = PRESETS[name]
         except KeyError:
-            raise ConfigError("<preset>", name, f"unknown preset; known: {sorted(PRESETS)}") from None
+            raise ConfigError(
+                "<preset>", name, f"unknown preset; known: {sorted(PRESETS)}"
+            ) from None
         return cls().override(overrides)
 
     def override(self, overrides: Mapping[str, Any]) -> Config:
@@ -528,14 +533,16 @@ class Config:
         for key, value in overrides.items():
             section, _, name = key.partition(".")
             if section not in _SECTIONS or not name:
-                raise ConfigError(key, value, f"override names must look like 'section.field' with section in {list(_SECTIONS)}")
+                raise ConfigError(
+                    key,
+                    value,
+                    f"override names must look like 'section.field' with section in {list(_SECTIONS)}",
+                )
             if name not in {f.name for f in fields(_SECTIONS[section])}:
                 raise ConfigError(key, value, "unknown field")
             if isinstance(value, str):
-                try:
+                with contextlib.suppress(yaml.YAMLError):
                     value = yaml.safe_load(value) if value.strip() else value
-                except yaml.YAMLError:
-                    pass
             data[section][name] = value
         return Config.from_dict(data)
 
@@ -557,7 +564,10 @@ class Config:
 
     def feature_hash(self) -> str:
         """Hash of everything that changes a cached image (audio and feature sections)."""
-        payload = json.dumps({"audio": self.to_dict()["audio"], "features": self.to_dict()["features"]}, sort_keys=True)
+        payload = json.dumps(
+            {"audio": self.to_dict()["audio"], "features": self.to_dict()["features"]},
+            sort_keys=True,
+        )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
