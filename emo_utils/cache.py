@@ -7,19 +7,104 @@ Public API (used by :mod:`emo_utils.training` and :mod:`emo_utils.prediction`):
   frames (``window`` frames = one ``audio.duration`` window); :meth:`FeatureStore.window`
   crops one window by a policy and :meth:`FeatureStore.windows` returns every window for
   test-time averaging.
-* ``build_cache(...)`` -- compute (in parallel, resumably) or reuse the store of a split.
+* :func:`build_cache` -- compute (in parallel, resumably) or reuse the store of a split.
+* :func:`open_cache` -- reopen a finished store without computing anything.
+* :func:`require_valid_training` -- stop (or drop rows) when training files failed.
+
+On-disk layout
+--------------
+::
+
+    CACHE_DIR/                      default DATA/.emo_cache
+      FEATURE_HASH/                 Config.feature_hash(): every audio and feature field
+        config.json                 the audio and features sections, for people
+        train/  test/               one folder per split
+          frames.npy                (total_frames, C, H) images along time, float16 by default,
+                                    opened as a read-only memory map
+          index.csv                 row,filename,path,clip,offset,length,reason (CSV row order)
+          failures.csv              filename,path,reason of every file that failed
+          warnings.csv              filename,path,warning (short clips, truncated files)
+          manifest.json             written last: fingerprint, shapes, SHA-256 of frames.npy
+          chunks/chunk-KEY.npz      only while building: finished batches of clips
+
+A clip's image is computed once even if the test CSV lists it several times; those rows share
+its frames.
+
+**Keys.**  The folder is keyed by the audio and feature configuration, so a changed setting
+never reuses stale images.  Inside it, the manifest's fingerprint covers the code versions
+(cache format, :data:`~emo_utils.features.FEATURES_VERSION`, librosa, libsndfile), the rows
+(file name, and path relative to the competition folder, so the folder can be moved) and
+every audio file's size and modification time.  Audio bytes are not
+hashed: re-opening an unchanged cache costs a ``stat`` per file plus one pass over
+``frames.npy`` to check its SHA-256, a few percent of building it.
+
+**Atomicity and resume.**  Clips are computed in chunks (:data:`DEFAULT_CHUNK_SIZE` clips),
+each saved atomically under ``chunks/`` with a key of its files and the configuration; the
+final files are then assembled, every one through :mod:`emo_utils.fileio`, with
+``manifest.json`` last.  A killed run leaves finished chunks (and no manifest); the next run
+reuses them and computes only the rest.  A damaged chunk or final file (unreadable header,
+wrong size, checksum mismatch) is reported with an :class:`~emo_utils.errors.EmoUtilsWarning`
+naming it and is recomputed.
+
+**Failures.**  A file that cannot be decoded gets a reason (``FeatureStore.reasons``) and a
+line in ``failures.csv``; its row stays in the store (test rows must all reach the
+submission).  :func:`require_valid_training` turns failed training rows into one
+:class:`~emo_utils.errors.CacheError` listing all of them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+import contextlib
+import hashlib
+import json
+import math
+import os
+import shutil
+import time
+import warnings
+import zipfile
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
 
+import librosa
 import numpy as np
+import pandas as pd
+import soundfile as sf
+from joblib import Parallel, delayed, effective_n_jobs
+from threadpoolctl import threadpool_limits
+from tqdm.auto import tqdm
 
-from .errors import CacheError
+from .audio import check_formats, load_clip
+from .config import AudioConfig, Config, FeatureConfig
+from .errors import AudioError, CacheError, EmoUtilsWarning
+from .features import FEATURES_VERSION, compute_image, n_frames
+from .fileio import atomic_path, read_json, write_csv, write_json
 
-__all__ = ["FeatureStore"]
+__all__ = [
+    "CACHE_FORMAT_VERSION",
+    "DEFAULT_CHUNK_SIZE",
+    "FeatureStore",
+    "build_cache",
+    "cache_folder",
+    "open_cache",
+    "require_valid_training",
+]
+
+#: Bump when the on-disk layout changes.
+CACHE_FORMAT_VERSION = 1
+#: Clips per chunk (the unit of parallel work, progress and resume).
+DEFAULT_CHUNK_SIZE = 16
+SPLITS = ("train", "test")
+
+_FRAMES = "frames.npy"
+_INDEX = "index.csv"
+_FAILURES = "failures.csv"
+_WARNINGS = "warnings.csv"
+_MANIFEST = "manifest.json"
+_CHUNKS = "chunks"
+_HASH_BLOCK_BYTES = 64 << 20
 
 
 @dataclass
@@ -40,6 +125,14 @@ class FeatureStore:
         Frames per ``audio.duration`` window.
     reasons : list of str
         Empty string for good rows, else why the clip failed.
+    notes : list of dict
+        ``{"file", "reason"}`` of every warning raised while decoding (short clips, truncated
+        files), for the end-of-run report.
+    directory : pathlib.Path or None
+        The cache folder of the split (``None`` for in-memory stores).
+    stats : dict
+        How the store was obtained: ``clips``, ``computed`` and ``reused`` clip counts and
+        ``seconds``.
     """
 
     filenames: list[str]
@@ -48,6 +141,9 @@ class FeatureStore:
     lengths: np.ndarray
     window_frames: int
     reasons: list[str]
+    notes: list[dict[str, str]] = field(default_factory=list)
+    directory: Path | None = None
+    stats: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_arrays(
@@ -97,6 +193,21 @@ class FeatureStore:
     def failures(self) -> list[tuple[str, str]]:
         """``(filename, reason)`` of every failed row."""
         return [(f, r) for f, r in zip(self.filenames, self.reasons, strict=True) if r]
+
+    def select(self, rows: Sequence[int] | np.ndarray) -> FeatureStore:
+        """A store of the given rows, in that order, sharing this store's frames (no copy)."""
+        rows = np.asarray(rows, dtype=np.int64).reshape(-1)
+        return FeatureStore(
+            [self.filenames[i] for i in rows],
+            self.frames,
+            self.offsets[rows],
+            self.lengths[rows],
+            self.window_frames,
+            [self.reasons[i] for i in rows],
+            notes=list(self.notes),
+            directory=self.directory,
+            stats=dict(self.stats),
+        )
 
     # ------------------------------------------------------------------ reading
     def _row(self, i: int) -> tuple[int, int]:
@@ -151,3 +262,627 @@ class FeatureStore:
         """Windows of many rows, shape ``(n_rows, C, H, window_frames)``, float32."""
         rows = range(len(self)) if rows is None else rows
         return np.stack([self.window(int(i), policy) for i in rows])
+
+
+# ====================================================================== building the cache
+@dataclass(frozen=True)
+class _Plan:
+    """What one split's cache must hold."""
+
+    directory: Path
+    feature_hash: str
+    filenames: list[str]  # per row
+    row_clip: np.ndarray  # per row: index into clips
+    clips: list[str]  # unique paths
+    clip_keys: list[str]  # unique paths relative to the competition folder (for keys)
+    stats: list[tuple[int, int]]  # per clip: (size, mtime_ns); (-1, -1) if missing
+    fingerprint: str
+    window_frames: int
+    channels: int
+    height: int
+    dtype: str
+
+
+def cache_folder(config: Config, split: str, cache_dir: str | os.PathLike) -> Path:
+    """``cache_dir / config.feature_hash() / split``."""
+    return Path(cache_dir) / config.feature_hash() / split
+
+
+def _versions() -> dict[str, Any]:
+    return {
+        "cache_format": CACHE_FORMAT_VERSION,
+        "features": FEATURES_VERSION,
+        "librosa": librosa.__version__,
+        "libsndfile": sf.__libsndfile_version__,
+    }
+
+
+def _stat(path: str) -> tuple[int, int]:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return (-1, -1)
+    return (int(st.st_size), int(st.st_mtime_ns))
+
+
+def _digest(obj: Any) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
+
+
+def _plan(competition: Any, split: str, config: Config, cache_dir: str | os.PathLike) -> _Plan:
+    if split not in SPLITS:
+        raise CacheError(f"unknown split {split!r}; known: {list(SPLITS)}")
+    table = getattr(competition, split)
+    filenames = [str(f) for f in table["filename"]]
+    paths = [str(p) for p in table["path"]]
+    clip_of: dict[str, int] = {}
+    row_clip = np.array([clip_of.setdefault(p, len(clip_of)) for p in paths], dtype=np.int64)
+    clips = list(clip_of)
+    clip_keys = [os.path.relpath(p, competition.root) for p in clips]
+    stats = [_stat(p) for p in clips]
+    fingerprint = _digest(
+        {
+            "versions": _versions(),
+            "feature_hash": config.feature_hash(),
+            "rows": [filenames, [clip_keys[c] for c in row_clip.tolist()]],
+            "files": stats,
+        }
+    )
+    return _Plan(
+        directory=cache_folder(config, split, cache_dir),
+        feature_hash=config.feature_hash(),
+        filenames=filenames,
+        row_clip=row_clip,
+        clips=clips,
+        clip_keys=clip_keys,
+        stats=stats,
+        fingerprint=fingerprint,
+        window_frames=n_frames(config.audio.n_samples, hop_length=config.features.hop_length),
+        channels=len(config.features.channels),
+        height=config.features.n_mels,
+        dtype=config.features.cache_dtype,
+    )
+
+
+def _chunk_key(plan: _Plan, clips: range) -> str:
+    return _digest(
+        {
+            "versions": _versions(),
+            "feature_hash": plan.feature_hash,
+            "files": [[plan.clip_keys[i], *plan.stats[i]] for i in clips],
+        }
+    )[:24]
+
+
+def _clip_image(
+    path: str, audio: AudioConfig, features: FeatureConfig
+) -> tuple[np.ndarray | None, str, list[str]]:
+    """``(image or None, failure reason, warning messages)`` of one clip."""
+    image, reason = None, ""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmoUtilsWarning)
+        try:
+            y = load_clip(path, config=audio)
+            image = compute_image(y, sample_rate=audio.sample_rate, config=features)
+        except AudioError as exc:
+            reason = exc.reason or "cannot be decoded"
+        except librosa.ParameterError as exc:  # e.g. a sample rate librosa rejects
+            reason = f"cannot be processed: {exc}"
+    messages = []
+    for w in caught:
+        if issubclass(w.category, EmoUtilsWarning):
+            messages.append(str(w.message))
+        else:  # not ours: pass it on
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return image, reason, messages
+
+
+def _compute_chunk(
+    paths: Sequence[str],
+    audio: AudioConfig,
+    features: FeatureConfig,
+    out_path: str,
+    key: str,
+) -> int:
+    """Worker: images of ``paths`` saved atomically to ``out_path`` (``.npz``).
+
+    Returns the number of clips processed.  Decoding problems become per-clip reasons;
+    warnings are recorded in the file (they would be lost in a worker process).  BLAS runs
+    single-threaded: the matrices are small, and extra threads only compete with the other
+    workers (several times slower on a busy machine).
+    """
+    blocks: list[np.ndarray] = []
+    lengths, reasons, warned_file, warned_text = [], [], [], []
+    with threadpool_limits(limits=1, user_api="blas"):
+        for k, path in enumerate(paths):
+            image, reason, messages = _clip_image(path, audio, features)
+            if image is not None:
+                blocks.append(np.moveaxis(image, 2, 0).astype(features.cache_dtype))
+            lengths.append(0 if image is None else image.shape[2])
+            reasons.append(reason)
+            warned_file.extend([k] * len(messages))
+            warned_text.extend(messages)
+    empty = np.zeros((0, len(features.channels), features.n_mels), dtype=features.cache_dtype)
+    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
+        np.savez(
+            fh,
+            key=np.array(key),
+            frames=np.concatenate(blocks) if blocks else empty,
+            lengths=np.array(lengths, dtype=np.int64),
+            reasons=np.array(reasons, dtype=str),
+            warned_file=np.array(warned_file, dtype=np.int64),
+            warned_text=np.array(warned_text, dtype=str),
+        )
+    return len(paths)
+
+
+@dataclass
+class _Chunk:
+    frames: np.ndarray | None
+    lengths: np.ndarray
+    reasons: list[str]
+    notes: list[tuple[int, str]]
+
+
+def _read_chunk(
+    path: Path, key: str, n_clips: int, plan: _Plan, *, with_frames: bool = True
+) -> _Chunk:
+    """Load a chunk file; raise :class:`CacheError` if it is damaged or not this chunk's.
+
+    Without ``with_frames`` only the small arrays are read and nothing is checked about the
+    frames (``frames`` is then ``None``).
+    """
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            chunk = _Chunk(
+                frames=data["frames"] if with_frames else None,
+                lengths=data["lengths"],
+                reasons=[str(r) for r in data["reasons"]],
+                notes=[
+                    (int(i), str(t))
+                    for i, t in zip(data["warned_file"], data["warned_text"], strict=True)
+                ],
+            )
+            stored_key = str(data["key"])
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile) as exc:
+        raise CacheError(f"{path}: unreadable ({type(exc).__name__}: {exc})") from exc
+    problems = []
+    if stored_key != key:
+        problems.append("key does not match its file name")
+    if len(chunk.lengths) != n_clips or len(chunk.reasons) != n_clips:
+        problems.append(f"holds {len(chunk.lengths)} clips, expected {n_clips}")
+    if chunk.frames is not None:
+        if chunk.frames.ndim != 3 or chunk.frames.shape[1:] != (plan.channels, plan.height):
+            problems.append(f"frames have shape {chunk.frames.shape}")
+        elif int(chunk.lengths.sum()) != chunk.frames.shape[0]:
+            problems.append("frame count does not match the clip lengths")
+        if chunk.frames.dtype != np.dtype(plan.dtype):
+            problems.append(f"dtype {chunk.frames.dtype}, expected {plan.dtype}")
+    if problems:
+        raise CacheError(f"{path}: {'; '.join(problems)}")
+    return chunk
+
+
+def _chunks(plan: _Plan, chunk_size: int) -> list[tuple[range, str, Path]]:
+    out = []
+    for start in range(0, len(plan.clips), chunk_size):
+        clips = range(start, min(start + chunk_size, len(plan.clips)))
+        key = _chunk_key(plan, clips)
+        out.append((clips, key, plan.directory / _CHUNKS / f"chunk-{key}.npz"))
+    return out
+
+
+def _warn_damaged(path: Path, problem: str) -> None:
+    warnings.warn(
+        f"{path}: damaged cache file ({problem}); recomputing it", EmoUtilsWarning, stacklevel=4
+    )
+
+
+def _compute_missing(
+    plan: _Plan, config: Config, chunks: list[tuple[range, str, Path]], n_jobs: int, progress: bool
+) -> tuple[int, int]:
+    """Compute every chunk not already on disk (in parallel); return (computed, reused) clips."""
+    todo = []
+    reused = 0
+    for clips, key, path in chunks:
+        if path.is_file():
+            try:
+                _read_chunk(path, key, len(clips), plan)
+            except CacheError as exc:
+                _warn_damaged(path, str(exc).removeprefix(f"{path}: "))
+                path.unlink(missing_ok=True)
+            else:
+                reused += len(clips)
+                continue
+        todo.append((clips, key, path))
+    if not todo:
+        return 0, reused
+    (plan.directory / _CHUNKS).mkdir(parents=True, exist_ok=True)
+    total = sum(len(c) for c, _, _ in todo)
+    jobs = (
+        delayed(_compute_chunk)(
+            [plan.clips[i] for i in clips], config.audio, config.features, str(path), key
+        )
+        for clips, key, path in todo
+    )
+    with tqdm(
+        total=total,
+        unit="clip",
+        desc=f"features {plan.directory.name}",
+        disable=not progress,
+    ) as bar:
+        # Starting workers costs seconds (imports); not worth it for a few chunks.
+        n_workers = n_jobs if len(todo) >= 2 * effective_n_jobs(n_jobs) else 1
+        for done in Parallel(n_jobs=n_workers, return_as="generator_unordered")(jobs):
+            bar.update(done)
+    return total, reused
+
+
+def _hash_array(frames: np.ndarray) -> str:
+    digest = hashlib.sha256()
+    for block in _row_blocks(frames):
+        digest.update(memoryview(np.ascontiguousarray(block)).cast("B"))
+    return digest.hexdigest()
+
+
+def _row_blocks(frames: np.ndarray) -> Iterator[np.ndarray]:
+    row_bytes = max(1, frames.itemsize * math.prod(frames.shape[1:]))
+    step = max(1, _HASH_BLOCK_BYTES // row_bytes)
+    for start in range(0, frames.shape[0], step):
+        yield frames[start : start + step]
+
+
+def _assemble(plan: _Plan, chunks: list[tuple[range, str, Path]]) -> None:
+    """Write ``frames.npy``, the index, the reports and, last, the manifest."""
+    n = len(plan.clips)
+    clip_length = np.zeros(n, dtype=np.int64)
+    clip_reason = [""] * n
+    notes: list[tuple[int, str]] = []
+    for clips, key, path in chunks:
+        chunk = _read_chunk(path, key, len(clips), plan, with_frames=False)
+        clip_length[clips.start : clips.stop] = chunk.lengths
+        clip_reason[clips.start : clips.stop] = chunk.reasons
+        notes.extend((clips.start + i, text) for i, text in chunk.notes)
+    clip_offset = np.concatenate([[0], np.cumsum(clip_length)[:-1]]).astype(np.int64)
+    total = int(clip_length.sum())
+    shape = (total, plan.channels, plan.height)
+
+    digest = hashlib.sha256()
+    with atomic_path(plan.directory / _FRAMES) as tmp:
+        if total == 0:  # every clip failed; a zero-length memory map is not possible
+            np.save(tmp, np.zeros(shape, dtype=plan.dtype), allow_pickle=False)
+        else:
+            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=plan.dtype, shape=shape)
+            for clips, key, path in chunks:
+                chunk = _read_chunk(path, key, len(clips), plan)
+                start = int(clip_offset[clips.start])
+                block = np.ascontiguousarray(chunk.frames)
+                out[start : start + len(block)] = block
+                digest.update(memoryview(block).cast("B"))
+            out.flush()
+            del out
+
+    rows = pd.DataFrame(
+        {
+            "row": np.arange(len(plan.filenames)),
+            "filename": plan.filenames,
+            "path": [plan.clips[c] for c in plan.row_clip],
+            "clip": plan.row_clip,
+            "offset": clip_offset[plan.row_clip],
+            "length": clip_length[plan.row_clip],
+            "reason": [clip_reason[c] for c in plan.row_clip],
+        }
+    )
+    write_csv(plan.directory / _INDEX, rows)
+    first_row = {c: r for r, c in reversed(list(enumerate(plan.row_clip.tolist())))}
+    failed = [c for c in range(n) if clip_reason[c]]
+    write_csv(
+        plan.directory / _FAILURES,
+        pd.DataFrame(
+            {
+                "filename": [plan.filenames[first_row[c]] for c in failed],
+                "path": [plan.clips[c] for c in failed],
+                "reason": [clip_reason[c] for c in failed],
+            }
+        ),
+    )
+    write_csv(
+        plan.directory / _WARNINGS,
+        pd.DataFrame(
+            {
+                "filename": [plan.filenames[first_row[c]] for c, _ in notes],
+                "path": [plan.clips[c] for c, _ in notes],
+                "warning": [t for _, t in notes],
+            }
+        ),
+    )
+    write_json(
+        plan.directory / _MANIFEST,
+        {
+            "versions": _versions(),
+            "feature_hash": plan.feature_hash,
+            "fingerprint": plan.fingerprint,
+            "rows": len(plan.filenames),
+            "clips": n,
+            "failed_clips": len(failed),
+            "shape": list(shape),
+            "dtype": plan.dtype,
+            "window_frames": plan.window_frames,
+            "frames_sha256": digest.hexdigest(),
+        },
+    )
+
+
+def _open(plan: _Plan, *, verify: bool) -> FeatureStore:
+    """Open a finished store; raise :class:`CacheError` (naming the file) if stale or damaged."""
+    d = plan.directory
+    manifest_path = d / _MANIFEST
+    if not manifest_path.is_file():
+        raise CacheError(f"{d}: no finished cache (no {_MANIFEST})")
+    try:
+        manifest = read_json(manifest_path)
+        expected_shape = tuple(int(s) for s in manifest["shape"])
+        fingerprint = manifest["fingerprint"]
+        digest = manifest["frames_sha256"]
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise _Damaged(manifest_path, f"unreadable manifest ({exc})") from exc
+    if fingerprint != plan.fingerprint:
+        raise _Stale(
+            f"{d}: cache is stale (audio files, file list or library versions changed since it "
+            "was built)"
+        )
+    frames_path = d / _FRAMES
+    try:
+        if expected_shape[0] == 0:
+            frames = np.load(frames_path, allow_pickle=False)
+        else:
+            frames = np.load(frames_path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as exc:
+        raise _Damaged(frames_path, f"unreadable ({exc})") from exc
+    if frames.shape != expected_shape or frames.dtype != np.dtype(plan.dtype):
+        raise _Damaged(
+            frames_path,
+            f"shape {frames.shape} {frames.dtype}, expected {expected_shape} {plan.dtype}",
+        )
+    if (
+        isinstance(frames, np.memmap)
+        and frames_path.stat().st_size != frames.offset + frames.nbytes
+    ):
+        raise _Damaged(frames_path, "file size does not match its header")
+    if verify and _hash_array(frames) != digest:
+        raise _Damaged(frames_path, "checksum mismatch")
+    index_path = d / _INDEX
+    try:
+        index = pd.read_csv(index_path, dtype=str, keep_default_na=False)
+        offsets = index["offset"].astype(np.int64).to_numpy()
+        lengths = index["length"].astype(np.int64).to_numpy()
+        reasons = index["reason"].astype(str).tolist()
+    except (OSError, ValueError, KeyError, pd.errors.ParserError) as exc:
+        raise _Damaged(index_path, f"unreadable index ({exc})") from exc
+    if (
+        len(index) != len(plan.filenames)
+        or index["filename"].tolist() != plan.filenames
+        or np.any(offsets < 0)
+        or np.any(offsets + lengths > expected_shape[0])
+        or np.any((lengths < plan.window_frames) & (index["reason"] == "").to_numpy())
+    ):
+        raise _Damaged(index_path, "index does not match the rows or frames")
+    notes: list[dict[str, str]] = []
+    warnings_path = d / _WARNINGS
+    if warnings_path.is_file():
+        with contextlib.suppress(
+            OSError, ValueError, pd.errors.ParserError, pd.errors.EmptyDataError
+        ):
+            table = pd.read_csv(warnings_path, dtype=str, keep_default_na=False)
+            notes = [
+                {"file": p, "reason": w}
+                for p, w in zip(table["path"], table["warning"], strict=True)
+            ]
+    return FeatureStore(
+        filenames=list(plan.filenames),
+        frames=frames,
+        offsets=offsets,
+        lengths=lengths,
+        window_frames=plan.window_frames,
+        reasons=reasons,
+        notes=notes,
+        directory=d,
+    )
+
+
+class _Stale(CacheError):
+    """The cache exists but was built for other files or library versions."""
+
+
+class _Damaged(CacheError):
+    """A cache file is unreadable or inconsistent."""
+
+    def __init__(self, path: Path, problem: str) -> None:
+        self.path = path
+        self.problem = problem
+        super().__init__(f"{path}: damaged cache file ({problem})")
+
+
+def _remove_final(directory: Path) -> None:
+    for name in (_MANIFEST, _FRAMES, _INDEX):  # manifest first: never a manifest without data
+        (directory / name).unlink(missing_ok=True)
+
+
+def _cleanup(directory: Path) -> None:
+    shutil.rmtree(directory / _CHUNKS, ignore_errors=True)
+    for tmp in directory.glob(".tmp-*"):
+        tmp.unlink(missing_ok=True)
+
+
+def _announce(store: FeatureStore, split: str) -> None:
+    """Re-raise decoding warnings (also on reuse, so every run reports the same) and failures."""
+    for note in store.notes:
+        warnings.warn(note["reason"], EmoUtilsWarning, stacklevel=3)
+    failed = store.failures()
+    if failed:
+        where = store.directory / _FAILURES if store.directory else "the store"
+        warnings.warn(
+            f"{len(failed)} of {len(store)} {split} row(s) have no image (files that cannot be "
+            f"decoded); reasons in {where}",
+            EmoUtilsWarning,
+            stacklevel=3,
+        )
+
+
+def _default_dir(competition: Any, cache_dir: str | os.PathLike | None) -> Path:
+    return Path(competition.root) / ".emo_cache" if cache_dir is None else Path(cache_dir)
+
+
+def build_cache(
+    competition: Any,
+    split: str,
+    config: Config,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    n_jobs: int = -1,
+    progress: bool = True,
+    chunk_size: int = DEFAULT_CHUNK_SIZE,
+    verify: bool = True,
+) -> FeatureStore:
+    """Compute, resume or reuse the feature cache of one split.
+
+    Parameters
+    ----------
+    competition : Competition
+        From :func:`emo_utils.competition.load_competition`; its ``train`` or ``test`` table
+        gives the rows (``filename``, ``path``) in CSV order.
+    split : {"train", "test"}
+    config : Config
+        Its ``audio`` and ``features`` sections define the images.
+    cache_dir : path-like, optional
+        Default ``competition.root / ".emo_cache"``.
+    n_jobs : int
+        joblib workers (-1: every core).  Jobs of fewer than two chunks per worker run in
+        this process, since starting workers costs seconds.
+    progress : bool
+        Show a tqdm progress bar while computing.
+    chunk_size : int
+        Clips per chunk (unit of work, of the progress bar and of resume).
+    verify : bool
+        Check the SHA-256 of ``frames.npy`` when reusing a finished cache.
+
+    Returns
+    -------
+    FeatureStore
+        One row per row of the split's table, memory-mapped from ``frames.npy``.
+
+    Raises
+    ------
+    DataError
+        Some files have an extension libsndfile cannot read (before any work starts).
+
+    Warns
+    -----
+    EmoUtilsWarning
+        Short or truncated clips; rows without image; damaged cache files (recomputed).
+    """
+    start = time.perf_counter()
+    plan = _plan(competition, split, config, _default_dir(competition, cache_dir))
+    try:
+        store = _open(plan, verify=verify)
+    except _Damaged as exc:
+        _warn_damaged(exc.path, exc.problem)
+        _remove_final(plan.directory)
+    except CacheError:  # missing or stale
+        pass
+    else:
+        store.stats = {
+            "clips": len(plan.clips),
+            "computed": 0,
+            "reused": len(plan.clips),
+            "seconds": time.perf_counter() - start,
+        }
+        _announce(store, split)
+        return store
+
+    check_formats(plan.clips)
+    if chunk_size < 1:
+        raise CacheError(f"chunk_size must be >= 1, got {chunk_size}")
+    plan.directory.mkdir(parents=True, exist_ok=True)
+    config_path = plan.directory.parent / "config.json"
+    if not config_path.is_file():
+        write_json(
+            config_path, {k: v for k, v in config.to_dict().items() if k in ("audio", "features")}
+        )
+    _remove_final(plan.directory)
+    chunks = _chunks(plan, chunk_size)
+    computed, reused = _compute_missing(plan, config, chunks, n_jobs, progress)
+    _assemble(plan, chunks)
+    _cleanup(plan.directory)
+    store = _open(plan, verify=False)
+    store.stats = {
+        "clips": len(plan.clips),
+        "computed": computed,
+        "reused": reused,
+        "seconds": time.perf_counter() - start,
+    }
+    _announce(store, split)
+    return store
+
+
+def open_cache(
+    competition: Any,
+    split: str,
+    config: Config,
+    cache_dir: str | os.PathLike | None = None,
+    *,
+    verify: bool = True,
+) -> FeatureStore:
+    """Reopen a finished cache without computing anything.
+
+    Parameters are those of :func:`build_cache`.
+
+    Raises
+    ------
+    CacheError
+        The cache is missing, stale (files or versions changed) or damaged; run
+        :func:`build_cache` (``python -m emo_utils preprocess``).
+    """
+    plan = _plan(competition, split, config, _default_dir(competition, cache_dir))
+    try:
+        return _open(plan, verify=verify)
+    except CacheError as exc:
+        raise CacheError(
+            f"{exc}; rebuild it with build_cache / `python -m emo_utils preprocess`"
+        ) from exc
+
+
+def require_valid_training(store: FeatureStore, *, skip_bad: bool = False) -> np.ndarray:
+    """Check that every training row has an image.
+
+    Parameters
+    ----------
+    store : FeatureStore
+        The training split's store.
+    skip_bad : bool
+        ``data.skip_bad_train``: drop failed rows with a warning instead of stopping.
+
+    Returns
+    -------
+    numpy.ndarray of int64
+        Indices of the rows that have an image.
+
+    Raises
+    ------
+    CacheError
+        Listing every failed training file with its reason (when ``skip_bad`` is False), or
+        when no training row is left.  With ``skip_bad`` the caller reports the dropped rows
+        (:meth:`FeatureStore.failures`); :func:`build_cache` has already warned about them.
+    """
+    failed = store.failures()
+    good = np.flatnonzero(store.ok).astype(np.int64)
+    if failed and not skip_bad:
+        listing = "\n".join(f"  {name}: {reason}" for name, reason in failed)
+        where = f" (also in {store.directory / _FAILURES})" if store.directory else ""
+        raise CacheError(
+            f"{len(failed)} training file(s) cannot be used{where}:\n{listing}\n"
+            "Fix or remove them, or set data.skip_bad_train: true to train without them."
+        )
+    if len(good) == 0:
+        raise CacheError("no training file has an image; nothing to train on")
+    return good

@@ -1,6 +1,18 @@
-"""Command line interface: ``python -m emo_utils <command> --help``.
+"""Command line interface: python -m emo_utils COMMAND --help.
 
-Each subcommand is registered in :data:`COMMANDS` (name -> (help, add_arguments, run)).
+Commands (each one is a thin layer over emo_utils.pipeline):
+
+  demo-data   write the built-in synthetic competition folder
+  preprocess  compute (or reuse) the feature cache of the train and test splits
+  train       cross-validated training of every configured architecture
+  predict     predict the test set, compare ensembles on OOF, write the submission
+  run         preprocess + train + predict
+  demo        demo-data + run with the cpu_demo preset, scored on the held-out answers
+
+Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
+--set section.field=value overrides, e.g. --set train.epochs=3
+--set "train.architectures=[resnest50d, efficientnet_b2]".
+Every stage resumes where it stopped when run again with the same arguments.
 """
 
 from __future__ import annotations
@@ -8,45 +20,268 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
-from .errors import EmoUtilsError
+from .config import PRESETS, Config, resolve_config
+from .errors import ConfigError, EmoUtilsError
 
-__all__ = ["COMMANDS", "main", "register"]
+__all__ = ["COMMANDS", "build_parser", "main"]
 
-Command = tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
-COMMANDS: dict[str, Command] = {}
+Runner = Callable[[argparse.Namespace], int]
 
 
-def register(name: str, help: str):
-    """Decorator pair: ``@register(name, help)`` on a function ``(parser) -> None`` that adds
-    arguments and returns the runner ``(args) -> int``."""
+# --------------------------------------------------------------------------- shared options
+def _add_data(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--data", required=True, type=Path, help="competition folder (train.csv, test.csv, audio)"
+    )
 
-    def deco(
-        add_arguments: Callable[[argparse.ArgumentParser], Callable[[argparse.Namespace], int]],
-    ):
-        COMMANDS[name] = (help, add_arguments, None)  # runner filled in by build_parser
-        return add_arguments
 
-    return deco
+def _add_run(p: argparse.ArgumentParser, *, required: bool = True) -> None:
+    p.add_argument(
+        "--run", required=required, type=Path, help="run folder (config, folds, models, reports)"
+    )
+
+
+def _add_config(p: argparse.ArgumentParser) -> None:
+    g = p.add_argument_group("configuration")
+    g.add_argument("--config", type=Path, help="config file (.json/.yaml); default: the preset")
+    g.add_argument(
+        "--preset", default=None, choices=sorted(PRESETS), help="named preset (default: 'default')"
+    )
+    g.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.FIELD=VALUE",
+        help="override one config value (repeatable)",
+    )
+
+
+def _add_runtime(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--jobs", type=int, default=-1, help="parallel workers for preprocessing (-1: all cores)"
+    )
+    p.add_argument("--no-progress", action="store_true", help="hide progress bars")
+    p.add_argument(
+        "--cache", type=Path, default=None, help="feature cache folder (default: DATA/.emo_cache)"
+    )
+
+
+def _config_from_args(args: argparse.Namespace, *, default_preset: str = "default") -> Config:
+    if args.config is not None and args.preset is not None:
+        raise ConfigError(
+            "--config", str(args.config), "give either --config or --preset, not both"
+        )
+    overrides = {}
+    for item in args.overrides:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise ConfigError(item, item, "overrides look like section.field=value")
+        overrides[key.strip()] = value
+    return resolve_config(args.config, preset=args.preset or default_preset, overrides=overrides)
+
+
+# --------------------------------------------------------------------------- commands
+def _demo_data(p: argparse.ArgumentParser) -> Runner:
+    p.add_argument("out", type=Path, help="folder to write (e.g. data/demo)")
+    p.add_argument("--n-train", type=int, default=350)
+    p.add_argument("--n-test", type=int, default=150)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument(
+        "--overwrite", action="store_true", help="regenerate even if the folder is complete"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .demo import make_demo_dataset
+
+        path = make_demo_dataset(
+            args.out,
+            n_train=args.n_train,
+            n_test=args.n_test,
+            seed=args.seed,
+            overwrite=args.overwrite,
+            progress=True,
+        )
+        print(f"demo competition folder: {path}")
+        return 0
+
+    return run
+
+
+def _preprocess(p: argparse.ArgumentParser) -> Runner:
+    _add_data(p)
+    _add_config(p)
+    _add_runtime(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline import preprocess
+
+        cfg = _config_from_args(args)
+        result = preprocess(
+            args.data, cfg, cache_dir=args.cache, n_jobs=args.jobs, progress=not args.no_progress
+        )
+        print(result.describe())
+        return 0
+
+    return run
+
+
+def _train(p: argparse.ArgumentParser) -> Runner:
+    _add_data(p)
+    _add_run(p)
+    _add_config(p)
+    _add_runtime(p)
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline import train
+
+        cfg = _config_from_args(args)
+        result = train(
+            args.data,
+            args.run,
+            cfg,
+            cache_dir=args.cache,
+            n_jobs=args.jobs,
+            progress=not args.no_progress,
+        )
+        print(result.describe())
+        return 0
+
+    return run
+
+
+def _predict(p: argparse.ArgumentParser) -> Runner:
+    _add_data(p)
+    _add_run(p)
+    _add_runtime(p)
+    p.add_argument("--method", default=None, help="ensemble method (default: the run config's)")
+    p.add_argument(
+        "--submissions",
+        type=Path,
+        default=Path("submissions"),
+        help="folder for the submission CSV",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline import predict
+
+        result = predict(
+            args.data,
+            args.run,
+            method=args.method,
+            submissions_dir=args.submissions,
+            cache_dir=args.cache,
+            n_jobs=args.jobs,
+            progress=not args.no_progress,
+        )
+        print(result.describe())
+        return 0
+
+    return run
+
+
+def _run(p: argparse.ArgumentParser) -> Runner:
+    _add_data(p)
+    _add_run(p)
+    _add_config(p)
+    _add_runtime(p)
+    p.add_argument(
+        "--submissions",
+        type=Path,
+        default=Path("submissions"),
+        help="folder for the submission CSV",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline import run_pipeline
+
+        cfg = _config_from_args(args)
+        result = run_pipeline(
+            args.data,
+            args.run,
+            cfg,
+            submissions_dir=args.submissions,
+            cache_dir=args.cache,
+            n_jobs=args.jobs,
+            progress=not args.no_progress,
+        )
+        print(result.describe())
+        return 0
+
+    return run
+
+
+def _demo(p: argparse.ArgumentParser) -> Runner:
+    p.add_argument(
+        "--data", type=Path, default=Path("data/demo"), help="demo data folder (generated once)"
+    )
+    _add_run(p, required=False)
+    _add_config(p)
+    _add_runtime(p)
+    p.add_argument("--n-train", type=int, default=350)
+    p.add_argument("--n-test", type=int, default=150)
+    p.add_argument(
+        "--submissions",
+        type=Path,
+        default=Path("submissions"),
+        help="folder for the submission CSV",
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline import run_demo
+
+        cfg = _config_from_args(args, default_preset="cpu_demo")
+        result = run_demo(
+            args.data,
+            args.run or Path("runs/demo"),
+            cfg,
+            n_train=args.n_train,
+            n_test=args.n_test,
+            submissions_dir=args.submissions,
+            n_jobs=args.jobs,
+            progress=not args.no_progress,
+        )
+        print(result.describe())
+        return 0
+
+    return run
+
+
+#: Name -> (help, function adding the arguments and returning the runner).
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
+    "demo-data": ("write the built-in synthetic competition folder", _demo_data),
+    "preprocess": ("compute or reuse the feature cache of both splits", _preprocess),
+    "train": ("cross-validated training of every configured architecture", _train),
+    "predict": ("predict the test set, compare ensembles on OOF, write the submission", _predict),
+    "run": ("preprocess, train and predict in one go", _run),
+    "demo": ("generate the demo data and run the whole pipeline on it (CPU preset)", _demo),
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
-        prog="python -m emo_utils", description=__doc__.splitlines()[0]
+        prog="python -m emo_utils",
+        description=__doc__.split("\n\n")[0],
+        epilog=__doc__.split("\n\n", 1)[1],
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for name, (help_text, add_arguments, _) in COMMANDS.items():
+    for name, (help_text, add_arguments) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
-        runner = add_arguments(p)
-        p.set_defaults(_run=runner)
+        p.set_defaults(_run=add_arguments(p))
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    """Entry point of ``python -m emo_utils`` and the ``emo-utils`` script."""
+    args = build_parser().parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except EmoUtilsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
+        return 130

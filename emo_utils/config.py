@@ -47,6 +47,7 @@ __all__ = [
     "EnsembleConfig",
     "FeatureConfig",
     "TrainConfig",
+    "resolve_config",
 ]
 
 CROP_POLICIES = ("start", "center", "random")
@@ -569,6 +570,27 @@ class Config:
             sort_keys=True,
         )
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def resolve_config(
+    config_file: str | os.PathLike | None = None,
+    *,
+    preset: str = "default",
+    overrides: Mapping[str, Any] | None = None,
+) -> Config:
+    """The config a notebook or command asks for: a file, else a preset, then overrides.
+
+    Parameters
+    ----------
+    config_file : str or os.PathLike, optional
+        JSON or YAML config file; when given, ``preset`` is ignored.
+    preset : str
+        Name in :data:`PRESETS` (``"default"`` or ``"cpu_demo"``).
+    overrides : mapping, optional
+        Dotted-name overrides, e.g. ``{"train.epochs": 2}``.
+    """
+    cfg = Config.from_file(config_file) if config_file else Config.preset(preset)
+    return cfg.override(overrides) if overrides else cfg
 
 
 def _build_section(section_cls: type, section: str, values: Mapping[str, Any]) -> Any:

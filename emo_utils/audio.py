@@ -1,0 +1,579 @@
+"""Decoding audio files into fixed-length mono clips.
+
+Every file is decoded with :mod:`soundfile` (libsndfile; version 1.1 or later also reads
+mp3), mixed to mono with :func:`librosa.to_mono`, resampled with :func:`librosa.resample`
+(soxr, librosa's default ``soxr_hq`` quality) and returned as float32.  This is exactly the
+arithmetic of :func:`librosa.load`, without its deprecated audioread fallback: a file
+libsndfile cannot read is an :class:`~emo_utils.errors.AudioError` naming the file and a
+human-readable reason, never a silent retry with another decoder.
+
+Only the part of a file that is needed is decoded: :func:`load_audio` seeks to the window
+chosen by a crop policy and reads it plus a 0.1 s margin that gives the resampler the same
+context it has when the whole file is decoded (the first ``duration`` seconds are then
+bit-identical to ``librosa.load(path, sr=sample_rate)[:n]``).
+
+Crop policies (:data:`CROP_POLICIES`, name -> function) choose the window of a long clip:
+
+``"start"`` (the default of ``audio.crop`` and ``audio.train_crop``)
+    the first ``duration`` seconds, the cheapest to decode and what the reference solution
+    used;
+``"center"``
+    the middle window;
+``"random"``
+    a uniformly random window (training augmentation; needs a ``numpy.random.Generator``).
+
+:func:`split_windows` returns every window of a clip for test-time averaging.  Short clips are
+zero-padded at the end (:func:`fit_length`).
+
+Bad input
+---------
+========================================  =====================================================
+empty file, text, header-only, ID3-only    :class:`~emo_utils.errors.AudioError` with the reason
+or truncated-to-nothing mp3, m4a           (libsndfile's own messages, e.g. "File does not
+                                           exist" for a damaged mp3, are replaced by a diagnosis)
+NaN or inf samples                         :class:`~emo_utils.errors.AudioError`
+zero samples                               :class:`~emo_utils.errors.AudioError`
+shorter than ``audio.min_duration``        :class:`~emo_utils.errors.EmoUtilsWarning`, zero-padded
+shorter than its header claims             :class:`~emo_utils.errors.EmoUtilsWarning`, decoded part
+                                           kept
+extension libsndfile cannot read           :func:`check_formats` raises one
+                                           :class:`~emo_utils.errors.DataError` listing them all
+========================================  =====================================================
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import os
+import warnings
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import soundfile as sf
+
+from .config import AudioConfig
+from .errors import AudioError, DataError, EmoUtilsWarning
+
+__all__ = [
+    "CROP_POLICIES",
+    "SUPPORTED_EXTENSIONS",
+    "AudioInfo",
+    "audio_info",
+    "check_formats",
+    "crop_start",
+    "fit_length",
+    "load_audio",
+    "load_clip",
+    "split_windows",
+]
+
+#: Seconds decoded beyond each end of the wanted window, so the resampler sees the same
+#: context as when the whole file is decoded.
+RESAMPLE_MARGIN = 0.1
+
+#: A file is reported as shorter than its header claims when at least this fraction of the
+#: claimed frames (and :data:`TRUNCATION_MIN_SECONDS`) is missing; compressed formats only
+#: estimate their length, so a few frames of difference are normal.
+TRUNCATION_TOLERANCE = 0.01
+TRUNCATION_MIN_SECONDS = 0.05
+
+_READ_BLOCK_SECONDS = 1.0
+
+# libsndfile major format -> file extensions it is stored under.
+_FORMAT_EXTENSIONS: dict[str, tuple[str, ...]] = {
+    "WAV": (".wav", ".wave"),
+    "WAVEX": (".wav",),
+    "RF64": (".rf64",),
+    "W64": (".w64",),
+    "FLAC": (".flac",),
+    "OGG": (".ogg", ".oga", ".opus"),
+    "MP3": (".mp3",),
+    "AIFF": (".aif", ".aiff", ".aifc"),
+    "AU": (".au", ".snd"),
+    "CAF": (".caf",),
+}
+
+
+def _supported_extensions() -> dict[str, str]:
+    available = sf.available_formats()
+    return {
+        ext: fmt for fmt, exts in _FORMAT_EXTENSIONS.items() if fmt in available for ext in exts
+    }
+
+
+#: File extension (lower case, with dot) -> libsndfile format, for this libsndfile build.
+#: ``.mp3`` is present only with libsndfile 1.1 or later.
+SUPPORTED_EXTENSIONS: dict[str, str] = _supported_extensions()
+
+
+# ---------------------------------------------------------------------------- crop policies
+def _crop_start(*, total: int, size: int, rng: np.random.Generator | None) -> int:
+    return 0
+
+
+def _crop_center(*, total: int, size: int, rng: np.random.Generator | None) -> int:
+    return max(0, total - size) // 2
+
+
+def _crop_random(*, total: int, size: int, rng: np.random.Generator | None) -> int:
+    if rng is None:
+        raise ValueError("crop policy 'random' needs a numpy.random.Generator (rng=...)")
+    return int(rng.integers(0, max(0, total - size) + 1))
+
+
+#: Crop policy name -> ``f(*, total, size, rng) -> first sample of the window``.
+CROP_POLICIES: dict[str, Callable[..., int]] = {
+    "start": _crop_start,
+    "center": _crop_center,
+    "random": _crop_random,
+}
+
+
+def crop_start(
+    *, total: int, size: int, policy: str = "start", rng: np.random.Generator | None = None
+) -> int:
+    """First sample of the ``size``-sample window of a ``total``-sample clip.
+
+    Parameters
+    ----------
+    total, size : int
+        Length of the clip and of the window (samples).  ``0`` when ``total <= size``.
+    policy : {"start", "center", "random"}
+        A name in :data:`CROP_POLICIES`.
+    rng : numpy.random.Generator, optional
+        Needed by ``"random"``.
+
+    Returns
+    -------
+    int
+        In ``[0, max(0, total - size)]``.
+    """
+    try:
+        policy_fn = CROP_POLICIES[policy]
+    except KeyError:
+        raise ValueError(
+            f"unknown crop policy {policy!r}; known: {sorted(CROP_POLICIES)}"
+        ) from None
+    return policy_fn(total=int(total), size=int(size), rng=rng)
+
+
+def fit_length(
+    y: np.ndarray, *, size: int, policy: str = "start", rng: np.random.Generator | None = None
+) -> np.ndarray:
+    """Zero-pad (at the end) or crop a clip to exactly ``size`` samples.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        Mono clip.
+    size : int
+        Wanted length in samples.
+    policy : {"start", "center", "random"}
+        Which window of a longer clip is kept (:data:`CROP_POLICIES`).
+    rng : numpy.random.Generator, optional
+        Needed by ``"random"``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (size,)
+        Same dtype as ``y``.
+    """
+    start = crop_start(total=len(y), size=size, policy=policy, rng=rng)
+    return librosa.util.fix_length(y[start : start + size], size=size)
+
+
+def split_windows(y: np.ndarray, *, size: int, step: int | None = None) -> np.ndarray:
+    """Every ``size``-sample window of a clip, for test-time averaging.
+
+    Windows start every ``step`` samples (default ``size // 2``); the last one is aligned to
+    the end of the clip so no audio is left out.  A clip shorter than ``size`` gives one
+    zero-padded window.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+    size : int
+    step : int, optional
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_windows, size)
+    """
+    if len(y) <= size:
+        return fit_length(y, size=size)[None]
+    step = max(1, size // 2) if step is None else int(step)
+    starts = list(range(0, len(y) - size + 1, step))
+    if starts[-1] != len(y) - size:
+        starts.append(len(y) - size)
+    return np.stack([y[s : s + size] for s in starts])
+
+
+# ---------------------------------------------------------------------------- formats
+def check_formats(paths: Iterable[str | os.PathLike]) -> None:
+    """Fail before any work starts if some files have a format libsndfile cannot read.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+        Every audio file of the job.  Files without an extension are allowed (libsndfile
+        recognises most formats by their content).
+
+    Raises
+    ------
+    DataError
+        Listing every unsupported extension with its count and example files, e.g.
+        ``.m4a`` (AAC in MP4, which needs ffmpeg), or ``.mp3`` with libsndfile < 1.1.
+    """
+    bad: dict[str, list[str]] = {}
+    for p in paths:
+        ext = Path(p).suffix.lower()
+        if ext and ext not in SUPPORTED_EXTENSIONS:
+            bad.setdefault(ext, []).append(os.fspath(p))
+    if not bad:
+        return
+    parts = [
+        f"{ext} ({len(files)} file(s), e.g. {', '.join(files[:3])})"
+        for ext, files in sorted(bad.items())
+    ]
+    raise DataError(
+        f"{sum(len(v) for v in bad.values())} audio file(s) in format(s) that libsndfile "
+        f"{sf.__libsndfile_version__} cannot read: {'; '.join(parts)}. "
+        f"Readable extensions: {' '.join(sorted(SUPPORTED_EXTENSIONS))}. "
+        "Convert the files first, e.g. `ffmpeg -i clip.m4a clip.flac`."
+    )
+
+
+# ---------------------------------------------------------------------------- diagnosis
+def _looks_like_text(head: bytes) -> bool:
+    if not head or b"\x00" in head:
+        return False
+    try:
+        text = head.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+    return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
+
+
+def _id3_end(head: bytes) -> int:
+    """Size in bytes of a leading ID3v2 tag (header + body), from its syncsafe length."""
+    size = 0
+    for b in head[6:10]:
+        size = (size << 7) | (b & 0x7F)
+    return 10 + size
+
+
+def _diagnose_id3(head: bytes, size: int, path: Path) -> str | None:
+    if not head.startswith(b"ID3"):
+        return None
+    if size <= _id3_end(head) + 4:
+        return "MP3 file holds only an ID3 tag, no audio frames"
+    return "MP3 file has an ID3 tag but no decodable audio frames (truncated or damaged)"
+
+
+def _diagnose_mp4(head: bytes, size: int, path: Path) -> str | None:
+    if head[4:8] != b"ftyp":
+        return None
+    return (
+        "MP4/M4A container (AAC or ALAC audio), which libsndfile cannot decode; "
+        "convert it to wav or flac first (e.g. with ffmpeg)"
+    )
+
+
+def _diagnose_text(head: bytes, size: int, path: Path) -> str | None:
+    if not _looks_like_text(head):
+        return None
+    preview = head[:40].decode("utf-8", errors="replace").splitlines()[0] if head.strip() else ""
+    return f"text file, not audio (starts with {preview!r})"
+
+
+def _diagnose_mp3(head: bytes, size: int, path: Path) -> str | None:
+    if path.suffix.lower() != ".mp3":
+        return None
+    return "no decodable MPEG audio frames (truncated or damaged MP3)"
+
+
+#: Diagnosers tried in order on a file libsndfile refused: ``f(head, size, path) -> reason``.
+_DIAGNOSERS: tuple[Callable[[bytes, int, Path], str | None], ...] = (
+    _diagnose_id3,
+    _diagnose_mp4,
+    _diagnose_text,
+    _diagnose_mp3,
+)
+
+
+def _open_failure(path: Path, size: int, exc: Exception) -> AudioError:
+    with open(path, "rb") as fh:
+        head = fh.read(512)
+    for diagnose in _DIAGNOSERS:
+        reason = diagnose(head, size, path)
+        if reason is not None:
+            return AudioError(path, reason)
+    detail = getattr(exc, "error_string", "") or str(exc)
+    return AudioError(path, f"not a readable audio file (libsndfile: {detail.strip()})")
+
+
+# ---------------------------------------------------------------------------- reading
+@dataclass(frozen=True)
+class AudioInfo:
+    """What a file's header says.
+
+    Attributes
+    ----------
+    path : str
+    sample_rate : int
+        Native rate (Hz).
+    frames : int
+        Frames the header claims (an estimate for some compressed files).
+    channels : int
+    format, subtype : str
+        libsndfile names, e.g. ``"MP3"``, ``"MPEG_LAYER_III"``.
+    """
+
+    path: str
+    sample_rate: int
+    frames: int
+    channels: int
+    format: str
+    subtype: str
+
+    @property
+    def duration(self) -> float:
+        """Claimed duration in seconds."""
+        return self.frames / self.sample_rate
+
+
+def _open(path: str | os.PathLike) -> sf.SoundFile:
+    """Open with libsndfile, or raise an :class:`AudioError` with a useful reason."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found" if not path.exists() else "not a regular file")
+    size = path.stat().st_size
+    if size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    ext = path.suffix.lower()
+    if ext and ext not in SUPPORTED_EXTENSIONS:
+        raise AudioError(
+            path,
+            f"unsupported format {ext!r} (libsndfile {sf.__libsndfile_version__} reads "
+            f"{' '.join(sorted(SUPPORTED_EXTENSIONS))})",
+        )
+    try:
+        return sf.SoundFile(path)
+    except (sf.SoundFileError, RuntimeError) as exc:
+        raise _open_failure(path, size, exc) from exc
+
+
+def audio_info(path: str | os.PathLike) -> AudioInfo:
+    """Header information of an audio file, without decoding it.
+
+    Raises
+    ------
+    AudioError
+        The file is missing, empty or not readable by libsndfile.
+    """
+    with _open(path) as fh:
+        return AudioInfo(
+            os.fspath(path), fh.samplerate, fh.frames, fh.channels, fh.format, fh.subtype
+        )
+
+
+def _read_frames(fh: sf.SoundFile, path: str | os.PathLike, n: int) -> tuple[np.ndarray, str]:
+    """Read up to ``n`` frames as float32 ``(frames, channels)``; salvage a decoding error.
+
+    Returns the frames and, if decoding stopped early with an error, its message.  After an
+    error the file is reopened and read again in blocks, keeping what decodes.
+    """
+    start = fh.tell()
+    try:
+        return fh.read(frames=n, dtype="float32", always_2d=True), ""
+    except (sf.SoundFileError, RuntimeError) as exc:
+        first_error = (getattr(exc, "error_string", "") or str(exc)).strip()
+    blocks: list[np.ndarray] = []
+    remaining = n
+    with contextlib.suppress(sf.SoundFileError, RuntimeError), sf.SoundFile(path) as again:
+        again.seek(start)
+        block = max(1, round(_READ_BLOCK_SECONDS * again.samplerate))
+        while remaining > 0:
+            part = again.read(frames=min(block, remaining), dtype="float32", always_2d=True)
+            if len(part) == 0:
+                break
+            blocks.append(part)
+            remaining -= len(part)
+    if not blocks:
+        raise AudioError(path, f"decoding failed: {first_error}")
+    return np.concatenate(blocks), first_error
+
+
+def _seek(fh: sf.SoundFile, path: str | os.PathLike, frame: int) -> None:
+    try:
+        fh.seek(frame)
+    except (sf.SoundFileError, RuntimeError) as exc:
+        detail = (getattr(exc, "error_string", "") or str(exc)).strip()
+        raise AudioError(path, f"cannot seek to frame {frame} ({detail})") from exc
+
+
+def load_audio(
+    path: str | os.PathLike,
+    *,
+    sample_rate: int,
+    max_duration: float | None = None,
+    crop: str = "start",
+    rng: np.random.Generator | None = None,
+    res_type: str = "soxr_hq",
+) -> np.ndarray:
+    """Decode (part of) a file to mono float32 at ``sample_rate``.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        wav, flac, ogg, mp3 or any other format of :data:`SUPPORTED_EXTENSIONS`.
+    sample_rate : int
+        Target rate (Hz).
+    max_duration : float, optional
+        Seconds to return at most; only that window (plus a :data:`RESAMPLE_MARGIN` margin)
+        is decoded.  ``None`` decodes the whole file.
+    crop : {"start", "center", "random"}
+        Which window of a longer file (:data:`CROP_POLICIES`).
+    rng : numpy.random.Generator, optional
+        Needed by ``crop="random"``.
+    res_type : str
+        Resampler of :func:`librosa.resample` (``"soxr_hq"`` is librosa's default).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), float32
+        ``n <= round(max_duration * sample_rate)``; equal to the matching samples of
+        ``librosa.load(path, sr=sample_rate)`` for ``crop="start"``.
+
+    Raises
+    ------
+    AudioError
+        Missing, empty, unreadable or damaged file, no samples, NaN/inf samples.
+
+    Warns
+    -----
+    EmoUtilsWarning
+        The file holds fewer frames than its header claims (the decoded part is returned).
+    """
+    with _open(path) as fh:
+        native = fh.samplerate
+        claimed = fh.frames
+        if claimed <= 0:
+            raise AudioError(path, "no audio samples (header only, empty data)")
+        want = claimed if max_duration is None else min(claimed, math.ceil(max_duration * native))
+        start = crop_start(total=claimed, size=want, policy=crop, rng=rng)
+        resampling = native != sample_rate
+        margin = round(RESAMPLE_MARGIN * native) if resampling else 0
+        # Align the leading margin so it maps to a whole number of output samples.
+        step = native // math.gcd(native, sample_rate)
+        lead = (min(start, margin) // step) * step
+        if start - lead:
+            _seek(fh, path, start - lead)
+        n_read = lead + want + margin
+        frames, error = _read_frames(fh, path, n_read)
+        # libsndfile logs e.g. "data : 64000 (should be 8000)" for WAV/AIFF data cut short.
+        header_notes = [ln.strip() for ln in fh.extra_info.splitlines() if "should be" in ln]
+        if len(frames) == 0 and start > 0:  # header over-claims; window lies past the end
+            _seek(fh, path, 0)
+            lead, start, n_read = 0, 0, want + margin
+            frames, error = _read_frames(fh, path, n_read)
+    expected = min(n_read, claimed - (start - lead))
+    missing = expected - len(frames)
+    if len(frames) == 0:
+        raise AudioError(path, "no audio samples could be decoded")
+    if (
+        error
+        or header_notes
+        or missing > max(TRUNCATION_TOLERANCE * claimed, TRUNCATION_MIN_SECONDS * native)
+    ):
+        got, header = len(frames) / native, claimed / native
+        if header_notes:
+            message = (
+                f"file is shorter than its header claims (libsndfile: {'; '.join(header_notes)})"
+            )
+        elif error:
+            message = f"decoding stopped with an error ({error}); the header claims {header:.3f} s"
+        else:
+            message = f"file is shorter than its header claims ({header:.3f} s)"
+        warnings.warn(
+            f"{os.fspath(path)}: {message}; using the {got:.3f} s that decode",
+            EmoUtilsWarning,
+            stacklevel=2,
+        )
+    finite = np.isfinite(frames)
+    if not finite.all():
+        bad_rows = np.flatnonzero(~finite.all(axis=1))
+        raise AudioError(
+            path,
+            f"{int((~finite).sum())} NaN/inf sample(s), first at "
+            f"{(start - lead + bad_rows[0]) / native:.3f} s",
+        )
+    y = librosa.to_mono(frames.T) if frames.shape[1] > 1 else frames[:, 0]
+    if resampling:
+        y = librosa.resample(y, orig_sr=native, target_sr=sample_rate, res_type=res_type)
+    skip = lead * sample_rate // native
+    if max_duration is not None:
+        return np.ascontiguousarray(y[skip : skip + round(max_duration * sample_rate)])
+    return np.ascontiguousarray(y[skip:])
+
+
+def load_clip(
+    path: str | os.PathLike,
+    *,
+    config: AudioConfig,
+    crop: str | None = None,
+    rng: np.random.Generator | None = None,
+) -> np.ndarray:
+    """Decode the part of a file the feature cache keeps, padded to one window.
+
+    The result covers up to ``config.max_duration`` seconds, chosen by ``crop`` (default
+    ``config.crop``), and is zero-padded at the end to at least ``config.duration`` seconds,
+    so its image has at least one full window of frames.  With the default
+    ``max_duration == duration`` it is exactly one window (``config.n_samples`` samples).
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+    config : AudioConfig
+    crop : {"start", "center", "random"}, optional
+    rng : numpy.random.Generator, optional
+        Needed by ``crop="random"``.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n,), float32
+        ``config.n_samples <= n <= round(config.max_duration * config.sample_rate)``.
+
+    Raises
+    ------
+    AudioError
+        See :func:`load_audio`.
+
+    Warns
+    -----
+    EmoUtilsWarning
+        Clips shorter than ``config.min_duration`` (padded), and truncated files.
+    """
+    y = load_audio(
+        path,
+        sample_rate=config.sample_rate,
+        max_duration=config.max_duration,
+        crop=config.crop if crop is None else crop,
+        rng=rng,
+        res_type=config.res_type,
+    )
+    seconds = len(y) / config.sample_rate
+    if seconds < config.min_duration:
+        warnings.warn(
+            f"{os.fspath(path)}: clip is only {seconds:.3f} s long (audio.min_duration = "
+            f"{config.min_duration} s); zero-padded to {config.duration} s",
+            EmoUtilsWarning,
+            stacklevel=2,
+        )
+    if len(y) < config.n_samples:
+        y = librosa.util.fix_length(y, size=config.n_samples)
+    return y

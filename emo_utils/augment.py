@@ -1,0 +1,112 @@
+"""Audio-appropriate batch augmentation for spectrogram images.
+
+Every augmentation is a fastai batch :class:`~fastai.data.transforms.Transform` applied
+to training batches only (``split_idx = 0``) on the batch's device, to images of shape
+``(B, C, H, T)`` (``H`` frequency bins, ``T`` frames).  They are built from
+:class:`~emo_utils.config.TrainConfig` through the :data:`AUGMENTATIONS` registry; a
+value of 0 switches one off.  Mixup is fastai's :class:`~fastai.callback.mixup.MixUp`
+callback (``train.mixup`` is its alpha).
+
+There are deliberately no flips or rotations: a flipped spectrogram is a different sound.
+
+=============  ==================================================================
+``time_shift`` roll each image along time by up to ``time_shift * T`` frames
+``freq_mask``  SpecAugment frequency mask: up to ``freq_mask * H`` adjacent bins
+``time_mask``  SpecAugment time mask: up to ``time_mask * T`` adjacent frames
+=============  ==================================================================
+
+Masked cells take the mean of their image channel, so a mask removes information without
+adding an artificial silence or edge.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from fastai.data.transforms import Transform
+from fastai.torch_core import TensorImage
+
+from .config import TrainConfig
+
+__all__ = ["AUGMENTATIONS", "FrequencyMask", "TimeMask", "TimeShift", "batch_augmentations"]
+
+
+class TimeShift(Transform):
+    """Roll every image of a batch along time by its own random number of frames.
+
+    Parameters
+    ----------
+    max_fraction : float
+        Largest shift, as a fraction of the frames; shifts are uniform in
+        ``[-max_fraction * T, max_fraction * T]``.
+    """
+
+    split_idx, order = 0, 10
+
+    def __init__(self, max_fraction: float) -> None:
+        super().__init__()
+        self.max_fraction = float(max_fraction)
+
+    def encodes(self, x: TensorImage) -> TensorImage:
+        b, t = x.shape[0], x.shape[-1]
+        max_shift = int(self.max_fraction * t)
+        if max_shift == 0:
+            return x
+        shifts = torch.randint(-max_shift, max_shift + 1, (b,), device=x.device)
+        source = (torch.arange(t, device=x.device)[None, :] - shifts[:, None]) % t
+        return x.gather(-1, source[:, None, None, :].expand_as(x))
+
+
+class _AxisMask(Transform):
+    """One random band of adjacent cells along ``axis``, per image, set to the channel mean."""
+
+    split_idx, order = 0, 20
+    axis = -1
+
+    def __init__(self, max_fraction: float) -> None:
+        super().__init__()
+        self.max_fraction = float(max_fraction)
+
+    def encodes(self, x: TensorImage) -> TensorImage:
+        b, size = x.shape[0], x.shape[self.axis]
+        max_width = int(self.max_fraction * size)
+        if max_width == 0:
+            return x
+        width = torch.randint(0, max_width + 1, (b,), device=x.device)
+        start = (torch.rand(b, device=x.device) * (size - width + 1)).long()
+        pos = torch.arange(size, device=x.device)[None, :]
+        band = (pos >= start[:, None]) & (pos < (start + width)[:, None])  # (B, size)
+        shape = [b, 1, 1, 1]
+        shape[self.axis] = size
+        fill = x.mean(dim=(-2, -1), keepdim=True)
+        return torch.where(band.view(shape), fill, x)
+
+
+class FrequencyMask(_AxisMask):
+    """SpecAugment frequency mask: up to ``max_fraction`` of the bins, per image."""
+
+    axis = -2
+
+
+class TimeMask(_AxisMask):
+    """SpecAugment time mask: up to ``max_fraction`` of the frames, per image."""
+
+    axis = -1
+
+
+#: ``TrainConfig`` field -> transform class taking that field's value.
+AUGMENTATIONS: dict[str, Callable[[float], Transform]] = {
+    "time_shift": TimeShift,
+    "freq_mask": FrequencyMask,
+    "time_mask": TimeMask,
+}
+
+
+def batch_augmentations(config: TrainConfig) -> list[Transform]:
+    """The switched-on batch transforms of ``config`` (fields of :data:`AUGMENTATIONS`)."""
+    return [
+        make(getattr(config, name))
+        for name, make in AUGMENTATIONS.items()
+        if getattr(config, name) > 0
+    ]

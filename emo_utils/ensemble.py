@@ -1,0 +1,766 @@
+"""Combining the predictions of several models, and choosing how on OOF predictions.
+
+Every combiner works on probabilities of shape ``(n_models, n_samples, n_classes)`` (one
+softmax output per model, e.g. the fold-averaged test probabilities of each architecture,
+or their out-of-fold probabilities), in the manner of scikit-learn's
+:class:`~sklearn.ensemble.VotingClassifier` and :class:`~sklearn.ensemble.StackingClassifier`:
+
+=============  ===========================================================================
+``mode``       majority vote of the per-model labels (the reference solution's method);
+               optional model weights; ties broken as described in :func:`mode_vote`
+``mean``       weighted arithmetic mean of the probabilities ("soft" voting)
+``geometric``  weighted geometric mean of the probabilities, renormalised
+``stacking``   a small scikit-learn model fitted on the models' OOF probabilities; its own
+               OOF score is cross-validated over the training folds (never in-sample)
+=============  ===========================================================================
+
+:data:`ENSEMBLES` maps each name to a factory ``(weights=None, **options) -> ensemble``;
+an ensemble has ``fit(probas, y)``, ``predict(probas)``, ``predict_proba(probas)`` and
+``oof_predict(probas, y, folds)`` (labels for OOF scoring that never used the scored rows'
+labels).
+
+:func:`score_ensembles` scores every single model and every method on OOF predictions with
+the competition metric and returns an :class:`EnsembleReport`; :func:`evaluate_ensembles`
+does the same from a run folder (``oof/ARCH.csv``) and writes ``ensemble_report.json`` and
+``ensemble_report.md``.
+
+Examples
+--------
+>>> import numpy as np
+>>> from emo_utils.ensemble import mode_vote
+>>> probas = np.array([[[0.9, 0.1]], [[0.4, 0.6]], [[0.2, 0.8]]])  # 3 models, 1 sample
+>>> mode_vote(probas).tolist()
+[1]
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from scipy.special import softmax
+from sklearn.base import ClassifierMixin, clone
+from sklearn.linear_model import LogisticRegression, RidgeClassifier
+from sklearn.model_selection import PredefinedSplit, StratifiedKFold, cross_val_predict
+
+from .config import Config
+from .errors import CheckpointError, ConfigError, DataError, TrainingError
+from .fileio import read_json, write_json, write_text
+from .metrics import METRICS, get_metric
+
+__all__ = [
+    "ENSEMBLES",
+    "OOF",
+    "STACKING_MODELS",
+    "EnsembleReport",
+    "StackingEnsemble",
+    "VotingEnsemble",
+    "evaluate_ensembles",
+    "geometric_mean_proba",
+    "load_oof",
+    "make_ensemble",
+    "mean_proba",
+    "mode_vote",
+    "read_classes",
+    "read_run_config",
+    "resolve_method",
+    "score_ensembles",
+    "vote_shares",
+]
+
+#: Smallest probability used inside the geometric mean (zeros are clipped to it).
+GEOMETRIC_EPS = 1e-12
+
+
+# ---------------------------------------------------------------------------- validation
+def _check_probas(probas: np.ndarray) -> np.ndarray:
+    """``probas`` as float64 of shape ``(n_models, n_samples, n_classes)``, finite, >= 0."""
+    arr = np.asarray(probas, dtype=np.float64)
+    if arr.ndim != 3 or 0 in arr.shape:
+        raise DataError(
+            f"probas: expected a non-empty array of shape (n_models, n_samples, n_classes), "
+            f"got shape {arr.shape}"
+        )
+    if not np.all(np.isfinite(arr)) or np.any(arr < 0):
+        raise DataError("probas: probabilities must be finite and >= 0 (NaN, inf or < 0 found)")
+    return arr
+
+
+def _check_weights(weights: Sequence[float] | np.ndarray | None, n_models: int) -> np.ndarray:
+    """Model weights as a float64 array of length ``n_models`` (all ones when ``None``)."""
+    if weights is None or len(weights) == 0:
+        return np.ones(n_models)
+    w = np.asarray(weights, dtype=np.float64)
+    if w.shape != (n_models,):
+        raise ConfigError(
+            "ensemble.weights", list(weights), f"needs one weight per model ({n_models})"
+        )
+    if not np.all(np.isfinite(w)) or np.any(w < 0) or w.sum() <= 0:
+        raise ConfigError(
+            "ensemble.weights", list(weights), "must be non-negative finite numbers, not all zero"
+        )
+    return w
+
+
+# ---------------------------------------------------------------------------- combiners
+def vote_shares(
+    probas: np.ndarray, *, weights: Sequence[float] | np.ndarray | None = None
+) -> np.ndarray:
+    """Weighted share of the votes each class gets; rows sum to 1.
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_classes)
+        Per-model class probabilities; each model votes for its argmax.
+    weights : sequence of float, optional
+        One non-negative weight per model (default: equal weights).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_classes)
+    """
+    p = _check_probas(probas)
+    w = _check_weights(weights, p.shape[0])
+    votes = np.eye(p.shape[2])[p.argmax(axis=2)]  # (n_models, n_samples, n_classes) one-hot
+    return np.einsum("m,mnc->nc", w, votes) / w.sum()
+
+
+def mode_vote(
+    probas: np.ndarray, *, weights: Sequence[float] | np.ndarray | None = None
+) -> np.ndarray:
+    """Majority (mode) vote of the per-model labels, with a deterministic tie-break.
+
+    Each model votes for its most probable class; a class's count is the summed weight of
+    the models that voted for it.  The class with the largest count wins.  Ties are broken
+    in two levels:
+
+    1. among the tied classes, the one with the largest weighted sum of probabilities over
+       all models (the soft-voting score) wins;
+    2. if that is tied too, the lowest class index (the alphabetically first class name)
+       wins.
+
+    Counts and probability sums are compared with a relative tolerance of ``1e-9`` so that
+    float rounding in the weights cannot decide a tie.
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_classes)
+        Per-model class probabilities.
+    weights : sequence of float, optional
+        One non-negative weight per model (default: one vote each).
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (n_samples,)
+        Winning class index of every sample.
+
+    Examples
+    --------
+    Two models vote for class 0 and two for class 1; the summed probabilities decide:
+
+    >>> import numpy as np
+    >>> p = np.array([[[0.6, 0.4]], [[0.9, 0.1]], [[0.3, 0.7]], [[0.2, 0.8]]])
+    >>> mode_vote(p).tolist()  # sums: class 0 = 2.0, class 1 = 2.0 -> lowest index
+    [0]
+    """
+    p = _check_probas(probas)
+    w = _check_weights(weights, p.shape[0])
+    counts = vote_shares(p, weights=w)
+    soft = np.einsum("m,mnc->nc", w, p)
+    tied = np.isclose(counts, counts.max(axis=1, keepdims=True), rtol=1e-9, atol=1e-12)
+    key = np.where(tied, soft, -np.inf)
+    best = key.max(axis=1, keepdims=True)
+    still_tied = tied & np.isclose(key, best, rtol=1e-9, atol=1e-12)
+    return still_tied.argmax(axis=1).astype(np.int64)  # first True = lowest class index
+
+
+def mean_proba(
+    probas: np.ndarray, *, weights: Sequence[float] | np.ndarray | None = None
+) -> np.ndarray:
+    """Weighted arithmetic mean of the models' probabilities ("soft" voting).
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_classes)
+    weights : sequence of float, optional
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_classes)
+        Rows sum to 1 when every model's rows do.
+    """
+    p = _check_probas(probas)
+    return np.average(p, axis=0, weights=_check_weights(weights, p.shape[0]))
+
+
+def geometric_mean_proba(
+    probas: np.ndarray,
+    *,
+    weights: Sequence[float] | np.ndarray | None = None,
+    eps: float = GEOMETRIC_EPS,
+) -> np.ndarray:
+    """Weighted geometric mean of the models' probabilities, renormalised to sum to 1.
+
+    Probabilities are clipped to ``eps`` before the logarithm, so a zero from one model
+    pulls its class down strongly but never produces ``-inf`` or NaN.
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_classes)
+    weights : sequence of float, optional
+    eps : float
+        Floor applied to the probabilities (default ``1e-12``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_classes)
+        Finite, non-negative, rows sum to 1.
+    """
+    p = _check_probas(probas)
+    w = _check_weights(weights, p.shape[0])
+    log_mean = np.average(np.log(np.clip(p, eps, None)), axis=0, weights=w)
+    return softmax(log_mean, axis=1)  # exp and renormalise, computed stably
+
+
+# ---------------------------------------------------------------------------- estimators
+class Ensemble(Protocol):
+    """What every entry of :data:`ENSEMBLES` builds."""
+
+    def fit(self, probas: np.ndarray, y: np.ndarray) -> Ensemble: ...
+    def predict(self, probas: np.ndarray) -> np.ndarray: ...
+    def predict_proba(self, probas: np.ndarray) -> np.ndarray: ...
+    def oof_predict(self, probas: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray: ...
+
+
+#: ``voting`` name -> function ``(probas, *, weights) -> (n_samples, n_classes)``.
+_VOTING_PROBA: dict[str, Callable[..., np.ndarray]] = {
+    "hard": vote_shares,
+    "soft": mean_proba,
+    "geometric": geometric_mean_proba,
+}
+
+
+@dataclass
+class VotingEnsemble:
+    """Voting over fixed models, like scikit-learn's ``VotingClassifier`` on precomputed outputs.
+
+    Parameters
+    ----------
+    voting : {"hard", "soft", "geometric"}
+        ``"hard"``: :func:`mode_vote` (``predict_proba`` returns the weighted vote shares);
+        ``"soft"``: :func:`mean_proba`; ``"geometric"``: :func:`geometric_mean_proba`.
+    weights : sequence of float, optional
+        One weight per model.
+
+    Notes
+    -----
+    Nothing is learnt, so :meth:`fit` only checks its input and :meth:`oof_predict` is
+    :meth:`predict`: OOF scores of voting methods are honest by construction.
+    """
+
+    voting: str = "hard"
+    weights: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.voting not in _VOTING_PROBA:
+            raise ConfigError("voting", self.voting, f"must be one of {sorted(_VOTING_PROBA)}")
+
+    def fit(self, probas: np.ndarray, y: np.ndarray | None = None) -> VotingEnsemble:
+        _check_weights(self.weights, _check_probas(probas).shape[0])
+        return self
+
+    def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        return _VOTING_PROBA[self.voting](probas, weights=self.weights)
+
+    def predict(self, probas: np.ndarray) -> np.ndarray:
+        if self.voting == "hard":
+            return mode_vote(probas, weights=self.weights)
+        return self.predict_proba(probas).argmax(axis=1)
+
+    def oof_predict(
+        self, probas: np.ndarray, y: np.ndarray | None = None, folds: np.ndarray | None = None
+    ) -> np.ndarray:
+        return self.predict(probas)
+
+
+#: Stacking model name (``ensemble.stacking_model``) -> factory ``(seed) -> classifier``.
+STACKING_MODELS: dict[str, Callable[[int], ClassifierMixin]] = {
+    "logistic": lambda seed: LogisticRegression(max_iter=2000, random_state=seed),
+    "ridge": lambda seed: RidgeClassifier(alpha=1.0),
+}
+
+
+def _stack_features(probas: np.ndarray) -> np.ndarray:
+    """``(n_models, n_samples, n_classes)`` -> ``(n_samples, n_models * n_classes)``."""
+    p = _check_probas(probas)
+    return p.transpose(1, 0, 2).reshape(p.shape[1], -1)
+
+
+def _to_proba(scores: np.ndarray, method: str) -> np.ndarray:
+    """Probabilities from a ``predict_proba`` output, or softmax of a ``decision_function``."""
+    if method == "predict_proba":
+        return scores
+    if scores.ndim == 1:  # binary decision_function: the score of the second class
+        scores = np.column_stack([np.zeros_like(scores), scores])
+    return softmax(scores, axis=1)
+
+
+def _proba_method(estimator: ClassifierMixin) -> str:
+    return "predict_proba" if hasattr(estimator, "predict_proba") else "decision_function"
+
+
+@dataclass
+class StackingEnsemble:
+    """A scikit-learn model fitted on the models' OOF probabilities.
+
+    The features of a sample are the concatenated class probabilities of every model.
+    :meth:`oof_predict` scores it honestly: :func:`sklearn.model_selection.cross_val_predict`
+    over the training folds (``PredefinedSplit`` on the OOF fold column), so the prediction
+    for a sample in fold ``k`` comes from a stacker that never saw fold ``k``'s labels.
+
+    Parameters
+    ----------
+    model : {"logistic", "ridge"}
+        Name in :data:`STACKING_MODELS`.
+    weights : sequence of float, optional
+        Accepted for a uniform factory signature; ignored (the stacker learns weights).
+    seed : int
+        Random state of the model and of the fallback split when no folds are given.
+    n_splits : int
+        Folds of the fallback stratified split used when ``folds`` is ``None``.
+    """
+
+    model: str = "logistic"
+    weights: Sequence[float] | None = None
+    seed: int = 0
+    n_splits: int = 5
+    estimator_: ClassifierMixin | None = field(default=None, init=False, repr=False)
+    n_classes_: int = field(default=0, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.model not in STACKING_MODELS:
+            raise ConfigError(
+                "ensemble.stacking_model", self.model, f"must be one of {sorted(STACKING_MODELS)}"
+            )
+
+    def _estimator(self) -> ClassifierMixin:
+        return STACKING_MODELS[self.model](self.seed)
+
+    @staticmethod
+    def _full(proba: np.ndarray, present: np.ndarray, n_classes: int) -> np.ndarray:
+        """Spread the columns of the classes seen in training over ``n_classes`` columns."""
+        out = np.zeros((proba.shape[0], n_classes))
+        out[:, present] = proba
+        return out
+
+    def fit(self, probas: np.ndarray, y: np.ndarray) -> StackingEnsemble:
+        x = _stack_features(probas)
+        self.n_classes_ = np.shape(probas)[2]
+        self.estimator_ = clone(self._estimator()).fit(x, np.asarray(y))
+        return self
+
+    def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        if self.estimator_ is None:
+            raise TrainingError("StackingEnsemble: call fit(oof_probas, y) before predicting")
+        x = _stack_features(probas)
+        method = _proba_method(self.estimator_)
+        proba = _to_proba(getattr(self.estimator_, method)(x), method)
+        return self._full(proba, self.estimator_.classes_, self.n_classes_)
+
+    def predict(self, probas: np.ndarray) -> np.ndarray:
+        return self.predict_proba(probas).argmax(axis=1)
+
+    def oof_predict_proba(
+        self, probas: np.ndarray, y: np.ndarray, folds: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Cross-validated stacker probabilities of the training samples.
+
+        Parameters
+        ----------
+        probas : numpy.ndarray, shape (n_models, n_samples, n_classes)
+            OOF probabilities of the base models.
+        y : numpy.ndarray of int, shape (n_samples,)
+            True class indices.
+        folds : numpy.ndarray of int, shape (n_samples,), optional
+            The training fold of each sample (the OOF ``fold`` column); the stacker is
+            cross-validated over the same folds.  ``None`` uses a stratified split.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_samples, n_classes)
+        """
+        x = _stack_features(probas)
+        y = np.asarray(y)
+        if folds is not None and len(np.unique(folds)) >= 2:
+            cv = PredefinedSplit(np.asarray(folds))
+        else:
+            counts = np.bincount(y)
+            n_splits = max(2, int(min(self.n_splits, counts[counts > 0].min())))
+            cv = StratifiedKFold(n_splits, shuffle=True, random_state=self.seed)
+        est = self._estimator()
+        method = _proba_method(est)
+        proba = _to_proba(cross_val_predict(est, x, y, cv=cv, method=method), method)
+        # cross_val_predict orders the columns by the sorted classes present in y.
+        return self._full(proba, np.unique(y), np.shape(probas)[2])
+
+    def oof_predict(
+        self, probas: np.ndarray, y: np.ndarray, folds: np.ndarray | None = None
+    ) -> np.ndarray:
+        return self.oof_predict_proba(probas, y, folds).argmax(axis=1)
+
+
+#: Method name -> factory ``(weights=None, **options) -> ensemble``.
+ENSEMBLES: dict[str, Callable[..., Ensemble]] = {
+    "mode": partial(VotingEnsemble, "hard"),
+    "mean": partial(VotingEnsemble, "soft"),
+    "geometric": partial(VotingEnsemble, "geometric"),
+    "stacking": StackingEnsemble,
+}
+
+
+def make_ensemble(
+    method: str,
+    *,
+    weights: Sequence[float] | None = None,
+    stacking_model: str = "logistic",
+    seed: int = 0,
+) -> Ensemble:
+    """Build the ensemble registered as ``method`` in :data:`ENSEMBLES`.
+
+    Raises
+    ------
+    ConfigError
+        Unknown method (``"best"`` must be resolved first with :func:`resolve_method`).
+    """
+    if method not in ENSEMBLES:
+        raise ConfigError(
+            "ensemble.method", method, f"unknown method; known: {[*ENSEMBLES, 'best']}"
+        )
+    weights = list(weights) if weights else None
+    if method == "stacking":
+        return ENSEMBLES[method](model=stacking_model, weights=weights, seed=seed)
+    return ENSEMBLES[method](weights=weights)
+
+
+# ---------------------------------------------------------------------------- OOF scoring
+@dataclass
+class EnsembleReport:
+    """OOF scores of every single model and every ensemble method, side by side.
+
+    Attributes
+    ----------
+    metric : str
+        The competition metric (``ensemble.metric``); the ranking key.
+    table : pandas.DataFrame
+        One row per single model (``kind == "model"``) then per method (``"ensemble"``),
+        columns ``name, kind`` and one score column per metric in
+        :data:`emo_utils.metrics.METRICS`, the competition metric first.
+    best_method : str
+        The ensemble method with the best OOF score (ties: registry order).
+    best_model : str
+        The single model with the best OOF score.
+    method : str
+        The method configured to write the submission (``"best"`` resolved).
+    n_samples : int
+        OOF rows scored.
+    """
+
+    metric: str
+    table: pd.DataFrame
+    best_method: str
+    best_model: str
+    method: str
+    n_samples: int
+
+    def scores(self, kind: str) -> dict[str, float]:
+        """``name -> score`` (competition metric) of the rows of ``kind`` (model/ensemble)."""
+        rows = self.table[self.table["kind"] == kind]
+        return dict(zip(rows["name"], rows[self.metric].astype(float), strict=True))
+
+    @property
+    def model_scores(self) -> dict[str, float]:
+        return self.scores("model")
+
+    @property
+    def ensemble_scores(self) -> dict[str, float]:
+        return self.scores("ensemble")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "metric": self.metric,
+            "n_samples": self.n_samples,
+            "best_method": self.best_method,
+            "best_model": self.best_model,
+            "submission_method": self.method,
+            "rows": self.table.to_dict(orient="records"),
+        }
+
+    def to_markdown(self) -> str:
+        metrics = [c for c in self.table.columns if c not in ("name", "kind")]
+        lines = [
+            "# Ensemble report (out-of-fold)",
+            "",
+            f"{self.n_samples} OOF samples; competition metric: **{self.metric}**.",
+            "",
+            "| name | kind | " + " | ".join(metrics) + " |",
+            "|---|---|" + "---:|" * len(metrics),
+        ]
+        for row in self.table.itertuples(index=False):
+            d = row._asdict()
+            name = d["name"]
+            marks = [
+                m
+                for m, hit in (
+                    ("best", name == self.best_method),
+                    ("submission", name == self.method),
+                )
+                if hit and d["kind"] == "ensemble"
+            ]
+            label = f"{name} ({', '.join(marks)})" if marks else name
+            lines.append(
+                f"| {label} | {d['kind']} | " + " | ".join(f"{d[m]:.4f}" for m in metrics) + " |"
+            )
+        best_score = self.ensemble_scores[self.best_method]
+        lines += [
+            "",
+            f"Best method on OOF ({self.metric}): **{self.best_method}** ({best_score:.4f}).",
+            f"Best single model: {self.best_model} ({self.model_scores[self.best_model]:.4f}).",
+            f"Submission written by: **{self.method}**.",
+            "",
+        ]
+        return "\n".join(lines)
+
+
+def score_ensembles(
+    probas: np.ndarray,
+    y: np.ndarray,
+    *,
+    model_names: Sequence[str],
+    folds: np.ndarray | None = None,
+    metric: str = "accuracy",
+    method: str = "mode",
+    weights: Sequence[float] | None = None,
+    stacking_model: str = "logistic",
+    seed: int = 0,
+) -> EnsembleReport:
+    """Score every single model and every method of :data:`ENSEMBLES` on OOF predictions.
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_classes)
+        OOF probabilities of every model, rows aligned.
+    y : numpy.ndarray of int, shape (n_samples,)
+        True class indices.
+    model_names : sequence of str
+        Name of each model (architectures), in ``probas`` order.
+    folds : numpy.ndarray of int, shape (n_samples,), optional
+        Training fold of each sample; the stacker is cross-validated over them.
+    metric : str
+        Competition metric (name in :data:`emo_utils.metrics.METRICS`).
+    method : str
+        Configured method; ``"best"`` resolves to the best-scoring one.
+    weights, stacking_model, seed
+        Passed to :func:`make_ensemble`.
+
+    Returns
+    -------
+    EnsembleReport
+    """
+    p = _check_probas(probas)
+    y = np.asarray(y, dtype=np.int64)
+    get_metric(metric)
+    resolve_method(method, next(iter(ENSEMBLES)))  # fail on an unknown name before scoring
+    if len(model_names) != p.shape[0] or y.shape != (p.shape[1],):
+        raise DataError(
+            f"probas {p.shape}: needs {p.shape[0]} model names (got {len(model_names)}) and "
+            f"{p.shape[1]} labels (got {y.shape})"
+        )
+    names_in_order = [metric, *(m for m in METRICS if m != metric)]
+
+    def row(name: str, kind: str, pred: np.ndarray) -> dict[str, Any]:
+        return {"name": name, "kind": kind} | {
+            m: float(METRICS[m](y, pred)) for m in names_in_order
+        }
+
+    rows = [row(n, "model", p[i].argmax(axis=1)) for i, n in enumerate(model_names)]
+    for name in ENSEMBLES:
+        ens = make_ensemble(name, weights=weights, stacking_model=stacking_model, seed=seed)
+        rows.append(row(name, "ensemble", ens.oof_predict(p, y, folds)))
+    table = pd.DataFrame(rows)
+    methods = table[table["kind"] == "ensemble"]
+    models = table[table["kind"] == "model"]
+    best_method = str(methods.loc[methods[metric].idxmax(), "name"])
+    best_model = str(models.loc[models[metric].idxmax(), "name"])
+    return EnsembleReport(
+        metric=metric,
+        table=table,
+        best_method=best_method,
+        best_model=best_model,
+        method=resolve_method(method, best_method),
+        n_samples=int(p.shape[1]),
+    )
+
+
+def resolve_method(method: str, best_method: str) -> str:
+    """The method that writes the submission: ``method``, or ``best_method`` for ``"best"``.
+
+    Raises
+    ------
+    ConfigError
+        ``method`` is neither ``"best"`` nor in :data:`ENSEMBLES`.
+    """
+    resolved = best_method if method == "best" else method
+    if resolved not in ENSEMBLES:
+        raise ConfigError(
+            "ensemble.method", method, f"unknown method; known: {[*ENSEMBLES, 'best']}"
+        )
+    return resolved
+
+
+def read_classes(run_dir: str | os.PathLike) -> tuple[str, ...]:
+    """Class names of a run, in index order (``RUN/classes.json``)."""
+    path = Path(run_dir) / "classes.json"
+    if not path.is_file():
+        raise TrainingError(f"{path}: not found; train the run first")
+    classes = read_json(path)
+    if isinstance(classes, Mapping):  # tolerate {"classes": [...]}
+        classes = classes.get("classes")
+    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
+        raise CheckpointError(f"{path}: expected a JSON list of class names, got {classes!r}")
+    return tuple(classes)
+
+
+@dataclass
+class OOF:
+    """Aligned OOF predictions of several architectures (see :func:`load_oof`)."""
+
+    probas: np.ndarray  # (n_models, n_samples, n_classes)
+    y: np.ndarray  # (n_samples,) class indices
+    folds: np.ndarray  # (n_samples,)
+    filenames: list[str]
+    architectures: list[str]
+    classes: tuple[str, ...]
+
+
+def load_oof(
+    run_dir: str | os.PathLike,
+    architectures: Sequence[str],
+    classes: Sequence[str] | None = None,
+) -> OOF:
+    """Read ``oof/ARCH.csv`` of every architecture and align their rows by file name.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        The run folder.
+    architectures : sequence of str
+        Which ``oof/ARCH.csv`` files to read, in this order.
+    classes : sequence of str, optional
+        Class names in index order (default: the run's ``classes.json``).
+
+    Raises
+    ------
+    TrainingError
+        An architecture has no OOF file (not trained yet).
+    CheckpointError
+        A file lacks a column, has missing probabilities or unknown labels, or the files
+        do not cover the same training files.
+    """
+    run_dir = Path(run_dir)
+    classes = tuple(classes) if classes is not None else read_classes(run_dir)
+    index = {c: i for i, c in enumerate(classes)}
+    missing = [a for a in architectures if not (run_dir / "oof" / f"{a}.csv").is_file()]
+    if missing:
+        raise TrainingError(
+            f"{run_dir / 'oof'}: no OOF predictions for {missing}; train them first"
+        )
+    frames: list[pd.DataFrame] = []
+    for arch in architectures:
+        path = run_dir / "oof" / f"{arch}.csv"
+        df = pd.read_csv(path, dtype={"filename": str, "label": str}, keep_default_na=False)
+        need = ["filename", "label", "fold", *classes]
+        absent = [c for c in need if c not in df.columns]
+        if absent:
+            raise CheckpointError(f"{path}: missing column(s) {absent}; found {list(df.columns)}")
+        probs = df[list(classes)].apply(pd.to_numeric, errors="coerce")
+        if probs.isna().any().any():
+            raise CheckpointError(f"{path}: missing or non-numeric probabilities")
+        unknown = sorted(set(df["label"]) - set(index))
+        if unknown:
+            raise CheckpointError(f"{path}: labels not in classes.json: {unknown[:10]}")
+        if df["filename"].duplicated().any():
+            raise CheckpointError(f"{path}: a file name appears more than once")
+        df[list(classes)] = probs
+        frames.append(df.set_index("filename"))
+    order = frames[0].index
+    for arch, df in zip(architectures, frames, strict=True):
+        if set(df.index) != set(order):
+            raise CheckpointError(
+                f"{run_dir / 'oof' / f'{arch}.csv'}: covers different training files than "
+                f"oof/{architectures[0]}.csv; retrain it with the run's folds.csv"
+            )
+    frames = [df.loc[order] for df in frames]
+    first = frames[0]
+    return OOF(
+        probas=np.stack([df[list(classes)].to_numpy(np.float64) for df in frames]),
+        y=first["label"].map(index).to_numpy(np.int64),
+        folds=first["fold"].to_numpy(np.int64),
+        filenames=[str(f) for f in order],
+        architectures=list(architectures),
+        classes=classes,
+    )
+
+
+def evaluate_ensembles(
+    run_dir: str | os.PathLike, config: Config | None = None, *, write: bool = True
+) -> EnsembleReport:
+    """Score every architecture and every ensemble method on a run's OOF predictions.
+
+    Parameters
+    ----------
+    run_dir : str or os.PathLike
+        Run folder with ``classes.json`` and ``oof/ARCH.csv`` for every architecture of
+        ``config.train.architectures``.
+    config : Config, optional
+        Default: the run's ``config.json``.
+    write : bool
+        Write ``ensemble_report.json`` and ``ensemble_report.md`` into the run folder.
+
+    Returns
+    -------
+    EnsembleReport
+    """
+    run_dir = Path(run_dir)
+    config = config or read_run_config(run_dir)
+    archs = list(config.train.architectures)
+    oof = load_oof(run_dir, archs)
+    report = score_ensembles(
+        oof.probas,
+        oof.y,
+        model_names=archs,
+        folds=oof.folds,
+        metric=config.ensemble.metric,
+        method=config.ensemble.method,
+        weights=config.ensemble.weights or None,
+        stacking_model=config.ensemble.stacking_model,
+        seed=config.train.seed,
+    )
+    if write:
+        write_json(run_dir / "ensemble_report.json", report.to_dict())
+        write_text(run_dir / "ensemble_report.md", report.to_markdown())
+    return report
+
+
+def read_run_config(run_dir: str | os.PathLike) -> Config:
+    """The config a run was trained with (``RUN/config.json``)."""
+    run_dir = Path(run_dir)
+    path = run_dir / "config.json"
+    if not path.is_file():
+        raise TrainingError(f"{path}: not found; train the run first")
+    return Config.from_dict(read_json(path))

@@ -1,0 +1,327 @@
+"""The competition CSV: one row per ``test.csv`` row, validated, written atomically.
+
+Rules (each one is tested):
+
+* exactly one row per ``test.csv`` row, in its order, with its file names as written
+  (duplicated names stay duplicated);
+* labels are the competition's class strings; the columns are the sample submission's
+  (``Competition.submission_columns``, default ``filename,emotion``);
+* a test row whose audio could not be loaded still gets a row: the fallback label is the
+  most frequent training class (the argmax of the class prior; ties go to the
+  alphabetically first class), and the row is listed with its reason in a failures file;
+* everything is checked before anything is written (:func:`validate_submission` raises
+  :class:`~emo_utils.errors.SubmissionError`), and every file is written atomically.
+
+Files written by :func:`write_submission` into ``out_dir`` (``NAME`` = ``<run>__<method>``):
+
+* ``NAME.csv`` -- the submission;
+* ``NAME.probabilities.csv`` -- file name and one probability column per class, in the
+  submission's row order (fallback rows hold the training class prior);
+* ``NAME.failures.csv`` -- ``row, <file name column>, reason, fallback`` of every fallback row
+  (header only when there is none).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .competition import Competition, read_sample_submission_columns
+from .config import DataConfig
+from .errors import SubmissionError
+from .fileio import write_csv
+
+__all__ = [
+    "SubmissionFiles",
+    "class_prior",
+    "failures_from_store",
+    "fallback_label",
+    "make_submission",
+    "submission_name",
+    "validate_submission",
+    "write_submission",
+]
+
+
+@dataclass(frozen=True)
+class SubmissionFiles:
+    """Paths written by :func:`write_submission`."""
+
+    submission: Path
+    probabilities: Path
+    failures: Path
+
+
+def class_prior(competition: Competition) -> np.ndarray:
+    """Share of each class among the training rows, in ``competition.classes`` order."""
+    counts = competition.train["label"].value_counts()
+    prior = np.array([counts.get(c, 0) for c in competition.classes], dtype=np.float64)
+    return prior / prior.sum()
+
+
+def fallback_label(competition: Competition) -> int:
+    """Class index given to test rows without a prediction.
+
+    The most frequent training class; on a tie, the lowest class index (the alphabetically
+    first class name, since ``competition.classes`` is sorted).
+    """
+    return int(np.argmax(class_prior(competition)))
+
+
+def failures_from_store(store: object) -> dict[int, str]:
+    """``row -> reason`` of the failed rows of a :class:`~emo_utils.cache.FeatureStore`.
+
+    Rows rather than file names, because ``test.csv`` may list a name twice.
+    """
+    ok = np.asarray(store.ok)
+    return {int(i): str(store.reasons[i]) for i in np.flatnonzero(~ok)}
+
+
+def submission_name(run_name: str, method: str) -> str:
+    """``<run>__<method>``: the stem of the files that say which run and method made them."""
+    for part, value in (("run name", run_name), ("method", method)):
+        if not value or any(sep in value for sep in ("/", "\\", os.sep)):
+            raise SubmissionError(f"{part} {value!r}: must be a non-empty name without '/'")
+    return f"{run_name}__{method}"
+
+
+def _label_indices(
+    competition: Competition, labels: Sequence[int | str | None] | np.ndarray
+) -> np.ndarray:
+    """Class indices (``-1`` for missing) from indices or class names."""
+    index = competition.label_index
+    out = np.full(len(labels), -1, dtype=np.int64)
+    for row, label in enumerate(labels):
+        if label is None or (isinstance(label, float) and np.isnan(label)):
+            continue
+        if isinstance(label, str):
+            if label not in index:
+                raise SubmissionError(
+                    f"row {row}: label {label!r} is not a class of the competition "
+                    f"{list(competition.classes)}"
+                )
+            out[row] = index[label]
+        else:
+            value = int(label)
+            if value != -1 and not 0 <= value < len(competition.classes):
+                raise SubmissionError(
+                    f"row {row}: class index {value} outside 0..{len(competition.classes) - 1}"
+                )
+            out[row] = value
+    return out
+
+
+def make_submission(
+    competition: Competition,
+    labels: Sequence[int | str | None] | np.ndarray,
+    *,
+    failures: Mapping[int, str] | None = None,
+    fallback: int | None = None,
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Build (without writing) the submission and the failures table.
+
+    Parameters
+    ----------
+    competition : Competition
+        Gives the test rows, the classes and the submission columns.
+    labels : sequence of int or str, length ``len(competition.test)``
+        Predicted class index (or class name) of every test row; ``-1``/``None`` for rows
+        without a prediction, which must be listed in ``failures``.
+    failures : mapping of int to str, optional
+        ``row -> reason`` of the test rows whose audio failed (see
+        :func:`failures_from_store`); they get the fallback label whatever ``labels`` says.
+    fallback : int, optional
+        Fallback class index (default :func:`fallback_label`).
+
+    Returns
+    -------
+    submission : pandas.DataFrame
+        Columns ``competition.submission_columns``.
+    failures : pandas.DataFrame
+        Columns ``row, <file name column>, reason, fallback``.
+
+    Raises
+    ------
+    SubmissionError
+        Wrong number of labels, unknown label, a row without a prediction that is not a
+        listed failure, or a failure row outside the test set.
+    """
+    n_test = len(competition.test)
+    if len(labels) != n_test:
+        raise SubmissionError(
+            f"{len(labels)} predicted labels for {n_test} test.csv rows; need one per row"
+        )
+    failures = dict(failures or {})
+    outside = sorted(r for r in failures if not 0 <= r < n_test)
+    if outside:
+        raise SubmissionError(f"failure rows {outside[:10]} are outside 0..{n_test - 1}")
+    fallback = fallback_label(competition) if fallback is None else int(fallback)
+    idx = _label_indices(competition, labels)
+    rows = np.fromiter(failures, dtype=np.int64, count=len(failures))
+    idx[rows] = fallback
+    missing = np.flatnonzero(idx < 0)
+    if missing.size:
+        names = competition.test["filename"].iloc[missing[:10]].tolist()
+        raise SubmissionError(
+            f"{missing.size} test row(s) have no prediction and are not listed as failures: "
+            f"rows {missing[:10].tolist()} ({names})"
+        )
+    fcol, lcol = competition.submission_columns
+    filenames = competition.test["filename"].tolist()
+    submission = pd.DataFrame(
+        {fcol: filenames, lcol: [competition.classes[i] for i in idx]}, columns=[fcol, lcol]
+    )
+    order = sorted(failures)
+    failed = pd.DataFrame(
+        {
+            "row": order,
+            fcol: [filenames[r] for r in order],
+            "reason": [failures[r] for r in order],
+            "fallback": [competition.classes[fallback]] * len(order),
+        },
+        columns=["row", fcol, "reason", "fallback"],
+    )
+    return submission, failed
+
+
+def validate_submission(
+    submission: pd.DataFrame,
+    competition: Competition,
+    *,
+    data_config: DataConfig | None = None,
+) -> None:
+    """Check a submission against ``test.csv`` and the sample submission's columns.
+
+    Checks: the columns equal ``competition.submission_columns`` (and the header of the
+    sample submission on disk, when ``data_config`` is given and the file exists); one row
+    per ``test.csv`` row; the file names equal ``test.csv``'s in order (re-read from disk
+    when ``data_config`` is given); no missing label; every label is a class.
+
+    Raises
+    ------
+    SubmissionError
+        Naming the first failed check.
+    """
+    columns = list(competition.submission_columns)
+    where = "submission"
+    if data_config is not None:
+        sample = competition.root / data_config.sample_submission
+        if sample.is_file():
+            columns = list(read_sample_submission_columns(sample, data_config))
+            where = str(sample)
+    if list(submission.columns) != columns:
+        raise SubmissionError(
+            f"submission columns {list(submission.columns)} differ from {columns} ({where})"
+        )
+    fcol, lcol = columns
+    expected = competition.test["filename"].tolist()
+    source = "test.csv"
+    if data_config is not None:
+        test_csv = competition.root / data_config.test_csv
+        if test_csv.is_file():
+            on_disk = pd.read_csv(test_csv, dtype=str, keep_default_na=False)
+            on_disk.columns = [str(c).strip() for c in on_disk.columns]
+            expected = on_disk[data_config.filename_column].str.strip().tolist()
+            source = str(test_csv)
+    if len(submission) != len(expected):
+        raise SubmissionError(
+            f"submission has {len(submission)} rows; {source} has {len(expected)}"
+        )
+    names = submission[fcol].astype(str).tolist()
+    wrong = [i for i, (a, b) in enumerate(zip(names, expected, strict=True)) if a != b]
+    if wrong:
+        i = wrong[0]
+        raise SubmissionError(
+            f"submission file names differ from {source} at {len(wrong)} row(s), first at "
+            f"row {i}: {names[i]!r} != {expected[i]!r}"
+        )
+    labels = submission[lcol]
+    blank = labels.isna() | (labels.astype(str).str.strip() == "")
+    if blank.any():
+        raise SubmissionError(
+            f"submission has {int(blank.sum())} missing label(s), first at row "
+            f"{int(np.flatnonzero(blank)[0])}"
+        )
+    unknown = sorted(set(labels.astype(str)) - set(competition.classes))
+    if unknown:
+        raise SubmissionError(
+            f"submission labels {unknown[:10]} are not classes {list(competition.classes)}"
+        )
+
+
+def write_submission(
+    competition: Competition,
+    labels: Sequence[int | str | None] | np.ndarray,
+    *,
+    out_dir: str | os.PathLike,
+    run_name: str,
+    method: str,
+    failures: Mapping[int, str] | None = None,
+    probabilities: np.ndarray | None = None,
+    data_config: DataConfig | None = None,
+) -> SubmissionFiles:
+    """Validate and atomically write the submission, its probabilities and its failures.
+
+    Parameters
+    ----------
+    competition : Competition
+    labels : sequence of int or str, length ``len(competition.test)``
+        Predicted class of every test row (``-1``/``None`` for failed rows).
+    out_dir : str or os.PathLike
+        Folder of the files (created if needed), e.g. ``submissions/``.
+    run_name, method : str
+        Name the files ``<run_name>__<method>.*``.
+    failures : mapping of int to str, optional
+        ``row -> reason`` of failed test rows; they get the fallback label.
+    probabilities : numpy.ndarray, shape (n_test, n_classes), optional
+        Ensemble probabilities; failed rows (any values, NaN allowed) are replaced by the
+        training class prior.  Default: one-hot of the labels.
+    data_config : DataConfig, optional
+        Re-read ``test.csv`` and the sample submission from disk for validation.
+
+    Returns
+    -------
+    SubmissionFiles
+        Paths of the submission, probabilities and failures files.
+
+    Raises
+    ------
+    SubmissionError
+        The submission would not match ``test.csv`` or the sample submission; nothing is
+        written then.
+    """
+    submission, failed = make_submission(competition, labels, failures=failures)
+    validate_submission(submission, competition, data_config=data_config)
+    n_test, n_classes = len(competition.test), len(competition.classes)
+    if probabilities is None:
+        index = competition.label_index
+        probabilities = np.eye(n_classes)[[index[c] for c in submission.iloc[:, 1]]]
+    probabilities = np.array(probabilities, dtype=np.float64)
+    if probabilities.shape != (n_test, n_classes):
+        raise SubmissionError(
+            f"probabilities have shape {probabilities.shape}; expected ({n_test}, {n_classes})"
+        )
+    probabilities[failed["row"].to_numpy(np.int64)] = class_prior(competition)
+    if not np.all(np.isfinite(probabilities)):
+        bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
+        raise SubmissionError(f"probabilities of rows {bad[:10].tolist()} are not finite")
+    fcol = competition.submission_columns[0]
+    proba_df = pd.DataFrame(probabilities, columns=list(competition.classes))
+    proba_df.insert(0, fcol, submission[fcol].to_numpy())
+
+    out_dir = Path(out_dir)
+    stem = submission_name(run_name, method)
+    files = SubmissionFiles(
+        submission=out_dir / f"{stem}.csv",
+        probabilities=out_dir / f"{stem}.probabilities.csv",
+        failures=out_dir / f"{stem}.failures.csv",
+    )
+    write_csv(files.probabilities, proba_df)
+    write_csv(files.failures, failed)
+    write_csv(files.submission, submission)  # last: it exists only with its companions
+    return files

@@ -1,0 +1,228 @@
+"""Image channels against direct librosa calls, resizing, normalisation, the registry."""
+
+from __future__ import annotations
+
+import warnings
+
+import librosa
+import numpy as np
+import pytest
+import torch
+
+from emo_utils.config import FeatureConfig
+from emo_utils.errors import ConfigError
+from emo_utils.features import (
+    CHANNELS,
+    NORMALIZATIONS,
+    Spectrum,
+    compute_image,
+    db_range,
+    n_frames,
+    normalize,
+    register_channel,
+    resize_rows,
+)
+
+RATES = (8000, 16000, 22050, 44100)
+# Lengths in seconds-ish: shorter than a window, odd, a hop multiple, several seconds.
+LENGTHS = (2048, 3001, 8192, 50_017)
+PARAMS = {
+    "default": {},
+    "small": {"n_fft": 1024, "hop_length": 256, "n_mels": 64, "fmin": 50.0, "fmax": 3800.0},
+    "win": {"n_fft": 1024, "hop_length": 320, "win_length": 800, "n_mels": 40, "n_chroma": 24},
+}
+
+
+def _signal(n: int, sr: int, seed: int) -> np.ndarray:
+    """Harmonics of a drifting pitch plus noise, so every channel has structure."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(n) / sr
+    f0 = rng.uniform(110, 400) * (1 + 0.05 * t)
+    y = sum(np.sin(2 * np.pi * k * f0 * t + rng.uniform(0, 6)) / k for k in range(1, 6))
+    return 0.2 * y + 0.02 * rng.standard_normal(n)
+
+
+def _direct(y: np.ndarray, sr: int, cfg: FeatureConfig) -> dict[str, np.ndarray]:
+    """The three direct librosa calls, each with its own STFT."""
+    kw = {"n_fft": cfg.n_fft, "hop_length": cfg.hop_length, "win_length": cfg.win_length or None}
+    top_db = cfg.top_db or None
+    mel = librosa.feature.melspectrogram(
+        y=y, sr=sr, n_mels=cfg.n_mels, fmin=cfg.fmin, fmax=cfg.fmax or None, **kw
+    )
+    return {
+        "mel": librosa.power_to_db(mel, ref=1.0, top_db=top_db),
+        "chroma": librosa.feature.chroma_stft(y=y, sr=sr, n_chroma=cfg.n_chroma, **kw),
+        "stft": librosa.amplitude_to_db(np.abs(librosa.stft(y, **kw)), ref=1.0, top_db=top_db),
+    }
+
+
+@pytest.mark.parametrize("precision", ["float64", "float32"])
+@pytest.mark.parametrize("params", list(PARAMS))
+@pytest.mark.parametrize("sr", RATES)
+def test_channels_match_direct_librosa_calls(precision, params, sr):
+    cfg = FeatureConfig(precision=precision, **PARAMS[params])
+    dtype = np.float64 if precision == "float64" else np.float32
+    for k, n in enumerate(LENGTHS):
+        y = _signal(n, sr, seed=k).astype(dtype)
+        spectrum = Spectrum(y, sample_rate=sr, config=cfg)
+        direct = _direct(y, sr, cfg)
+        for name in ("mel", "chroma", "stft"):
+            ours = CHANNELS[name].compute(spectrum=spectrum)
+            assert ours.shape == direct[name].shape
+            assert ours.dtype == direct[name].dtype == dtype
+            np.testing.assert_allclose(ours, direct[name], rtol=0, atol=1e-4, err_msg=name)
+
+
+def test_image_equals_the_usual_recipe_bit_for_bit():
+    cfg = FeatureConfig()
+    sr = 22050
+    y = _signal(5 * sr, sr, seed=3).astype(np.float32)
+    direct = _direct(y, sr, cfg)
+    expected = np.stack(
+        [
+            normalize(
+                resize_rows(direct[name], height=cfg.n_mels),
+                method=cfg.normalization,
+                fixed_range=CHANNELS[name].fixed_range(config=cfg),
+            )
+            for name in cfg.channels
+        ]
+    ).astype(np.float32)
+    np.testing.assert_array_equal(compute_image(y, sample_rate=sr, config=cfg), expected)
+
+
+@pytest.mark.parametrize("n", [1, 511, 512, 22050, 110250])
+def test_image_shape_and_dtype(n):
+    cfg = FeatureConfig(n_mels=64)
+    y = np.random.default_rng(0).standard_normal(n).astype(np.float32) * 0.1
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)  # librosa: n_fft larger than tiny inputs
+        image = compute_image(y, sample_rate=16000, config=cfg)
+    assert image.shape == (3, 64, n_frames(n, hop_length=512)) == (3, 64, 1 + n // 512)
+    assert image.dtype == np.float32
+    assert np.isfinite(image).all()
+
+
+def test_compute_image_does_not_modify_its_input_and_is_keyword_only():
+    y = np.random.default_rng(1).standard_normal(4000)
+    before = y.copy()
+    compute_image(y, sample_rate=16000, config=FeatureConfig(n_mels=32))
+    np.testing.assert_array_equal(y, before)
+    with pytest.raises(TypeError):
+        compute_image(y, 16000, FeatureConfig())  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------- resizing
+@pytest.mark.parametrize(("src", "height"), [(12, 128), (1025, 128), (513, 64), (24, 40), (7, 7)])
+def test_resize_rows_is_torch_antialiased_bilinear(src, height):
+    x = np.random.default_rng(src).standard_normal((src, 9))
+    ours = resize_rows(x, height=height)
+    ref = torch.nn.functional.interpolate(
+        torch.from_numpy(x)[None, None],
+        size=(height, 9),
+        mode="bilinear",
+        align_corners=False,
+        antialias=True,
+    )[0, 0].numpy()
+    assert ours.shape == (height, 9)
+    np.testing.assert_allclose(ours, ref, atol=1e-10)
+
+
+def test_resize_rows_keeps_constants_and_dtype():
+    x = np.full((12, 5), 0.25, dtype=np.float32)
+    out = resize_rows(x, height=128)
+    assert out.dtype == np.float32
+    np.testing.assert_allclose(out, 0.25, rtol=1e-6)
+    assert resize_rows(x, height=12) is x
+
+
+# ---------------------------------------------------------------------------- normalisation
+def _images(normalization: str) -> dict[str, np.ndarray]:
+    cfg = FeatureConfig(n_mels=64, normalization=normalization)
+    sr, n = 16000, 16000
+    t = np.arange(n) / sr
+    clips = {
+        "silent": np.zeros(n, np.float32),
+        "constant": np.full(n, 0.5, np.float32),
+        "tiny_constant": np.full(n, 1e-6, np.float32),
+        "full_scale": np.sin(2 * np.pi * 440 * t).astype(np.float32),
+        "quiet": (0.01 * np.sin(2 * np.pi * 440 * t)).astype(np.float32),
+    }
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # no "empty frequency set" or divide warnings
+        return {k: compute_image(y, sample_rate=sr, config=cfg) for k, y in clips.items()}
+
+
+@pytest.mark.parametrize("normalization", sorted(NORMALIZATIONS))
+def test_silent_and_constant_clips_give_finite_distinct_images(normalization):
+    images = _images(normalization)
+    for name, image in images.items():
+        assert np.isfinite(image).all(), name
+    for name in ("silent", "constant", "tiny_constant"):
+        assert not np.array_equal(images[name], images["full_scale"]), name
+
+
+def test_fixed_normalisation_keeps_loudness():
+    images = _images("fixed")
+    assert images["silent"].min() == images["silent"].max() == 0.0
+    assert images["full_scale"].min() >= 0.0
+    assert images["full_scale"].max() <= 1.0
+    # Louder clip, brighter mel and STFT channels.
+    for k in (0, 2):
+        assert images["full_scale"][k].mean() > images["quiet"][k].mean() > 0.0
+
+
+def test_db_range_is_silence_to_full_scale():
+    lo, hi = db_range(config=FeatureConfig())
+    assert lo == pytest.approx(-100.0)
+    assert hi == pytest.approx(20 * np.log10(1024.0))
+
+
+def test_minmax_and_standard_scale_per_channel():
+    x = np.array([[1.0, 3.0], [5.0, 9.0]])
+    np.testing.assert_allclose(normalize(x, method="minmax", fixed_range=(0, 1)), (x - 1) / 8)
+    z = normalize(x, method="standard", fixed_range=(0, 1))
+    assert z.mean() == pytest.approx(0.0)
+    assert z.std() == pytest.approx(1.0)
+    with pytest.raises(ConfigError, match=r"features\.normalization"):
+        normalize(x, method="zscore", fixed_range=(0, 1))
+
+
+# ---------------------------------------------------------------------------- registry
+def test_other_channels_are_chosen_by_config():
+    sr = 16000
+    y = _signal(sr, sr, seed=5).astype(np.float32)
+    cfg = FeatureConfig(n_mels=48, channels=("mfcc", "delta", "mel"), normalization="none")
+    image = compute_image(y, sample_rate=sr, config=cfg)
+    assert image.shape == (3, 48, 1 + sr // 512)
+    mel_db = librosa.power_to_db(
+        librosa.feature.melspectrogram(y=y, sr=sr, n_mels=48), ref=1.0, top_db=80.0
+    )
+    np.testing.assert_allclose(image[2], mel_db, atol=1e-4)
+    np.testing.assert_allclose(image[1], librosa.feature.delta(mel_db), atol=1e-3)
+    mfcc = librosa.feature.mfcc(S=mel_db, n_mfcc=20)
+    np.testing.assert_allclose(image[0], resize_rows(mfcc, height=48), atol=1e-2)
+
+
+def test_register_channel_makes_a_new_channel_available(monkeypatch):
+    monkeypatch.setattr("emo_utils.features.CHANNELS", dict(CHANNELS))
+
+    @register_channel("energy", fixed_range=lambda *, config: (-100.0, 60.0))
+    def energy(*, spectrum):
+        return librosa.power_to_db(spectrum.power.sum(axis=0, keepdims=True), ref=1.0)
+
+    from emo_utils import features
+
+    assert "energy" in features.CHANNELS
+    cfg = FeatureConfig(n_mels=16, channels=("energy", "mel"))
+    image = compute_image(_signal(8000, 16000, 1), sample_rate=16000, config=cfg)
+    assert image.shape == (2, 16, 16)
+    # One row resized to 16 rows: every row is the same.
+    np.testing.assert_allclose(image[0], np.broadcast_to(image[0][:1], image[0].shape))
+
+
+def test_unknown_channel_is_a_config_error():
+    with pytest.raises(ConfigError, match=r"features\.channels.*wavelet"):
+        compute_image(
+            np.zeros(4000), sample_rate=16000, config=FeatureConfig(channels=("mel", "wavelet"))
+        )
