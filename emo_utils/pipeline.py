@@ -202,6 +202,7 @@ def train(
 
     Reuses the feature cache (computing what is missing) and every finished fold.
     """
+    from .duplicates import duplicate_groups_for
     from .training import train_cv
 
     start = time.perf_counter()
@@ -220,7 +221,16 @@ def train(
             progress=progress,
         )
         comp, store = _training_subset(comp, store, config, collector)
-        result = train_cv(comp, store, config, run_dir, progress=progress)
+        groups = None
+        if config.train.use_groups:
+            groups = duplicate_groups_for(
+                comp,
+                config,
+                _cache_dir(Path(data_dir), cache_dir),
+                n_jobs=n_jobs,
+                progress=progress,
+            )
+        result = train_cv(comp, store, config, run_dir, progress=progress, groups=groups)
     collector.add_warnings(caught)
     scores = {arch: float(s) for arch, s in result.scores(config.ensemble.metric).items()}
     return PipelineResult(

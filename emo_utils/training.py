@@ -73,6 +73,7 @@ from .augment import batch_augmentations
 from .cache import FeatureStore
 from .competition import Competition
 from .config import Config, TrainConfig
+from .duplicates import describe_groups
 from .errors import CacheError, CheckpointError, ConfigError, EmoUtilsWarning, TrainingError
 from .fileio import atomic_path, read_json, write_csv, write_json, write_text
 from .folds import load_or_create_folds
@@ -925,7 +926,7 @@ def train_cv(
         fold_results[arch] = results
         oofs[arch] = _merge_oof(run, arch, results)
         write_csv(run_dir / "oof" / f"{arch}.csv", oofs[arch])
-    report = _cv_report(run, fold_results, oofs)
+    report = _cv_report(run, fold_results, oofs, groups=folds.get("group"))
     write_json(run_dir / "cv_report.json", report)
     write_text(run_dir / "cv_report.md", _report_markdown(report))
     return CVResult(
@@ -954,7 +955,11 @@ def _merge_oof(run: _Run, arch: str, results: list[FoldResult]) -> pd.DataFrame:
 
 # ---------------------------------------------------------------------------- report
 def _cv_report(
-    run: _Run, fold_results: dict[str, list[FoldResult]], oofs: dict[str, pd.DataFrame]
+    run: _Run,
+    fold_results: dict[str, list[FoldResult]],
+    oofs: dict[str, pd.DataFrame],
+    *,
+    groups: pd.Series | None = None,
 ) -> dict[str, Any]:
     archs = {}
     for arch, results in fold_results.items():
@@ -979,7 +984,7 @@ def _cv_report(
             ],
             "per_class": per_class_report(run.targets, pred, run.classes),
         }
-    return {
+    report = {
         "monitor": run.config.train.monitor,
         "metrics": list(METRICS),
         "classes": list(run.classes),
@@ -987,6 +992,9 @@ def _cv_report(
         "n_folds": run.config.train.n_folds,
         "architectures": archs,
     }
+    if groups is not None:
+        report["groups"] = describe_groups(groups)
+    return report
 
 
 def _table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> list[str]:
@@ -1007,6 +1015,16 @@ def _report_markdown(report: dict[str, Any]) -> str:
         "",
         f"{report['n_clips']} clips, {report['n_folds']} folds, {len(report['classes'])} classes; "
         f"best epoch chosen by `{report['monitor']}`.",
+        *(
+            [
+                "",
+                f"Folds keep near-duplicate groups together: {g['n_duplicate_groups']} groups of "
+                f"duplicates, {g['n_merged']} clips merged into another clip's group "
+                f"({g['n_groups']} groups in all).",
+            ]
+            if (g := report.get("groups"))
+            else []
+        ),
         "",
         "## Out-of-fold scores",
         "",
