@@ -512,7 +512,9 @@ def load_audio(
             f"{int((~finite).sum())} NaN/inf sample(s), first at "
             f"{(start - lead + bad_rows[0]) / native:.3f} s",
         )
-    y = librosa.to_mono(frames.T) if frames.shape[1] > 1 else frames[:, 0]
+    # Channels as contiguous rows: librosa.to_mono then averages row by row (the same sums
+    # as on the strided ``frames.T`` that librosa.load passes, about ten times faster).
+    y = librosa.to_mono(np.ascontiguousarray(frames.T)) if frames.shape[1] > 1 else frames[:, 0]
     if resampling:
         y = librosa.resample(y, orig_sr=native, target_sr=sample_rate, res_type=res_type)
     skip = lead * sample_rate // native

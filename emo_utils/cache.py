@@ -54,32 +54,38 @@ submission).  :func:`require_valid_training` turns failed training rows into one
 
 from __future__ import annotations
 
+import collections
 import contextlib
+import functools
 import hashlib
 import json
 import math
 import os
 import shutil
+import threading
 import time
 import warnings
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, Future, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from queue import SimpleQueue
 from typing import Any
 
 import librosa
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from joblib import Parallel, delayed, effective_n_jobs
-from threadpoolctl import threadpool_limits
+from joblib import effective_n_jobs
+from joblib.executor import get_memmapping_executor
+from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
 from .audio import check_formats, load_clip
 from .config import AudioConfig, Config, FeatureConfig
-from .errors import AudioError, CacheError, EmoUtilsWarning
-from .features import FEATURES_VERSION, compute_image, n_frames
+from .errors import AudioError, CacheError, ConfigError, EmoUtilsWarning
+from .features import CHANNELS, FEATURES_VERSION, compute_image, n_frames
 from .fileio import atomic_path, read_json, write_csv, write_json
 
 __all__ = [
@@ -105,6 +111,11 @@ _WARNINGS = "warnings.csv"
 _MANIFEST = "manifest.json"
 _CHUNKS = "chunks"
 _HASH_BLOCK_BYTES = 64 << 20
+#: Seconds an idle worker process stays up for the next build_cache call (joblib's default).
+_WORKER_IDLE_SECONDS = 300
+#: Clips of work per worker process started by build_cache: starting one costs about as much
+#: CPU (importing librosa, scipy, numba) as computing a few hundred images.
+_CLIPS_PER_WORKER = 400
 
 
 @dataclass
@@ -309,9 +320,21 @@ def _digest(obj: Any) -> str:
     return hashlib.sha256(json.dumps(obj, sort_keys=True).encode()).hexdigest()
 
 
+def _check_channels(config: Config) -> None:
+    """Unknown channel names fail before any file is read or written (not in a worker)."""
+    unknown = [c for c in config.features.channels if c not in CHANNELS]
+    if unknown:
+        raise ConfigError(
+            "features.channels",
+            list(config.features.channels),
+            f"unknown {unknown}; known: {sorted(CHANNELS)}",
+        )
+
+
 def _plan(competition: Any, split: str, config: Config, cache_dir: str | os.PathLike) -> _Plan:
     if split not in SPLITS:
         raise CacheError(f"unknown split {split!r}; known: {list(SPLITS)}")
+    _check_channels(config)
     table = getattr(competition, split)
     filenames = [str(f) for f in table["filename"]]
     paths = [str(p) for p in table["path"]]
@@ -377,6 +400,12 @@ def _clip_image(
     return image, reason, messages
 
 
+@functools.cache
+def _threadpools() -> ThreadpoolController:
+    """The BLAS/OpenMP thread pools of this process, inspected once (that takes milliseconds)."""
+    return ThreadpoolController()
+
+
 def _compute_chunk(
     paths: Sequence[str],
     audio: AudioConfig,
@@ -393,7 +422,7 @@ def _compute_chunk(
     """
     blocks: list[np.ndarray] = []
     lengths, reasons, warned_file, warned_text = [], [], [], []
-    with threadpool_limits(limits=1, user_api="blas"):
+    with _threadpools().limit(limits=1, user_api="blas"):
         for k, path in enumerate(paths):
             image, reason, messages = _clip_image(path, audio, features)
             if image is not None:
@@ -499,23 +528,119 @@ def _compute_missing(
         return 0, reused
     (plan.directory / _CHUNKS).mkdir(parents=True, exist_ok=True)
     total = sum(len(c) for c, _, _ in todo)
-    jobs = (
-        delayed(_compute_chunk)(
-            [plan.clips[i] for i in clips], config.audio, config.features, str(path), key
-        )
+    tasks = [
+        ([plan.clips[i] for i in clips], config.audio, config.features, str(path), key)
         for clips, key, path in todo
-    )
+    ]
+    # This process computes too; a worker costs seconds of CPU to start (imports), so one
+    # starts only per _CLIPS_PER_WORKER clips of work, and never more than two chunks each.
+    processes = min(effective_n_jobs(n_jobs), total // _CLIPS_PER_WORKER + 1, len(todo) // 2)
+    n_workers = max(0, processes - 1)
     with tqdm(
         total=total,
         unit="clip",
         desc=f"features {plan.directory.name}",
         disable=not progress,
     ) as bar:
-        # Starting workers costs seconds (imports); not worth it for a few chunks.
-        n_workers = n_jobs if len(todo) >= 2 * effective_n_jobs(n_jobs) else 1
-        for done in Parallel(n_jobs=n_workers, return_as="generator_unordered")(jobs):
-            bar.update(done)
+        _run_chunks(tasks, n_workers=n_workers, done=bar.update)
     return total, reused
+
+
+def _worker_chunk(*task: Any) -> int:
+    """:func:`_compute_chunk` as a worker process's task."""
+    return _compute_chunk(*task)
+
+
+def _worker_ready(audio: AudioConfig, features: FeatureConfig) -> int:
+    """First task of a worker: import and warm up everything a chunk needs; return its pid.
+
+    One image of a short tone (not silence, so that every code path runs) loads librosa's
+    lazily imported modules, the resampler and the filter banks.
+    """
+    t = np.arange(audio.sample_rate) / audio.sample_rate
+    y = (0.1 * np.sin(2 * np.pi * 440.0 * t)).astype(np.float32)
+    librosa.resample(y[:64], orig_sr=audio.sample_rate, target_sr=2 * audio.sample_rate)
+    with _threadpools().limit(limits=1, user_api="blas"):
+        compute_image(y, sample_rate=audio.sample_rate, config=features)
+    return os.getpid()
+
+
+def _run_chunks(
+    tasks: list[tuple[Any, ...]], *, n_workers: int, done: Callable[[int], Any]
+) -> None:
+    """Run ``_compute_chunk(*task)`` for every task; ``done(clips)`` after each.
+
+    This process computes chunks itself from the start (from the front of the list).
+    ``n_workers`` worker processes (joblib's shared loky pool, kept for the next call)
+    start meanwhile; each first runs :func:`_worker_ready`, and a dispatcher thread hands
+    chunks (from the back of the list) only to workers that have answered, at most two per
+    ready worker at a time.  Workers therefore never delay the job: a job that ends before
+    they are up costs what it costs in one process, and a long job gets every worker as soon
+    as it is up.  Errors of a worker's chunk are raised here.
+    """
+    queue = collections.deque(tasks)
+    if n_workers < 1:
+        while queue:
+            done(_compute_chunk(*queue.popleft()))
+        return
+    lock = threading.Lock()
+    finished: SimpleQueue[Future] = SimpleQueue()
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def take(*, front: bool) -> tuple[Any, ...] | None:
+        with lock:
+            if not queue:
+                return None
+            return queue.popleft() if front else queue.pop()
+
+    def left() -> bool:
+        with lock:
+            return bool(queue)
+
+    # joblib's own accessor of the shared loky pool: it also sets up what joblib.Parallel
+    # expects of that pool, so later Parallel calls (demo data, duplicates) can reuse it.
+    executor = get_memmapping_executor(n_workers, timeout=_WORKER_IDLE_SECONDS)
+    starting = {executor.submit(_worker_ready, *tasks[0][1:3]) for _ in range(n_workers)}
+
+    def dispatch() -> None:
+        n_ready, running = 0, set()
+        try:
+            while not stop.is_set():
+                while len(running) < 2 * n_ready and (task := take(front=False)) is not None:
+                    running.add(executor.submit(_worker_chunk, *task))
+                if not running and (not left() or (n_ready == 0 and not starting)):
+                    return
+                ended, _ = wait(starting | running, timeout=0.1, return_when=FIRST_COMPLETED)
+                for future in ended:
+                    if future in starting:
+                        starting.discard(future)
+                        n_ready += not future.cancelled() and future.exception() is None
+                    else:
+                        running.discard(future)
+                        finished.put(future)
+        except BaseException as exc:  # e.g. a broken pool: raised by this process
+            failures.append(exc)
+
+    def collect() -> None:
+        if failures:
+            raise failures[0]
+        while not finished.empty():
+            done(finished.get().result())
+
+    dispatcher = threading.Thread(target=dispatch, name="emo_utils-cache-dispatch", daemon=True)
+    dispatcher.start()
+    try:
+        while (task := take(front=True)) is not None:
+            done(_compute_chunk(*task))
+            collect()
+        dispatcher.join()
+        collect()
+    finally:
+        stop.set()
+        dispatcher.join()
+        for future in starting:
+            future.cancel()
 
 
 def _hash_array(frames: np.ndarray) -> str:
@@ -757,8 +882,11 @@ def build_cache(
     cache_dir : path-like, optional
         Default ``competition.root / ".emo_cache"``.
     n_jobs : int
-        joblib workers (-1: every core).  Jobs of fewer than two chunks per worker run in
-        this process, since starting workers costs seconds.
+        Processes computing images, this one included (-1: every core, joblib's
+        convention).  This process starts computing at once; worker processes (a reusable
+        loky pool) join as soon as they are up.  Since starting one costs seconds of CPU,
+        one is started only per 400 clips to compute (and two chunks), so small jobs run in
+        this process alone.
     progress : bool
         Show a tqdm progress bar while computing.
     chunk_size : int
@@ -773,6 +901,8 @@ def build_cache(
 
     Raises
     ------
+    ConfigError
+        ``features.channels`` names a channel that is not registered (before any work).
     DataError
         Some files have an extension libsndfile cannot read (before any work starts).
 
@@ -791,6 +921,7 @@ def build_cache(
     except CacheError:  # missing or stale
         pass
     else:
+        _cleanup(plan.directory)  # chunks or temp files of a run killed after its manifest
         store.stats = {
             "clips": len(plan.clips),
             "computed": 0,

@@ -81,7 +81,8 @@ class Competition:
         return [index[label] for label in self.train["label"]]
 
 
-def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
+def _read_csv(path: Path, required: dict[str, str]) -> pd.DataFrame:
+    """Read a CSV as strings; ``required`` maps each needed column to its config field."""
     if not path.is_file():
         raise DataError(f"{path}: CSV file not found")
     try:
@@ -91,11 +92,16 @@ def _read_csv(path: Path, required: list[str]) -> pd.DataFrame:
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
     if missing:
-        raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")
-    names = df[required[0]].str.strip()
+        fields = ", ".join(f"{required[c]} = {c!r}" for c in missing)
+        raise DataError(
+            f"{path}: missing column(s) {missing}; found {list(df.columns)} (config {fields}; "
+            "set it to the CSV's column name)"
+        )
+    first = next(iter(required))
+    names = df[first].str.strip()
     blank = [i + 2 for i, name in enumerate(names) if name == ""]
     if blank:
-        raise DataError(f"{path}: blank {required[0]!r} on line(s) {blank[:20]}")
+        raise DataError(f"{path}: blank {first!r} on line(s) {blank[:20]}")
     return df
 
 
@@ -172,7 +178,7 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
     fcol, lcol = config.filename_column, config.label_column
 
     train_csv = root / config.train_csv
-    train = _read_csv(train_csv, [fcol, lcol])
+    train = _read_csv(train_csv, {fcol: "data.filename_column", lcol: "data.label_column"})
     train = pd.DataFrame(
         {"filename": train[fcol].str.strip(), "label": _clean_labels(train[lcol], train_csv, notes)}
     )
@@ -192,7 +198,7 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
         train = train.drop_duplicates("filename").reset_index(drop=True)
 
     test_csv = root / config.test_csv
-    test = _read_csv(test_csv, [fcol])
+    test = _read_csv(test_csv, {fcol: "data.filename_column"})
     test = pd.DataFrame({"filename": test[fcol].str.strip()})
 
     train_dir = root / config.train_audio_dir

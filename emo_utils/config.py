@@ -284,7 +284,8 @@ class TrainConfig:
     Attributes
     ----------
     architectures : tuple of str
-        timm model names, e.g. ``("resnest50d", "efficientnet_b0")``.
+        timm model names.  The default, ResNeSt50 + EfficientNet B0 + B2 with pretrained
+        weights, gives the mode vote three voters; any ``timm.list_models()`` name works.
     pretrained : bool
         Load pretrained weights (timm hub when online, ``weights_dir`` when offline).
     weights_dir : str
@@ -315,7 +316,7 @@ class TrainConfig:
         DataLoader workers (0 = main process).
     """
 
-    architectures: tuple[str, ...] = ("efficientnet_b0",)
+    architectures: tuple[str, ...] = ("resnest50d", "efficientnet_b0", "efficientnet_b2")
     pretrained: bool = True
     weights_dir: str = ""
     n_folds: int = 5
@@ -633,7 +634,7 @@ PRESETS: dict[str, dict[str, Any]] = {
         "features.n_fft": 1024,
         "features.hop_length": 512,
         "audio.sample_rate": 16000,
-        "train.architectures": ["efficientnet_b0", "resnest14d"],
+        "train.architectures": ["resnest14d", "resnet18"],
         "train.pretrained": False,
         "train.epochs": 6,
         "train.batch_size": 32,

@@ -23,6 +23,7 @@ __all__ = [
     "atomic_path",
     "atomic_write",
     "read_json",
+    "remove_temp_files",
     "write_csv",
     "write_json",
     "write_npy",
@@ -87,6 +88,27 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
         open_kwargs.setdefault("encoding", "utf-8")
     with atomic_path(path) as tmp, open(tmp, mode, **open_kwargs) as fh:
         yield fh
+
+
+def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files that killed writes left in ``folder`` (not recursive).
+
+    A process killed while writing leaves its ``.tmp-*`` file behind (the destination is
+    untouched).  Call this only for a folder no other process is writing to at the moment,
+    e.g. before redoing the work of that folder.
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files removed.
+    """
+    removed = []
+    for tmp in Path(folder).glob(_TMP_PREFIX + "*"):
+        if tmp.is_file():
+            with contextlib.suppress(FileNotFoundError):
+                tmp.unlink()
+                removed.append(tmp)
+    return removed
 
 
 def write_text(path: str | os.PathLike, text: str) -> None:

@@ -29,10 +29,51 @@ from .config import Config
 from .errors import ConfigError, TrainingError
 from .fileio import write_csv
 
-__all__ = ["FOLDS_FILE", "load_or_create_folds", "make_folds", "read_folds"]
+__all__ = ["FOLDS_FILE", "check_fold_counts", "load_or_create_folds", "make_folds", "read_folds"]
 
 #: Name of the folds file inside a run folder.
 FOLDS_FILE = "folds.csv"
+
+
+def check_fold_counts(
+    labels: Sequence[object], *, n_folds: int, groups: Sequence[object] | None = None
+) -> None:
+    """Fail unless every class has at least ``n_folds`` clips (or distinct groups).
+
+    :func:`make_folds` calls it; the pipeline also calls it on ``train.csv``'s labels before
+    any work starts.
+
+    Raises
+    ------
+    ConfigError
+        ``n_folds`` is not an integer >= 2.
+    TrainingError
+        No labels, ``groups`` of the wrong length, or a class with fewer clips (groups) than
+        folds; the message names ``train.n_folds`` and the classes.
+    """
+    labels = np.asarray(labels, dtype=object)
+    if not isinstance(n_folds, int) or isinstance(n_folds, bool) or n_folds < 2:
+        raise ConfigError("train.n_folds", n_folds, "must be an integer >= 2")
+    if labels.ndim != 1 or len(labels) == 0:
+        raise TrainingError("make_folds: needs a non-empty 1-d sequence of labels")
+    counts = pd.Series(labels).value_counts()
+    if groups is not None:
+        groups = np.asarray(groups, dtype=object)
+        if groups.shape != labels.shape:
+            raise TrainingError(
+                f"make_folds: {len(groups)} groups for {len(labels)} labels; need one per clip"
+            )
+        counts = (
+            pd.DataFrame({"label": labels, "group": groups}).groupby("label")["group"].nunique()
+        )
+    unit = "clips" if groups is None else "distinct groups"
+    too_few = {str(k): int(v) for k, v in counts.items() if v < n_folds}
+    if too_few:
+        raise TrainingError(
+            f"train.n_folds = {n_folds}, but class(es) {too_few} have fewer {unit} than folds: "
+            f"every fold needs at least one of each class. Lower train.n_folds to "
+            f"{max(2, int(counts.min()))} or add clips of those classes."
+        )
 
 
 def make_folds(
@@ -68,29 +109,10 @@ def make_folds(
         A class has fewer clips (or, with groups, fewer groups) than folds, so some fold
         would have no validation clip of it.
     """
+    check_fold_counts(labels, n_folds=n_folds, groups=groups)
     labels = np.asarray(labels, dtype=object)
-    if not isinstance(n_folds, int) or isinstance(n_folds, bool) or n_folds < 2:
-        raise ConfigError("train.n_folds", n_folds, "must be an integer >= 2")
-    if labels.ndim != 1 or len(labels) == 0:
-        raise TrainingError("make_folds: needs a non-empty 1-d sequence of labels")
-    counts = pd.Series(labels).value_counts()
     if groups is not None:
         groups = np.asarray(groups, dtype=object)
-        if groups.shape != labels.shape:
-            raise TrainingError(
-                f"make_folds: {len(groups)} groups for {len(labels)} labels; need one per clip"
-            )
-        counts = (
-            pd.DataFrame({"label": labels, "group": groups}).groupby("label")["group"].nunique()
-        )
-    unit = "clips" if groups is None else "distinct groups"
-    too_few = {str(k): int(v) for k, v in counts.items() if v < n_folds}
-    if too_few:
-        raise TrainingError(
-            f"train.n_folds = {n_folds}, but class(es) {too_few} have fewer {unit} than folds: "
-            f"every fold needs at least one of each class. Lower train.n_folds to "
-            f"{max(2, int(counts.min()))} or add clips of those classes."
-        )
     # Only the label order matters to the splitters, not the label values.
     codes = pd.factorize(labels, sort=True)[0]
     folds = np.full(len(labels), -1, dtype=np.int64)

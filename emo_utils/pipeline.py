@@ -13,11 +13,13 @@ is finished (cache chunks, folds, finished folds) and redoes only what is missin
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import time
 import warnings
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -98,17 +100,31 @@ class _Collector:
 
     counts: Counter = field(default_factory=Counter)
     items: list[dict[str, str]] = field(default_factory=list)
+    seen: set[str] = field(default_factory=set)
 
     def add(self, kind: str, file: str, reason: str) -> None:
-        self.counts[f"{kind}: {reason}"] += 1
+        self.counts[f"{kind}: {_generic(reason)}"] += 1
         self.items.append({"kind": kind, "file": file, "reason": reason})
+
+    @contextlib.contextmanager
+    def recording(self) -> Iterator[None]:
+        """Record the warnings of a stage; show and count them when it ends, even on error."""
+        caught: list[warnings.WarningMessage] = []
+        try:
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always", EmoUtilsWarning)
+                yield
+        finally:
+            self.add_warnings(caught)
 
     def add_warnings(self, caught: list[warnings.WarningMessage]) -> None:
         for w in caught:
-            # Re-emit so the user still sees them; count the emo_utils ones.
+            # Re-emit so the user still sees them; count the emo_utils ones, each message
+            # once (train and predict both read the CSVs and warn about the same rows).
             warnings.showwarning(w.message, w.category, w.filename, w.lineno)
-            if issubclass(w.category, EmoUtilsWarning):
+            if issubclass(w.category, EmoUtilsWarning) and str(w.message) not in self.seen:
                 text = str(w.message)
+                self.seen.add(text)
                 file, _, reason = text.partition(": ")
                 self.add("warning", file if reason else "", _generic(reason or text))
 
@@ -150,13 +166,11 @@ def preprocess(
     """Compute or reuse the feature cache of the train and test splits."""
     start = time.perf_counter()
     collector = _Collector()
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmoUtilsWarning)
+    with collector.recording():
         comp = load_competition(data_dir, config.data)
         stores = _stores(
             comp, config, _cache_dir(Path(data_dir), cache_dir), n_jobs, progress, ("train", "test")
         )
-    collector.add_warnings(caught)
     lines = []
     for split, store in stores.items():
         failed = store.failures()
@@ -203,15 +217,15 @@ def train(
     Reuses the feature cache (computing what is missing) and every finished fold.
     """
     from .duplicates import duplicate_groups_for
-    from .training import train_cv
+    from .training import check_training_setup, train_cv
 
     start = time.perf_counter()
     collector = _collector or _Collector()
     run_dir = Path(run_dir)
     _check_same_config(run_dir, config)
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmoUtilsWarning)
+    with collector.recording():
         comp = load_competition(data_dir, config.data)
+        check_training_setup(comp, config)  # architectures, weights, folds: before any work
         store = build_cache(
             comp,
             "train",
@@ -231,7 +245,6 @@ def train(
                 progress=progress,
             )
         result = train_cv(comp, store, config, run_dir, progress=progress, groups=groups)
-    collector.add_warnings(caught)
     scores = {arch: float(s) for arch, s in result.scores(config.ensemble.metric).items()}
     return PipelineResult(
         run_dir=run_dir,
@@ -293,8 +306,7 @@ def predict(
     config = load_run_config(run_dir)
     if method is not None:
         config = config.override({"ensemble.method": method})
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always", EmoUtilsWarning)
+    with collector.recording():
         comp = load_competition(data_dir, config.data)
         store = build_cache(
             comp,
@@ -307,7 +319,6 @@ def predict(
         outcome = predict_and_submit(
             comp, store, run_dir, config, submissions_dir=submissions_dir, progress=progress
         )
-    collector.add_warnings(caught)
     for name, reason in store.failures():
         collector.add("test fallback row", name, reason)
     summary = collector.as_dict()

@@ -75,8 +75,15 @@ from .competition import Competition
 from .config import Config, TrainConfig
 from .duplicates import describe_groups
 from .errors import CacheError, CheckpointError, ConfigError, EmoUtilsWarning, TrainingError
-from .fileio import atomic_path, read_json, write_csv, write_json, write_text
-from .folds import load_or_create_folds
+from .fileio import (
+    atomic_path,
+    read_json,
+    remove_temp_files,
+    write_csv,
+    write_json,
+    write_text,
+)
+from .folds import check_fold_counts, load_or_create_folds
 from .metrics import METRICS, fastai_metric, per_class_report
 from .models import (
     NormalizedModel,
@@ -96,6 +103,7 @@ __all__ = [
     "FoldResult",
     "WindowDataset",
     "build_model",
+    "check_training_setup",
     "fold_dir",
     "load_fold_model",
     "make_dataloaders",
@@ -640,6 +648,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     tc = run.config.train
     fdir = fold_dir(run.run_dir, arch, fold)
     fdir.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(fdir)  # left by a killed run; nothing else writes to this fold
     ckpt_path, model_path = fdir / CHECKPOINT_FILE, fdir / MODEL_FILE
     state = (
         _read_checkpoint(ckpt_path, arch=arch, fold=fold, epochs=tc.epochs)
@@ -838,6 +847,30 @@ def _write_run_files(run_dir: Path, config: Config, classes: tuple[str, ...]) ->
         write_json(classes_path, list(classes))
 
 
+def check_training_setup(competition: Competition, config: Config) -> None:
+    """Fail before any work (feature cache, run folder) when training could not start.
+
+    Checks that every ``train.architectures`` name is a timm model, that local pretrained
+    weights exist when ``train.weights_dir`` is set, and that every class of ``train.csv``
+    has at least ``train.n_folds`` clips.  :func:`train_cv` checks again after dropping
+    failed files.
+
+    Raises
+    ------
+    TrainingError
+        Naming the field (``train.architectures``, ``train.weights_dir``,
+        ``train.n_folds``) and the reason.
+    ConfigError
+        ``train.n_folds`` is not an integer >= 2.
+    """
+    tc = config.train
+    check_architectures(tc.architectures)
+    if tc.pretrained and tc.weights_dir:
+        for arch in tc.architectures:
+            resolve_weights_file(arch, tc.weights_dir)
+    check_fold_counts(competition.train["label"].tolist(), n_folds=tc.n_folds)
+
+
 def train_cv(
     competition: Competition,
     store: FeatureStore,
@@ -895,6 +928,8 @@ def train_cv(
     classes = tuple(competition.classes)
     run_dir = Path(run_dir)
     run_dir.mkdir(parents=True, exist_ok=True)
+    for folder in (run_dir, run_dir / "oof"):
+        remove_temp_files(folder)  # left by a killed run
     _write_run_files(run_dir, config, classes)
     folds = load_or_create_folds(run_dir, competition, config, groups=groups)
     label_index = {c: i for i, c in enumerate(classes)}

@@ -12,7 +12,8 @@ Good files:
 Broken or unusual files:
     :func:`write_empty`, :func:`write_text_as_audio`, :func:`write_header_only_wav`,
     :func:`write_truncated_wav`, :func:`write_id3_only_mp3`, :func:`write_truncated_mp3`,
-    :func:`write_nan_wav`, :func:`write_fake_m4a`, :func:`write_corrupted`
+    :func:`write_nan_wav`, :func:`write_fake_m4a`, :func:`write_corrupted`,
+    :func:`write_long_wav` (long file, optionally with a non-finite tail)
 Folders:
     :func:`write_competition` (CSV files of a competition folder)
 """
@@ -38,6 +39,7 @@ __all__ = [
     "write_fake_m4a",
     "write_header_only_wav",
     "write_id3_only_mp3",
+    "write_long_wav",
     "write_nan_wav",
     "write_signal",
     "write_silence",
@@ -248,6 +250,34 @@ def write_corrupted(path: str | os.PathLike, *, offset: int = -1, n_bytes: int =
     for k in range(start, min(len(data), start + n_bytes)):
         data[k] ^= 0xFF
     path.write_bytes(bytes(data))
+    return path
+
+
+def write_long_wav(
+    path: str | os.PathLike,
+    *,
+    sr: int = 8000,
+    seconds: float = 600.0,
+    finite_seconds: float | None = None,
+    freq: float = 440.0,
+    block_seconds: float = 30.0,
+) -> Path:
+    """A long 32-bit float WAV tone, written block by block (little memory).
+
+    With ``finite_seconds`` every sample after that point is NaN: a reader that decodes the
+    whole file finds them, one that decodes only the start never does.
+    """
+    path = _prepare(path)
+    total = round(sr * seconds)
+    limit = total if finite_seconds is None else round(sr * finite_seconds)
+    block = max(1, round(sr * block_seconds))
+    with sf.SoundFile(path, "w", samplerate=sr, channels=1, subtype="FLOAT") as fh:
+        for start in range(0, total, block):
+            n = min(block, total - start)
+            t = (start + np.arange(n)) / sr
+            y = (0.5 * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+            y[max(0, limit - start) :] = np.nan
+            fh.write(y)
     return path
 
 

@@ -406,9 +406,26 @@ def test_unreadable_format_fails_before_any_work(tmp_path):
     assert not (comp.root / ".emo_cache").exists()
 
 
-def test_parallel_build_equals_sequential_build(tmp_path):
-    comp = make_competition(tmp_path / "data", extra_train=3)
-    parallel = quiet_build(comp, "train", CONFIG, n_jobs=2, chunk_size=2)
+def test_parallel_build_equals_sequential_build(tmp_path, monkeypatch):
+    comp = make_competition(tmp_path / "data", extra_train=3)  # 8 clips, 4 chunks
+    chunks = cache_folder(CONFIG, "train", comp.root / ".emo_cache") / "chunks"
+    here = []  # chunks computed by this process
+    original = cache_module._compute_chunk
+
+    def after_a_worker_chunk(paths, audio, features, out_path, key):
+        # This process helps only once the worker has written a chunk, so both compute.
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and len(list(chunks.glob("*.npz"))) <= len(here):
+            time.sleep(0.01)
+        here.append(out_path)
+        return original(paths, audio, features, out_path, key)
+
+    with monkeypatch.context() as m:
+        m.setattr(cache_module, "_compute_chunk", after_a_worker_chunk)
+        m.setattr(cache_module, "_CLIPS_PER_WORKER", 1)  # a worker even for 8 clips
+        parallel = quiet_build(comp, "train", CONFIG, n_jobs=2, chunk_size=2)
+    assert 1 <= len(here) < 4  # the worker process computed the other chunks
+    assert parallel.stats["computed"] == 8
     sequential = quiet_build(comp, "train", CONFIG, cache_dir=tmp_path / "clean")
     assert_same_store(parallel, sequential)
     manifest = json.loads((parallel.directory / "manifest.json").read_text())

@@ -15,12 +15,17 @@ from emo_utils.features import (
     CHANNELS,
     NORMALIZATIONS,
     Spectrum,
+    active_frames,
     compute_image,
     db_range,
+    estimate_tuning,
     n_frames,
     normalize,
+    power_spectrogram,
+    power_to_db,
     register_channel,
     resize_rows,
+    spectral_peaks,
 )
 
 RATES = (8000, 16000, 22050, 44100)
@@ -73,10 +78,12 @@ def test_channels_match_direct_librosa_calls(precision, params, sr):
             np.testing.assert_allclose(ours, direct[name], rtol=0, atol=1e-4, err_msg=name)
 
 
-def test_image_equals_the_usual_recipe_bit_for_bit():
+@pytest.mark.parametrize("seconds", [5.0, 1.7])
+def test_image_equals_the_usual_recipe_bit_for_bit(seconds):
     cfg = FeatureConfig()
     sr = 22050
-    y = _signal(5 * sr, sr, seed=3).astype(np.float32)
+    y = np.zeros(5 * sr, np.float32)  # a short clip is zero-padded to the window
+    y[: round(seconds * sr)] = _signal(round(seconds * sr), sr, seed=3)
     direct = _direct(y, sr, cfg)
     expected = np.stack(
         [
@@ -110,6 +117,108 @@ def test_compute_image_does_not_modify_its_input_and_is_keyword_only():
     np.testing.assert_array_equal(y, before)
     with pytest.raises(TypeError):
         compute_image(y, 16000, FeatureConfig())  # type: ignore[misc]
+
+
+# ---------------------------------------------------------------------------- spectrogram
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize(
+    ("n_fft", "hop_length", "win_length"),
+    [(2048, 512, None), (1024, 256, 800), (1023, 300, None), (512, 512, 333), (256, 64, None)],
+)
+def test_power_spectrogram_is_librosa_stft_bit_for_bit(dtype, n_fft, hop_length, win_length):
+    clips = [_signal(n, 22050, seed=k) for k, n in enumerate([1, 100, n_fft + 1, 50_017])]
+    padded = np.zeros(5 * 22050 + 17)
+    padded[: 2 * 22050] = _signal(2 * 22050, 22050, seed=9)  # a short clip, zero-padded
+    silences = np.zeros(30_000)
+    silences[7_001:12_000] = _signal(4_999, 22050, seed=10)  # zeros at both ends
+    silences[20_000:20_050] = 0.3  # and in the middle
+    impulses = np.zeros(20_000)
+    impulses[[0, 6_000, 19_999]] = 0.5  # single samples, at both edges
+    for y in [*clips, padded, silences, impulses, np.zeros(4_000), np.zeros(n_fft - 1)]:
+        y = y.astype(dtype)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # librosa: n_fft larger than the clip
+            stft = librosa.stft(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length)
+        ours = power_spectrogram(y, n_fft=n_fft, hop_length=hop_length, win_length=win_length)
+        assert ours.dtype == dtype
+        assert ours.flags.f_contiguous
+        np.testing.assert_array_equal(ours, np.abs(stft) ** 2)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+@pytest.mark.parametrize("top_db", [None, 80.0, 0.0])
+@pytest.mark.parametrize("active", [(0, 50), (0, 0), (0, 20), (13, 50), (7, 31), (49, 50)])
+def test_power_to_db_equals_librosa(dtype, top_db, active):
+    rng = np.random.default_rng(3)
+    for amin in (1e-10, 1e-5**2):
+        for scale in (1.0, 1e-12, 1e3):  # loud, below the amin floor, above the ref
+            power = np.zeros((40, 50), dtype)
+            start, stop = active
+            power[:, start:stop] = scale * rng.random((40, stop - start)) ** 4
+            ours = power_to_db(power, active=active, amin=amin, top_db=top_db)
+            expected = librosa.power_to_db(power, ref=1.0, amin=amin, top_db=top_db)
+            assert ours.dtype == expected.dtype == dtype
+            np.testing.assert_array_equal(ours, expected)
+
+
+# ---------------------------------------------------------------------------- tuning
+def _spectrograms():
+    """Power spectrograms of varied clips: rates, FFT sizes, dtypes, noise, silence, plateaus."""
+    rng = np.random.default_rng(42)
+    for k in range(60):
+        sr = int(rng.choice([8000, 11025, 16000, 22050, 44100, 48000]))
+        n_fft = int(rng.choice([256, 512, 1000, 1024, 2048]))
+        n = int(rng.integers(200, 2 * sr))
+        t = np.arange(n) / sr
+        y = sum(np.sin(2 * np.pi * rng.uniform(60, 3000) * h * t) / h for h in range(1, 5))
+        y = rng.uniform(0.01, 1) * (y + rng.uniform(0, 2) * rng.standard_normal(n))
+        if k % 10 == 3:
+            y = np.round(y * 4) / 4  # plateaus: equal neighbouring values
+        if k % 10 == 7:
+            y = np.zeros(n)
+        y = y.astype(np.float32 if k % 2 else np.float64)
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # n_fft larger than short clips
+            power = np.abs(librosa.stft(y, n_fft=n_fft, hop_length=n_fft // 4)) ** 2
+        yield sr, power
+
+
+def test_active_frames_are_the_frames_with_a_non_zero_sample():
+    rng = np.random.default_rng(7)
+    for n_fft, hop in [(2048, 512), (1023, 300), (256, 256)]:
+        for _ in range(30):
+            y = np.zeros(int(rng.integers(1, 12_000)))
+            for _ in range(int(rng.integers(0, 3))):
+                y[int(rng.integers(0, len(y)))] = rng.uniform(-1, 1)
+            frames = librosa.util.frame(np.pad(y, n_fft // 2), frame_length=n_fft, hop_length=hop)
+            busy = np.flatnonzero(frames.any(axis=0))
+            expected = (busy[0], busy[-1] + 1) if len(busy) else (0, 0)
+            assert active_frames(y, n_fft=n_fft, hop_length=hop) == expected
+
+
+def test_spectral_peaks_are_piptracks_output_bit_for_bit():
+    checked = 0
+    for sr, power in _spectrograms():
+        pitches, mags = librosa.piptrack(S=power, sr=sr)
+        rows, cols, p, m = spectral_peaks(power=power, sample_rate=sr)
+        ours_p, ours_m = np.zeros_like(power), np.zeros_like(power)
+        ours_p[rows, cols] = p
+        ours_m[rows, cols] = m
+        assert p.dtype == m.dtype == power.dtype
+        np.testing.assert_array_equal(ours_p, pitches)
+        np.testing.assert_array_equal(ours_m, mags)
+        checked += len(rows)
+    assert checked > 1000
+
+
+@pytest.mark.parametrize("bins_per_octave", [12, 24, 36])
+def test_estimate_tuning_equals_librosa(bins_per_octave):
+    for sr, power in _spectrograms():
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", UserWarning)  # librosa: empty frequency set
+            expected = librosa.estimate_tuning(S=power, sr=sr, bins_per_octave=bins_per_octave)
+        ours = estimate_tuning(power=power, sample_rate=sr, bins_per_octave=bins_per_octave)
+        assert ours == expected
 
 
 # ---------------------------------------------------------------------------- resizing
