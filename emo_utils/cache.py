@@ -16,7 +16,7 @@ On-disk layout
 ::
 
     CACHE_DIR/                      default DATA/.emo_cache
-      FEATURE_HASH/                 Config.feature_hash(): every audio and feature field
+      FEATURE_HASH/                 Config.feature_hash(): the audio and feature fields that change images
         config.json                 the audio and features sections, for people
         train/  test/               one folder per split
           frames.npy                (total_frames, C, H) images along time, float16 by default,

@@ -438,6 +438,9 @@ class EnsembleConfig:
         _choice("ensemble.stacking_model", self.stacking_model, STACKING_MODELS)
 
 
+#: Audio fields that do not change a cached image (see :meth:`Config.feature_hash`).
+_NOT_IN_FEATURE_HASH = frozenset({"train_crop"})
+
 _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "audio": AudioConfig,
@@ -565,11 +568,13 @@ class Config:
             write_json(path, self.to_dict())
 
     def feature_hash(self) -> str:
-        """Hash of everything that changes a cached image (audio and feature sections)."""
-        payload = json.dumps(
-            {"audio": self.to_dict()["audio"], "features": self.to_dict()["features"]},
-            sort_keys=True,
-        )
+        """Hash of everything that changes a cached image: the audio and feature sections.
+
+        ``audio.train_crop`` is left out: it only chooses which cached window training reads.
+        """
+        data = self.to_dict()
+        audio = {k: v for k, v in data["audio"].items() if k not in _NOT_IN_FEATURE_HASH}
+        payload = json.dumps({"audio": audio, "features": data["features"]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 

@@ -128,6 +128,9 @@ def test_feature_hash_tracks_only_image_settings():
     assert base.override({"train.epochs": 1}).feature_hash() == base.feature_hash()
     assert base.override({"features.n_mels": 64}).feature_hash() != base.feature_hash()
     assert base.override({"audio.sample_rate": 16000}).feature_hash() != base.feature_hash()
+    assert base.override({"audio.crop": "center"}).feature_hash() != base.feature_hash()
+    # The training crop only picks a cached window: the same images serve both settings.
+    assert base.override({"audio.train_crop": "random"}).feature_hash() == base.feature_hash()
 
 
 def test_section_validates_on_its_own():
