@@ -16,6 +16,7 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import os
+import re
 import time
 import warnings
 from collections import Counter
@@ -132,9 +133,16 @@ class _Collector:
         return {"counts": dict(self.counts), "items": self.items}
 
 
+_NUMBER = re.compile(r"(?<![\w.])[-+]?\d+(?:\.\d+)?(?![\w.])")
+
+
 def _generic(reason: str) -> str:
-    """Reason without per-file numbers, so equal problems count together."""
-    return "".join("#" if ch.isdigit() else ch for ch in reason)[:120]
+    """Reason with its stand-alone numbers replaced by ``#``, so equal problems count together.
+
+    >>> _generic("2 NaN/inf sample(s), first at 0.250 s")
+    '# NaN/inf sample(s), first at # s'
+    """
+    return _NUMBER.sub("#", reason)[:160]
 
 
 def _cache_dir(data_dir: Path, cache_dir: str | os.PathLike | None) -> Path:
