@@ -69,6 +69,15 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_submissions(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--submissions",
+        type=Path,
+        default=Path("submissions"),
+        help="folder for the submission CSV",
+    )
+
+
 def _config_from_args(args: argparse.Namespace, *, default_preset: str = "default") -> Config:
     if args.config is not None and args.preset is not None:
         raise ConfigError(
@@ -157,12 +166,7 @@ def _predict(p: argparse.ArgumentParser) -> Runner:
     _add_run(p)
     _add_runtime(p)
     p.add_argument("--method", default=None, help="ensemble method (default: the run config's)")
-    p.add_argument(
-        "--submissions",
-        type=Path,
-        default=Path("submissions"),
-        help="folder for the submission CSV",
-    )
+    _add_submissions(p)
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import predict
@@ -187,12 +191,7 @@ def _run(p: argparse.ArgumentParser) -> Runner:
     _add_run(p)
     _add_config(p)
     _add_runtime(p)
-    p.add_argument(
-        "--submissions",
-        type=Path,
-        default=Path("submissions"),
-        help="folder for the submission CSV",
-    )
+    _add_submissions(p)
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import run_pipeline
@@ -222,12 +221,7 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
     _add_runtime(p)
     p.add_argument("--n-train", type=int, default=350)
     p.add_argument("--n-test", type=int, default=150)
-    p.add_argument(
-        "--submissions",
-        type=Path,
-        default=Path("submissions"),
-        help="folder for the submission CSV",
-    )
+    _add_submissions(p)
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import run_demo
@@ -240,6 +234,7 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
             n_train=args.n_train,
             n_test=args.n_test,
             submissions_dir=args.submissions,
+            cache_dir=args.cache,
             n_jobs=args.jobs,
             progress=not args.no_progress,
         )

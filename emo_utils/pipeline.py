@@ -378,6 +378,7 @@ def run_demo(
     n_train: int = 350,
     n_test: int = 150,
     submissions_dir: str | os.PathLike = "submissions",
+    cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
 ) -> PipelineResult:
@@ -388,7 +389,13 @@ def run_demo(
     start = time.perf_counter()
     data_dir = make_demo_dataset(data_dir, n_train=n_train, n_test=n_test, progress=progress)
     result = run_pipeline(
-        data_dir, run_dir, config, submissions_dir=submissions_dir, n_jobs=n_jobs, progress=progress
+        data_dir,
+        run_dir,
+        config,
+        submissions_dir=submissions_dir,
+        cache_dir=cache_dir,
+        n_jobs=n_jobs,
+        progress=progress,
     )
     answers = pd.read_csv(Path(data_dir) / "test_answers.csv", dtype=str, keep_default_na=False)
     submission = pd.read_csv(result.submission, dtype=str, keep_default_na=False)

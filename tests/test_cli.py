@@ -145,3 +145,16 @@ def test_bad_override_fails_before_any_work(tmp_path):
     proc = cli("train", "--data", "x", "--run", "y", "--set", "epochs=3", cwd=tmp_path, check=False)
     assert proc.returncode == 2
     assert "section.field" in proc.stderr
+
+
+def test_demo_command_scores_the_submission_on_held_out_answers(tmp_path):
+    args = ["demo", "--data", str(tmp_path / "demo"), "--run", str(tmp_path / "run")]
+    args += ["--n-train", "40", "--n-test", "12", "--jobs", "1", "--no-progress"]
+    args += ["--cache", str(tmp_path / "cache"), *_sets(TINY[:-1])]
+    out = cli(*args, cwd=tmp_path).stdout
+    assert "held-out test accuracy of the submission: " in out
+    score = float(out.split("held-out test accuracy of the submission: ")[1].split()[0])
+    assert 0.0 <= score <= 1.0
+    assert (tmp_path / "submissions" / "run__mode.csv").is_file()
+    assert (tmp_path / "cache").is_dir(), "--cache must be honoured"
+    assert not (tmp_path / "demo" / ".emo_cache").exists()
