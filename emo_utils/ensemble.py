@@ -51,7 +51,7 @@ from sklearn.model_selection import PredefinedSplit, StratifiedKFold, cross_val_
 
 from .config import Config
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
-from .fileio import read_json, write_json, write_text
+from .fileio import read_csv, read_json, write_json, write_text
 from .metrics import METRICS, get_metric
 
 __all__ = [
@@ -683,7 +683,7 @@ def load_oof(
     frames: list[pd.DataFrame] = []
     for arch in architectures:
         path = run_dir / "oof" / f"{arch}.csv"
-        df = pd.read_csv(path, dtype={"filename": str, "label": str}, keep_default_na=False)
+        df = read_csv(path, dtype={"filename": str, "label": str}, keep_default_na=False)
         need = ["filename", "label", "fold", *classes]
         absent = [c for c in need if c not in df.columns]
         if absent:

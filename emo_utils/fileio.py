@@ -22,6 +22,7 @@ import pandas as pd
 __all__ = [
     "atomic_path",
     "atomic_write",
+    "read_csv",
     "read_json",
     "remove_temp_files",
     "write_csv",
@@ -133,6 +134,18 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame, **to_csv_kwargs: Any) -
     to_csv_kwargs.setdefault("index", False)
     with atomic_write(path, newline="") as fh:
         df.to_csv(fh, **to_csv_kwargs)
+
+
+def read_csv(path: str | os.PathLike, **read_csv_kwargs: Any) -> pd.DataFrame:
+    """:func:`pandas.read_csv` that reads back floats exactly as :func:`write_csv` wrote them.
+
+    pandas < 3 parses floats with a fast parser that can be one unit in the last place off;
+    ``float_precision="round_trip"`` makes OOF and test probabilities read back bit-exact
+    (pandas 3 does so by default and deprecates the option).
+    """
+    if int(pd.__version__.split(".")[0]) < 3:
+        read_csv_kwargs.setdefault("float_precision", "round_trip")
+    return pd.read_csv(path, **read_csv_kwargs)
 
 
 def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:

@@ -45,7 +45,7 @@ from .ensemble import (
     read_run_config,
 )
 from .errors import CheckpointError, SubmissionError, TrainingError
-from .fileio import write_csv
+from .fileio import read_csv, write_csv
 from .submission import SubmissionFiles, failures_from_store, fallback_label, write_submission
 
 __all__ = [
@@ -275,7 +275,7 @@ def load_predictions(
         path = run_dir / "predictions" / f"{arch}.csv"
         if not path.is_file():
             raise CheckpointError(f"{path}: not found; run predict_test first")
-        df = pd.read_csv(path, dtype={"filename": str}, keep_default_na=False, na_values=[""])
+        df = read_csv(path, dtype={"filename": str}, keep_default_na=False, na_values=[""])
         absent = [c for c in ["filename", *classes] if c not in df.columns]
         if absent:
             raise CheckpointError(f"{path}: missing column(s) {absent}")

@@ -51,7 +51,7 @@ from sklearn.metrics import ConfusionMatrixDisplay, auc, classification_report, 
 from sklearn.preprocessing import StandardScaler
 
 from .errors import AudioError, ConfigError, DataError, EmoUtilsWarning, TrainingError
-from .fileio import atomic_path, read_json, write_csv, write_text
+from .fileio import atomic_path, read_csv, read_json, write_csv, write_text
 
 if TYPE_CHECKING:
     import torch
@@ -338,7 +338,7 @@ def read_training_logs(run_dir: str | os.PathLike, arch: str | None = None) -> p
         if not fold_name[4:].isdigit():
             continue
         try:
-            df = pd.read_csv(path)
+            df = read_csv(path)
         except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
             warnings.warn(f"{path}: skipped, cannot be read ({exc})", EmoUtilsWarning, stacklevel=2)
             continue
@@ -639,7 +639,7 @@ def _oof_architectures(run_dir: Path, config: Config | None) -> list[str]:
 
 
 def _read_oof(path: Path, classes: Sequence[str]) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    df = pd.read_csv(path, dtype={"filename": str, "label": str}, keep_default_na=False)
+    df = read_csv(path, dtype={"filename": str, "label": str}, keep_default_na=False)
     missing = [c for c in ("filename", "label", *classes) if c not in df.columns]
     if missing:
         raise DataError(f"{path}: missing column(s) {missing}; found {list(df.columns)}")

@@ -77,6 +77,7 @@ from .duplicates import describe_groups
 from .errors import CacheError, CheckpointError, ConfigError, EmoUtilsWarning, TrainingError
 from .fileio import (
     atomic_path,
+    read_csv,
     read_json,
     remove_temp_files,
     write_csv,
@@ -625,7 +626,7 @@ def _finished_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     fix = f"delete {done} to train the fold again"
     try:
         info = read_json(done)
-        oof = pd.read_csv(oof_path, dtype={"filename": str, "label": str}, keep_default_na=False)
+        oof = read_csv(oof_path, dtype={"filename": str, "label": str}, keep_default_na=False)
     except (OSError, json.JSONDecodeError, pd.errors.ParserError, pd.errors.EmptyDataError) as exc:
         raise CheckpointError(
             f"{arch} fold {fold}: cannot read {done} / {oof_path} ({exc}); {fix}"

@@ -87,8 +87,9 @@ def _has_progress_bar(nb: nbformat.NotebookNode) -> bool:
     for out in _outputs(nb):
         data = out.get("data", {})
         html = str(data.get("text/html", ""))
+        fastprogress_table = "<table" in html and "train_loss" in html  # fastprogress < 1.1
         if "application/vnd.jupyter.widget-view+json" in data or (
-            "<progress" in html or 'class="fastprogress"' in html
+            "<progress" in html or 'class="fastprogress"' in html or fastprogress_table
         ):
             return True
     return False

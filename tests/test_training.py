@@ -21,7 +21,7 @@ from emo_utils.augment import FrequencyMask, TimeMask, TimeShift, batch_augmenta
 from emo_utils.cache import FeatureStore
 from emo_utils.config import Config
 from emo_utils.errors import CheckpointError, ConfigError, TrainingError
-from emo_utils.fileio import read_json
+from emo_utils.fileio import read_csv, read_json
 from emo_utils.models import NormalizedModel, build_model, resolve_weights_file
 from emo_utils.training import (
     CHECKPOINT_FILE,
@@ -156,7 +156,7 @@ def test_full_run_writes_every_artefact(cv_run, training_data):
 def test_oof_covers_every_training_clip_exactly_once(cv_run, training_data):
     result, run_dir = cv_run
     competition, _ = training_data
-    oof = pd.read_csv(run_dir / "oof" / f"{ARCH}.csv")
+    oof = read_csv(run_dir / "oof" / f"{ARCH}.csv")
     assert sorted(oof["filename"]) == sorted(competition.train["filename"])
     assert not oof["filename"].duplicated().any()
     folds = pd.read_csv(run_dir / "folds.csv").set_index("filename")
