@@ -47,6 +47,8 @@ __all__ = [
     "EnsembleConfig",
     "FeatureConfig",
     "TrainConfig",
+    "check_run_config",
+    "load_run_config",
     "resolve_config",
 ]
 
@@ -576,6 +578,54 @@ class Config:
         audio = {k: v for k, v in data["audio"].items() if k not in _NOT_IN_FEATURE_HASH}
         payload = json.dumps({"audio": audio, "features": data["features"]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+#: Fields a run folder may be resumed with under another value: runtime settings only.
+_RUNTIME_FIELDS = frozenset({"train.num_workers"})
+
+
+def load_run_config(run_dir: str | os.PathLike) -> Config:
+    """The config a run folder was trained with (its ``config.json``).
+
+    Raises
+    ------
+    ConfigError
+        The run folder has no ``config.json`` (train it first).
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        raise ConfigError("<run>", os.fspath(path), "no config.json here: train the run first")
+    return Config.from_file(path)
+
+
+def check_run_config(run_dir: str | os.PathLike, config: Config) -> None:
+    """Refuse to mix two configs in one run folder.
+
+    Passes when ``run_dir`` has no ``config.json`` yet, or when the saved config equals
+    ``config`` up to runtime settings (``train.num_workers``).
+
+    Raises
+    ------
+    ConfigError
+        Naming the first changed field, listing all of them.
+    """
+    path = Path(run_dir) / "config.json"
+    if not path.is_file():
+        return
+    saved, current = load_run_config(run_dir).to_dict(), config.to_dict()
+    changed = [
+        f"{section}.{name}"
+        for section, values in current.items()
+        for name, value in values.items()
+        if f"{section}.{name}" not in _RUNTIME_FIELDS and saved[section][name] != value
+    ]
+    if changed:
+        section, name = changed[0].split(".")
+        raise ConfigError(
+            changed[0],
+            current[section][name],
+            f"differs from {path} (changed: {changed}); use a new run folder for a new config",
+        )
 
 
 def resolve_config(

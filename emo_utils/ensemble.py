@@ -49,7 +49,7 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.model_selection import PredefinedSplit, StratifiedKFold, cross_val_predict
 
-from .config import Config
+from .config import Config, load_run_config
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
 from .fileio import read_csv, read_json, write_json, write_text
 from .metrics import METRICS, get_metric
@@ -68,7 +68,6 @@ __all__ = [
     "mean_proba",
     "mode_vote",
     "read_classes",
-    "read_run_config",
     "resolve_method",
     "score_ensembles",
     "vote_shares",
@@ -737,7 +736,7 @@ def evaluate_ensembles(
     EnsembleReport
     """
     run_dir = Path(run_dir)
-    config = config or read_run_config(run_dir)
+    config = config or load_run_config(run_dir)
     archs = list(config.train.architectures)
     oof = load_oof(run_dir, archs)
     report = score_ensembles(
@@ -755,12 +754,3 @@ def evaluate_ensembles(
         write_json(run_dir / "ensemble_report.json", report.to_dict())
         write_text(run_dir / "ensemble_report.md", report.to_markdown())
     return report
-
-
-def read_run_config(run_dir: str | os.PathLike) -> Config:
-    """The config a run was trained with (``RUN/config.json``)."""
-    run_dir = Path(run_dir)
-    path = run_dir / "config.json"
-    if not path.is_file():
-        raise TrainingError(f"{path}: not found; train the run first")
-    return Config.from_dict(read_json(path))

@@ -30,9 +30,9 @@ import pandas as pd
 
 from .cache import FeatureStore, build_cache, require_valid_training
 from .competition import Competition, load_competition
-from .config import Config
-from .errors import CacheError, ConfigError, EmoUtilsWarning
-from .fileio import read_json, write_json
+from .config import Config, check_run_config, load_run_config
+from .errors import EmoUtilsWarning
+from .fileio import write_json
 
 __all__ = [
     "PipelineResult",
@@ -230,7 +230,7 @@ def train(
     start = time.perf_counter()
     collector = _collector or _Collector()
     run_dir = Path(run_dir)
-    _check_same_config(run_dir, config)
+    check_run_config(run_dir, config)
     with collector.recording():
         comp = load_competition(data_dir, config.data)
         check_training_setup(comp, config)  # architectures, weights, folds: before any work
@@ -261,33 +261,6 @@ def train(
         summary=collector.as_dict(),
         seconds=time.perf_counter() - start,
     )
-
-
-def load_run_config(run_dir: str | os.PathLike) -> Config:
-    """The config a run folder was trained with (its ``config.json``)."""
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise CacheError(f"{path}: not found; train the run first")
-    return Config.from_dict(read_json(path))
-
-
-def _check_same_config(run_dir: Path, config: Config) -> None:
-    """A run folder belongs to one config: refuse to mix two in one folder."""
-    path = run_dir / "config.json"
-    if path.is_file():
-        saved = Config.from_dict(read_json(path))
-        if saved != config:
-            changed = [
-                f"{section}.{name}"
-                for section, values in config.to_dict().items()
-                for name, value in values.items()
-                if saved.to_dict()[section][name] != value
-            ]
-            raise ConfigError(
-                changed[0],
-                config.to_dict()[changed[0].split(".")[0]][changed[0].split(".")[1]],
-                f"differs from {path} (changed: {changed}); use a new run folder for a new config",
-            )
 
 
 def predict(

@@ -35,14 +35,13 @@ from tqdm.auto import tqdm
 
 from .cache import FeatureStore
 from .competition import Competition
-from .config import Config
+from .config import Config, load_run_config
 from .ensemble import (
     EnsembleReport,
     evaluate_ensembles,
     load_oof,
     make_ensemble,
     read_classes,
-    read_run_config,
 )
 from .errors import CheckpointError, SubmissionError, TrainingError
 from .fileio import read_csv, write_csv
@@ -195,7 +194,7 @@ def predict_test(
         from .training import load_fold_model as loader
 
     run_dir = Path(run_dir)
-    config = config or read_run_config(run_dir)
+    config = config or load_run_config(run_dir)
     classes = read_classes(run_dir)
     archs = list(config.train.architectures)
     n_folds = config.train.n_folds
@@ -378,7 +377,7 @@ def predict_and_submit(
     SubmissionOutcome
     """
     run_dir = Path(run_dir)
-    config = config or read_run_config(run_dir)
+    config = config or load_run_config(run_dir)
     if method is not None:
         config = config.override({"ensemble.method": method})
     classes = read_classes(run_dir)

@@ -72,7 +72,7 @@ from torch import nn
 from .augment import batch_augmentations
 from .cache import FeatureStore
 from .competition import Competition
-from .config import Config, TrainConfig
+from .config import Config, TrainConfig, check_run_config
 from .duplicates import describe_groups
 from .errors import CacheError, CheckpointError, ConfigError, EmoUtilsWarning, TrainingError
 from .fileio import (
@@ -815,27 +815,9 @@ def _align_store(
 
 def _write_run_files(run_dir: Path, config: Config, classes: tuple[str, ...]) -> None:
     """``config.json`` and ``classes.json``; refuse a run folder made with other settings."""
-    config_path = run_dir / "config.json"
-    if config_path.is_file():
-        saved = Config.from_dict(read_json(config_path)).to_dict()
-        saved["train"]["num_workers"] = config.train.num_workers  # a runtime setting only
-        current = config.to_dict()
-        changed = [
-            f"{section}.{name}"
-            for section, values in current.items()
-            for name, value in values.items()
-            if saved[section][name] != value
-        ]
-        if changed:
-            section, name = changed[0].split(".")
-            raise ConfigError(
-                changed[0],
-                current[section][name],
-                f"differs from {config_path} (changed: {changed}); use a new run folder for a "
-                "new config",
-            )
-    else:
-        config.save(config_path)
+    check_run_config(run_dir, config)
+    if not (run_dir / "config.json").is_file():
+        config.save(run_dir / "config.json")
     classes_path = run_dir / "classes.json"
     if classes_path.is_file():
         saved_classes = read_json(classes_path)

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from emo_utils.config import Config, TrainConfig
+from emo_utils.config import Config, TrainConfig, check_run_config, load_run_config
 from emo_utils.errors import ConfigError, EmoUtilsError
 
 
@@ -136,3 +136,15 @@ def test_feature_hash_tracks_only_image_settings():
 def test_section_validates_on_its_own():
     with pytest.raises(ConfigError, match=r"train\.n_folds"):
         TrainConfig(n_folds=0)
+
+
+def test_run_folder_config_checks(tmp_path):
+    with pytest.raises(ConfigError, match="train the run first"):
+        load_run_config(tmp_path)
+    check_run_config(tmp_path, Config())  # a new run folder takes any config
+    Config().save(tmp_path / "config.json")
+    assert load_run_config(tmp_path) == Config()
+    check_run_config(tmp_path, Config().override({"train.num_workers": 4}))  # runtime only
+    with pytest.raises(ConfigError, match=r"train\.epochs.*new run folder") as info:
+        check_run_config(tmp_path, Config().override({"train.epochs": 3, "audio.duration": 4.0}))
+    assert "audio.duration" in str(info.value)
