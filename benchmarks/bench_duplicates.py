@@ -12,7 +12,7 @@ Prints, all measured in this one run:
    once): seconds to fingerprint and to search, planted pairs found, false pairs.
 2. **Calibration** on 60 demo clips: chunk distances of transformed copies (99th
    percentile) against distances to other clips (1st percentile), the calibrated threshold
-   and :data:`emo_utils.duplicates.DEFAULT_THRESHOLD`.
+   and :data:`emo_utils.data.duplicates.DEFAULT_THRESHOLD`.
 3. **Scaling** on ``n`` distinct voice-like clips (16 kHz wav, demo durations): fingerprint
    and search seconds per size (fastest of two runs), their ratio to the smallest size, the fitted growth exponent
    of the search, and an extrapolation to the real competition (5816 training clips) and to
@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from emo_utils.demo import demo_plan, make_demo_dataset, synthesize_voice
-from emo_utils.duplicates import DEFAULT_THRESHOLD, calibrate_threshold, find_duplicates
+from emo_utils.datasets.synthetic import demo_plan, make_demo_dataset, synthesize_voice
+from emo_utils.data.duplicates import DEFAULT_THRESHOLD, calibrate_threshold, find_duplicates
 
 #: Scaling runs are repeated and the fastest kept (timeit's rule: slower runs measure noise).
 REPEATS = 2

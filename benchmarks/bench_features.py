@@ -1,6 +1,6 @@
 """Benchmark: feature extraction of emo_utils against the usual notebook recipe.
 
-Builds a generated corpus with :func:`emo_utils.demo.make_demo_dataset` (the real data's
+Builds a generated corpus with :func:`emo_utils.datasets.synthetic.make_demo_dataset` (the real data's
 mix: about 90 % mp3 and 10 % wav; 16/22.05/44.1/48 kHz; about 15 % stereo; 0.5-20 s, most
 1-6 s; voice-like content) and measures, in one run and on the same clips:
 
@@ -9,7 +9,7 @@ mix: about 90 % mp3 and 10 % wav; 16/22.05/44.1/48 kHz; about 15 % stereo; 0.5-2
     ``librosa.stft``, each computing its own STFT (and filter bank), dB conversion, the same
     resizing and normalisation as the package;
 (b) this package -- :func:`emo_utils.audio.load_clip` (decodes only the needed window) and
-    :func:`emo_utils.features.compute_image` (one STFT, tuning estimated at the spectral peaks
+    :func:`emo_utils.features.spectrum.compute_image` (one STFT, tuning estimated at the spectral peaks
     only, cached filter banks).
 
 **Single process** (apples to apples): both recipes run in this process, one clip after the
@@ -18,7 +18,7 @@ gets from a busy 2-core machine at best); each clip is timed ``--repeat`` times 
 The sum of the fastest times per clip (which filters out pauses caused by other processes)
 and of the mean times are both printed, with their ratio.
 
-**End to end** (what a user gets): :func:`emo_utils.cache.build_cache` over the whole corpus
+**End to end** (what a user gets): :func:`emo_utils.features.store.build_cache` over the whole corpus
 with ``n_jobs=--jobs`` (processes, this one included), from a cold start (no worker process
 is running before the call), writing the cache, against the usual recipe's single-process
 mean.  Last, a re-run of
@@ -53,12 +53,12 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from emo_utils.audio import load_clip
-from emo_utils.cache import build_cache
-from emo_utils.competition import load_competition
+from emo_utils.features.store import build_cache
+from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
-from emo_utils.demo import make_demo_dataset
+from emo_utils.datasets.synthetic import make_demo_dataset
 from emo_utils.errors import EmoUtilsWarning
-from emo_utils.features import CHANNELS, compute_image, normalize, resize_rows
+from emo_utils.features.spectrum import CHANNELS, compute_image, normalize, resize_rows
 
 
 def make_corpus(root: Path, *, n_clips: int, seed: int) -> Path:
@@ -193,7 +193,7 @@ def main(argv: list[str] | None = None) -> None:
     root = args.out or Path(tempfile.mkdtemp(prefix="emo_bench_"))
     try:
         config = Config()
-        print(f"corpus: {args.clips} clips (emo_utils.demo) in {root}")
+        print(f"corpus: {args.clips} clips (emo_utils.datasets.synthetic) in {root}")
         make_corpus(root, n_clips=args.clips, seed=args.seed)
         comp = load_competition(root, config.data)
         paths = comp.train["path"].tolist()

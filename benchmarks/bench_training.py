@@ -3,8 +3,8 @@
 Both loops train the same model (``NormalizedModel`` around a timm network), batch size,
 optimiser (AdamW) and precision on the same images, in one run:
 
-* **full loop** -- what :func:`emo_utils.training.train_cv` runs for a fold: fastai
-  ``DataLoaders`` reading windows from a :class:`~emo_utils.cache.FeatureStore` (float16,
+* **full loop** -- what :func:`emo_utils.train.cv.train_cv` runs for a fold: fastai
+  ``DataLoaders`` reading windows from a :class:`~emo_utils.features.store.FeatureStore` (float16,
   like the on-disk cache), the configured batch augmentation (time shift, frequency and time
   masks), fastai ``MixUp``, mixed precision on GPU, metrics, ``fit_one_cycle``;
 * **bare loop** -- the images already stacked into one float32 tensor on the device,
@@ -31,10 +31,10 @@ import torch
 from fastai.callback.core import Callback
 from fastai.torch_core import default_device, set_seed
 
-from emo_utils.cache import FeatureStore
+from emo_utils.features.store import FeatureStore
 from emo_utils.config import Config
-from emo_utils.models import NormalizedModel, build_model
-from emo_utils.training import make_dataloaders, make_learner
+from emo_utils.models.timm import NormalizedModel, build_model
+from emo_utils.train.cv import make_dataloaders, make_learner
 
 
 def _sync(device: torch.device) -> None:

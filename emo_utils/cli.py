@@ -103,7 +103,7 @@ def _demo_data(p: argparse.ArgumentParser) -> Runner:
     )
 
     def run(args: argparse.Namespace) -> int:
-        from .demo import make_demo_dataset
+        from .datasets.synthetic import make_demo_dataset
 
         path = make_demo_dataset(
             args.out,

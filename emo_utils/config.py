@@ -219,7 +219,7 @@ class FeatureConfig:
     top_db : float
         Dynamic range kept by the dB conversions (``None``-like 0 disables clipping).
     channels : tuple of str
-        Names in the channel registry of :mod:`emo_utils.features`; default
+        Names in the channel registry of :mod:`emo_utils.features.spectrum`; default
         ``("mel", "chroma", "stft")``.
     normalization : {"fixed", "minmax", "standard", "none"}
         Per-channel scaling of the image, defined for silent and constant clips.

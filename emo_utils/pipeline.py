@@ -28,8 +28,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from .cache import FeatureStore, build_cache, require_valid_training
-from .competition import Competition, load_competition
+from .features.store import FeatureStore, build_cache, require_valid_training
+from .data.competition import Competition, load_competition
 from .config import Config, check_run_config, load_run_config
 from .errors import EmoUtilsWarning
 from .fileio import write_json
@@ -224,8 +224,8 @@ def train(
 
     Reuses the feature cache (computing what is missing) and every finished fold.
     """
-    from .duplicates import duplicate_groups_for
-    from .training import check_training_setup, train_cv
+    from .data.duplicates import duplicate_groups_for
+    from .train.cv import check_training_setup, train_cv
 
     start = time.perf_counter()
     collector = _collector or _Collector()
@@ -279,7 +279,7 @@ def predict(
     The config is rebuilt from the run folder's ``config.json``; ``method`` overrides
     ``ensemble.method``.
     """
-    from .prediction import predict_and_submit
+    from .infer.predict import predict_and_submit
 
     start = time.perf_counter()
     collector = _collector or _Collector()
@@ -356,7 +356,7 @@ def run_demo(
     progress: bool = True,
 ) -> PipelineResult:
     """Generate the demo folder (once), run the pipeline, score the submission on held-out answers."""
-    from .demo import make_demo_dataset
+    from .datasets.synthetic import make_demo_dataset
     from .metrics import METRICS
 
     start = time.perf_counter()

@@ -31,7 +31,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .competition import Competition, read_sample_submission_columns
+from .data.competition import Competition, read_sample_submission_columns
 from .config import DataConfig
 from .errors import SubmissionError
 from .fileio import write_csv
@@ -74,7 +74,7 @@ def fallback_label(competition: Competition) -> int:
 
 
 def failures_from_store(store: object) -> dict[int, str]:
-    """``row -> reason`` of the failed rows of a :class:`~emo_utils.cache.FeatureStore`.
+    """``row -> reason`` of the failed rows of a :class:`~emo_utils.features.store.FeatureStore`.
 
     Rows rather than file names, because ``test.csv`` may list a name twice.
     """

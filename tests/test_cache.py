@@ -25,19 +25,19 @@ from audio_factory import (
     write_tone,
 )
 
-from emo_utils import cache as cache_module
+from emo_utils.features import store as cache_module
 from emo_utils.audio import load_clip
-from emo_utils.cache import (
+from emo_utils.features.store import (
     FeatureStore,
     build_cache,
     cache_folder,
     open_cache,
     require_valid_training,
 )
-from emo_utils.competition import load_competition
+from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
 from emo_utils.errors import CacheError, DataError, EmoUtilsWarning
-from emo_utils.features import compute_image
+from emo_utils.features.spectrum import compute_image
 
 # Every load runs with deprecations as errors: no silent audioread fallback.
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
@@ -333,8 +333,8 @@ def test_damaged_chunk_is_reported_and_recomputed(comp, tmp_path, monkeypatch):
 
 KILL_SCRIPT = """
 import sys, warnings
-from emo_utils.cache import build_cache
-from emo_utils.competition import load_competition
+from emo_utils.features.store import build_cache
+from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
 cfg = Config.from_file(sys.argv[2])
 warnings.simplefilter("ignore")

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from emo_utils.competition import load_competition
+from emo_utils.data.competition import load_competition
 from emo_utils.config import DataConfig
 from emo_utils.errors import DataError, EmoUtilsWarning
 

@@ -1,4 +1,4 @@
-"""The built-in demo competition folder (emo_utils.demo)."""
+"""The built-in demo competition folder (emo_utils.datasets.synthetic)."""
 
 from __future__ import annotations
 
@@ -16,8 +16,8 @@ from sklearn.model_selection import StratifiedKFold, cross_val_predict
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from emo_utils.competition import load_competition
-from emo_utils.demo import (
+from emo_utils.data.competition import load_competition
+from emo_utils.datasets.synthetic import (
     DEMO_CLASSES,
     MARKER_NAME,
     SAMPLE_RATES,

@@ -10,17 +10,17 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from emo_utils.competition import load_competition
+from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
-from emo_utils.demo import make_demo_dataset
-from emo_utils.duplicates import (
+from emo_utils.datasets.synthetic import make_demo_dataset
+from emo_utils.data.duplicates import (
     DEFAULT_THRESHOLD,
     calibrate_threshold,
     describe_groups,
     duplicate_groups_for,
     find_duplicates,
 )
-from emo_utils.folds import make_folds
+from emo_utils.data.folds import make_folds
 
 
 def _native(path: Path) -> tuple[np.ndarray, int]:

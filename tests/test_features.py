@@ -11,7 +11,7 @@ import torch
 
 from emo_utils.config import FeatureConfig
 from emo_utils.errors import ConfigError
-from emo_utils.features import (
+from emo_utils.features.spectrum import (
     CHANNELS,
     NORMALIZATIONS,
     Spectrum,
@@ -314,13 +314,13 @@ def test_other_channels_are_chosen_by_config():
 
 
 def test_register_channel_makes_a_new_channel_available(monkeypatch):
-    monkeypatch.setattr("emo_utils.features.CHANNELS", dict(CHANNELS))
+    monkeypatch.setattr("emo_utils.features.spectrum.CHANNELS", dict(CHANNELS))
 
     @register_channel("energy", fixed_range=lambda *, config: (-100.0, 60.0))
     def energy(*, spectrum):
         return librosa.power_to_db(spectrum.power.sum(axis=0, keepdims=True), ref=1.0)
 
-    from emo_utils import features
+    from emo_utils.features import spectrum as features
 
     assert "energy" in features.CHANNELS
     cfg = FeatureConfig(n_mels=16, channels=("energy", "mel"))

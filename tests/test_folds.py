@@ -10,7 +10,7 @@ import pytest
 
 from emo_utils.config import Config
 from emo_utils.errors import ConfigError, TrainingError
-from emo_utils.folds import FOLDS_FILE, load_or_create_folds, make_folds, read_folds
+from emo_utils.data.folds import FOLDS_FILE, load_or_create_folds, make_folds, read_folds
 
 LABELS = ["a"] * 10 + ["b"] * 6 + ["c"] * 5
 

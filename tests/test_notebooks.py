@@ -22,8 +22,8 @@ import pytest
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from emo_utils.cache import open_cache
-from emo_utils.competition import load_competition
+from emo_utils.features.store import open_cache
+from emo_utils.data.competition import load_competition
 from emo_utils.config import resolve_config
 
 REPO = Path(__file__).resolve().parents[1]

@@ -2,7 +2,7 @@
 
 The first tests use a hand-made run folder whose "models" are tiny real torch modules with
 known weights, so the expected probabilities can be computed independently with numpy.  The
-last test trains a real tiny run with ``emo_utils.training.train_cv`` and submits from it.
+last test trains a real tiny run with ``emo_utils.train.cv.train_cv`` and submits from it.
 """
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ import pytest
 import torch
 from scipy.special import softmax
 
-from emo_utils.cache import FeatureStore
-from emo_utils.competition import load_competition
+from emo_utils.features.store import FeatureStore
+from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
 from emo_utils.errors import CheckpointError, SubmissionError, TrainingError
-from emo_utils.prediction import load_predictions, predict_and_submit, predict_test, tta_views
+from emo_utils.infer.predict import load_predictions, predict_and_submit, predict_test, tta_views
 
 WINDOW = 4
 CLASSES = ("anger", "joy", "neutral")
@@ -264,7 +264,7 @@ def test_predict_and_submit_refuses_a_store_of_other_files(tmp_path):
 def test_submission_from_a_real_tiny_training_run(tmp_path):
     """train_cv (2 timm architectures, 2 folds, 1 epoch) -> predict -> ensemble -> submission."""
     from emo_utils.ensemble import mode_vote
-    from emo_utils.training import load_fold_model, train_cv
+    from emo_utils.train.cv import load_fold_model, train_cv
 
     rng = np.random.default_rng(0)
 

@@ -40,9 +40,9 @@ from bad_dataset import (
 )
 
 from emo_utils.audio import load_audio, load_clip
-from emo_utils.cache import FeatureStore, build_cache, open_cache
+from emo_utils.features.store import FeatureStore, build_cache, open_cache
 from emo_utils.cli import main as cli_main
-from emo_utils.competition import load_competition
+from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
 from emo_utils.errors import (
     CacheError,
@@ -52,7 +52,7 @@ from emo_utils.errors import (
     EmoUtilsWarning,
     TrainingError,
 )
-from emo_utils.features import compute_image
+from emo_utils.features.spectrum import compute_image
 from emo_utils.fileio import read_json
 from emo_utils.pipeline import PipelineResult, preprocess, run_pipeline, train
 

@@ -14,14 +14,14 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
-from emo_utils.cache import FeatureStore
-from emo_utils.competition import load_competition
+from emo_utils.features.store import FeatureStore
+from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
 from emo_utils.ensemble import evaluate_ensembles
 from emo_utils.errors import ConfigError, DataError, EmoUtilsWarning
 from emo_utils.fileio import write_csv, write_json
-from emo_utils.models import NormalizedModel
-from emo_utils.reports import (
+from emo_utils.models.timm import NormalizedModel
+from emo_utils.reports.run import (
     classification_table,
     dataset_overview,
     embed,
@@ -295,7 +295,7 @@ def test_run_report_needs_oof_predictions(tmp_path):
 @pytest.mark.slow
 def test_run_report_of_a_real_training_run(tmp_path, training_data):
     """Train a tiny CV run for real, then draw its report including the embedding map."""
-    from emo_utils.training import train_cv
+    from emo_utils.train.cv import train_cv
 
     competition, store = training_data
     config = Config().override(

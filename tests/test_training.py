@@ -17,13 +17,13 @@ import torch
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 
-from emo_utils.augment import FrequencyMask, TimeMask, TimeShift, batch_augmentations
-from emo_utils.cache import FeatureStore
+from emo_utils.train.augment import FrequencyMask, TimeMask, TimeShift, batch_augmentations
+from emo_utils.features.store import FeatureStore
 from emo_utils.config import Config
 from emo_utils.errors import CheckpointError, ConfigError, TrainingError
 from emo_utils.fileio import read_csv, read_json
-from emo_utils.models import NormalizedModel, build_model, resolve_weights_file
-from emo_utils.training import (
+from emo_utils.models.timm import NormalizedModel, build_model, resolve_weights_file
+from emo_utils.train.cv import (
     CHECKPOINT_FILE,
     DONE_FILE,
     FOLD_OOF_FILE,
@@ -382,7 +382,7 @@ def test_missing_local_weights_fail_before_training(training_data, tmp_path):
 
 def test_image_normalization_is_explicit(training_data):
     _, store = training_data
-    from emo_utils.models import image_statistics
+    from emo_utils.models.timm import image_statistics
 
     model = build_model(ARCH, 3, pretrained=False)
     mean, std = image_statistics("dataset", store=store, rows=range(len(store)), model=model)

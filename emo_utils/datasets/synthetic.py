@@ -47,8 +47,8 @@ from joblib import Parallel, delayed
 from scipy import signal
 from tqdm.auto import tqdm
 
-from .errors import ConfigError, DataError
-from .fileio import atomic_path, read_json, write_csv, write_json
+from ..errors import ConfigError, DataError
+from ..fileio import atomic_path, read_json, write_csv, write_json
 
 __all__ = [
     "AUDIO_FORMATS",

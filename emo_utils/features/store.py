@@ -1,6 +1,6 @@
 """On-disk feature cache: one image per clip, computed once, read by training and prediction.
 
-Public API (used by :mod:`emo_utils.training` and :mod:`emo_utils.prediction`):
+Public API (used by :mod:`emo_utils.train.cv` and :mod:`emo_utils.infer.predict`):
 
 * :class:`FeatureStore` -- the images of one split, in the row order of its CSV, with a
   per-row status.  Every clip's image has shape ``(C, H, T_i)`` with ``T_i >= window``
@@ -32,7 +32,7 @@ its frames.
 
 **Keys.**  The folder is keyed by the audio and feature configuration, so a changed setting
 never reuses stale images.  Inside it, the manifest's fingerprint covers the code versions
-(cache format, :data:`~emo_utils.features.FEATURES_VERSION`, librosa, libsndfile), the rows
+(cache format, :data:`~emo_utils.features.spectrum.FEATURES_VERSION`, librosa, libsndfile), the rows
 (file name, and path relative to the competition folder, so the folder can be moved) and
 every audio file's size and modification time.  Audio bytes are not
 hashed: re-opening an unchanged cache costs a ``stat`` per file plus one pass over
@@ -82,11 +82,11 @@ from joblib.executor import get_memmapping_executor
 from threadpoolctl import ThreadpoolController
 from tqdm.auto import tqdm
 
-from .audio import check_formats, load_clip
-from .config import AudioConfig, Config, FeatureConfig
-from .errors import AudioError, CacheError, ConfigError, EmoUtilsWarning
-from .features import CHANNELS, FEATURES_VERSION, compute_image, n_frames
-from .fileio import atomic_path, read_json, write_csv, write_json
+from ..audio import check_formats, load_clip
+from ..config import AudioConfig, Config, FeatureConfig
+from ..errors import AudioError, CacheError, ConfigError, EmoUtilsWarning
+from .spectrum import CHANNELS, FEATURES_VERSION, compute_image, n_frames
+from ..fileio import atomic_path, read_json, write_csv, write_json
 
 __all__ = [
     "CACHE_FORMAT_VERSION",
@@ -874,7 +874,7 @@ def build_cache(
     Parameters
     ----------
     competition : Competition
-        From :func:`emo_utils.competition.load_competition`; its ``train`` or ``test`` table
+        From :func:`emo_utils.data.competition.load_competition`; its ``train`` or ``test`` table
         gives the rows (``filename``, ``path``) in CSV order.
     split : {"train", "test"}
     config : Config

@@ -50,15 +50,15 @@ from sklearn.manifold import TSNE
 from sklearn.metrics import ConfusionMatrixDisplay, auc, classification_report, roc_curve
 from sklearn.preprocessing import StandardScaler
 
-from .errors import AudioError, ConfigError, DataError, EmoUtilsWarning, TrainingError
-from .fileio import atomic_path, read_csv, read_json, write_csv, write_text
+from ..errors import AudioError, ConfigError, DataError, EmoUtilsWarning, TrainingError
+from ..fileio import atomic_path, read_csv, read_json, write_csv, write_text
 
 if TYPE_CHECKING:
     import torch
 
-    from .cache import FeatureStore
-    from .competition import Competition
-    from .config import Config
+    from ..features.store import FeatureStore
+    from ..data.competition import Competition
+    from ..config import Config
 
 __all__ = [
     "PROJECTIONS",
@@ -493,7 +493,7 @@ def embed(
     """Pooled features (the classifier's input) of a trained network for a batch of images.
 
     The network is run as a whole (so any normalisation wrapper, e.g. the
-    :class:`~emo_utils.models.NormalizedModel` of :func:`emo_utils.training.load_fold_model`,
+    :class:`~emo_utils.models.timm.NormalizedModel` of :func:`emo_utils.train.cv.load_fold_model`,
     still applies) and the input of the timm model's classifier
     (``model.get_classifier()``, i.e. ``forward_head(pre_logits=True)``) is recorded.
 
@@ -624,7 +624,7 @@ def plot_embedding_map(
 
 # ---------------------------------------------------------------------------- run report
 def _run_config(run_dir: Path) -> Config | None:
-    from .config import Config
+    from ..config import Config
 
     path = run_dir / "config.json"
     return Config.from_dict(read_json(path)) if path.is_file() else None
@@ -693,8 +693,8 @@ def _ensemble_outputs(
     scores come from ``ensemble_report.json`` when it is there, else
     :func:`emo_utils.ensemble.score_ensembles` computes them.
     """
-    from .config import Config
-    from .ensemble import ENSEMBLES, load_oof, make_ensemble, resolve_method, score_ensembles
+    from ..config import Config
+    from ..ensemble import ENSEMBLES, load_oof, make_ensemble, resolve_method, score_ensembles
 
     config = config or Config()
     ec = config.ensemble
@@ -739,8 +739,8 @@ def _embedding_report(
     method: str,
     device: str | torch.device | None,
 ) -> Figure:
-    from .folds import read_folds
-    from .training import load_fold_model
+    from ..data.folds import read_folds
+    from ..train.cv import load_fold_model
 
     folds = read_folds(run_dir / "folds.csv")
     row_of = {name: i for i, name in enumerate(store.filenames)}
@@ -807,10 +807,10 @@ def make_run_report(
     Parameters
     ----------
     run_dir : str or os.PathLike
-        A run folder written by :func:`emo_utils.training.train_cv`.
+        A run folder written by :func:`emo_utils.train.cv.train_cv`.
     store : FeatureStore, optional
         Training images for the embedding map.  Without it, ``competition`` is used to
-        open the feature cache (:func:`emo_utils.cache.build_cache`, computing what is
+        open the feature cache (:func:`emo_utils.features.store.build_cache`, computing what is
         missing); without either the map is skipped with a warning.
     competition : Competition, optional
         See ``store``.
@@ -837,7 +837,7 @@ def make_run_report(
     TrainingError
         No ``classes.json`` or no OOF predictions in ``run_dir``.
     """
-    from .ensemble import read_classes
+    from ..ensemble import read_classes
 
     run_dir = Path(run_dir)
     out = run_dir / REPORT_DIR
@@ -881,7 +881,7 @@ def make_run_report(
             else archs[0]
         )
         if store is None and competition is not None and config is not None:
-            from .cache import build_cache
+            from ..features.store import build_cache
 
             store = build_cache(competition, "train", config, cache_dir, progress=False)
         if store is None or config is None:
@@ -907,7 +907,7 @@ def make_run_report(
     if folds_csv.is_file():
         folds = pd.read_csv(folds_csv, dtype=str, keep_default_na=False)
         if "group" in folds.columns:
-            from .duplicates import describe_groups
+            from ..data.duplicates import describe_groups
 
             g = describe_groups(folds["group"].tolist())
             lines += [
@@ -923,7 +923,7 @@ def make_run_report(
 
 # ---------------------------------------------------------------------------- EDA
 def _overview_row(path: str) -> dict[str, Any]:
-    from .audio import audio_info
+    from ..audio import audio_info
 
     try:
         info = audio_info(path)
@@ -948,7 +948,7 @@ def dataset_overview(
     Parameters
     ----------
     competition : Competition
-        From :func:`emo_utils.competition.load_competition`.
+        From :func:`emo_utils.data.competition.load_competition`.
     splits : sequence of {"train", "test"}
         Which tables to list.
 
@@ -1068,7 +1068,7 @@ def plot_formats(overview: pd.DataFrame, *, title: str = "") -> Figure:
 def _clip_statistics(path: str, sample_rate: int, max_duration: float) -> dict[str, float] | str:
     import librosa
 
-    from .audio import load_audio
+    from ..audio import load_audio
 
     try:
         y = load_audio(path, sample_rate=sample_rate, max_duration=max_duration)

@@ -1,7 +1,7 @@
 """Cross-validated training of timm models with fastai, resumable, with OOF predictions.
 
 :func:`train_cv` trains every architecture of ``config.train.architectures`` on every fold
-of ``RUN/folds.csv`` (see :mod:`emo_utils.folds`) and writes the run folder described in
+of ``RUN/folds.csv`` (see :mod:`emo_utils.data.folds`) and writes the run folder described in
 ``docs/design.md``::
 
     RUN/config.json, classes.json, folds.csv
@@ -14,12 +14,12 @@ of ``RUN/folds.csv`` (see :mod:`emo_utils.folds`) and writes the run folder desc
     RUN/cv_report.json, cv_report.md        per fold / overall / per class scores
 
 Data: :class:`WindowDataset` reads windows straight from the
-:class:`~emo_utils.cache.FeatureStore` (no image files); fastai ``DataLoaders`` move the
-batches to the GPU (when there is one) where :mod:`emo_utils.augment` applies the batch
+:class:`~emo_utils.features.store.FeatureStore` (no image files); fastai ``DataLoaders`` move the
+batches to the GPU (when there is one) where :mod:`emo_utils.train.augment` applies the batch
 augmentations; mixup is fastai's ``MixUp`` callback.
 
-Model: a timm network (:func:`~emo_utils.models.build_model`) inside a
-:class:`~emo_utils.models.NormalizedModel`, whose per-channel statistics
+Model: a timm network (:func:`~emo_utils.models.timm.build_model`) inside a
+:class:`~emo_utils.models.timm.NormalizedModel`, whose per-channel statistics
 (``train.image_normalization``) are saved with the weights, so :func:`load_fold_model`
 returns a module fed with raw cached windows.
 
@@ -70,12 +70,12 @@ from sklearn.utils.class_weight import compute_class_weight
 from torch import nn
 
 from .augment import batch_augmentations
-from .cache import FeatureStore
-from .competition import Competition
-from .config import Config, TrainConfig, check_run_config
-from .duplicates import describe_groups
-from .errors import CacheError, CheckpointError, ConfigError, EmoUtilsWarning, TrainingError
-from .fileio import (
+from ..features.store import FeatureStore
+from ..data.competition import Competition
+from ..config import Config, TrainConfig, check_run_config
+from ..data.duplicates import describe_groups
+from ..errors import CacheError, CheckpointError, ConfigError, EmoUtilsWarning, TrainingError
+from ..fileio import (
     atomic_path,
     read_csv,
     read_json,
@@ -84,9 +84,9 @@ from .fileio import (
     write_json,
     write_text,
 )
-from .folds import check_fold_counts, load_or_create_folds
-from .metrics import METRICS, fastai_metric, per_class_report
-from .models import (
+from ..data.folds import check_fold_counts, load_or_create_folds
+from ..metrics import METRICS, fastai_metric, per_class_report
+from ..models.timm import (
     NormalizedModel,
     build_model,
     check_architectures,
@@ -198,7 +198,7 @@ def make_dataloaders(
 
     The training loader shuffles and drops the last incomplete batch (its batch size is at
     most the number of training items); the validation loader keeps the row order.  The
-    augmentations of :mod:`emo_utils.augment` run on the training batches only, on
+    augmentations of :mod:`emo_utils.train.augment` run on the training batches only, on
     ``device`` (default: the GPU when there is one).
     """
     tc = config.train
@@ -882,7 +882,7 @@ def train_cv(
         Show fastai's progress bars and per-epoch tables.
     groups : sequence, optional
         Group of every training row for ``train.use_groups`` (see
-        :func:`emo_utils.folds.load_or_create_folds`).
+        :func:`emo_utils.data.folds.load_or_create_folds`).
     callbacks : sequence of fastai Callback
         Extra callbacks added to every fold's ``fit`` (logging, experiment tracking).
 
@@ -1102,7 +1102,7 @@ def load_fold_model(
     Returns
     -------
     torch.nn.Module
-        A :class:`~emo_utils.models.NormalizedModel`: feed raw cached windows (float32,
+        A :class:`~emo_utils.models.timm.NormalizedModel`: feed raw cached windows (float32,
         ``(B, C, H, window_frames)``), get logits ``(B, n_classes)`` in ``classes.json``
         order.
 

@@ -4,7 +4,7 @@ Competition data often holds the same utterance more than once (re-uploaded, re-
 mp3, cut a little differently, resampled).  If two copies land in different folds, the
 validation score is optimistic.  :func:`find_duplicates` finds such copies, and
 :func:`duplicate_groups_for` turns them into groups for ``StratifiedGroupKFold`` (used by
-:mod:`emo_utils.folds` when ``train.use_groups`` is on).
+:mod:`emo_utils.data.folds` when ``train.use_groups`` is on).
 
 Method
 ------
@@ -83,12 +83,12 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 from tqdm.auto import tqdm
 
-from .errors import AudioError, ConfigError, DataError, EmoUtilsWarning
-from .fileio import write_csv, write_json
+from ..errors import AudioError, ConfigError, DataError, EmoUtilsWarning
+from ..fileio import write_csv, write_json
 
 if TYPE_CHECKING:
     from .competition import Competition
-    from .config import Config
+    from ..config import Config
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -271,7 +271,7 @@ def _query_starts(n_chunks: int, s: FingerprintSettings) -> np.ndarray:
 
 def _decode(path: str, settings: FingerprintSettings) -> np.ndarray:
     """Mono float32 audio at ``settings.sample_rate`` (at most ``max_duration`` seconds)."""
-    from .audio import load_audio
+    from ..audio import load_audio
 
     return load_audio(path, sample_rate=settings.sample_rate, max_duration=settings.max_duration)
 

@@ -9,7 +9,7 @@ out-of-fold predictions are comparable and can be ensembled.
 
 Examples
 --------
->>> from emo_utils.folds import make_folds
+>>> from emo_utils.data.folds import make_folds
 >>> make_folds(["a", "a", "b", "b"], n_folds=2, seed=0).tolist()
 [1, 0, 0, 1]
 """
@@ -25,9 +25,9 @@ import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
 from .competition import Competition
-from .config import Config
-from .errors import ConfigError, TrainingError
-from .fileio import write_csv
+from ..config import Config
+from ..errors import ConfigError, TrainingError
+from ..fileio import write_csv
 
 __all__ = ["FOLDS_FILE", "check_fold_counts", "load_or_create_folds", "make_folds", "read_folds"]
 

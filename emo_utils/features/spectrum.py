@@ -80,8 +80,8 @@ import librosa
 import numpy as np
 import scipy.sparse
 
-from .config import FeatureConfig
-from .errors import ConfigError
+from ..config import FeatureConfig
+from ..errors import ConfigError
 
 __all__ = [
     "CHANNELS",

@@ -30,8 +30,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import DataConfig
-from .errors import DataError, EmoUtilsWarning
+from ..config import DataConfig
+from ..errors import DataError, EmoUtilsWarning
 
 __all__ = [
     "Competition",

@@ -27,7 +27,7 @@ import torch
 from fastai.data.transforms import Transform
 from fastai.torch_core import TensorImage
 
-from .config import TrainConfig
+from ..config import TrainConfig
 
 __all__ = ["AUGMENTATIONS", "FrequencyMask", "TimeMask", "TimeShift", "batch_augmentations"]
 

@@ -21,8 +21,8 @@ import timm
 import torch
 from torch import nn
 
-from .cache import FeatureStore
-from .errors import ConfigError, TrainingError
+from ..features.store import FeatureStore
+from ..errors import ConfigError, TrainingError
 
 __all__ = [
     "IMAGE_NORMALIZATIONS",

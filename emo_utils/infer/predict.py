@@ -14,7 +14,7 @@ validated submission in ``submissions/<run>__<method>.csv``.
 Test-time averaging (``ensemble`` section of the config):
 
 * ``tta_windows`` -- every ``audio.duration`` window of a long clip
-  (:meth:`FeatureStore.windows <emo_utils.cache.FeatureStore.windows>`) instead of only the
+  (:meth:`FeatureStore.windows <emo_utils.features.store.FeatureStore.windows>`) instead of only the
   ``audio.crop`` window;
 * ``tta_shifts = k`` -- ``k`` extra copies of every view rolled in time by
   ``j * window_frames // (k + 1)`` frames, ``j = 1..k``.
@@ -33,19 +33,19 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from .cache import FeatureStore
-from .competition import Competition
-from .config import Config, load_run_config
-from .ensemble import (
+from ..features.store import FeatureStore
+from ..data.competition import Competition
+from ..config import Config, load_run_config
+from ..ensemble import (
     EnsembleReport,
     evaluate_ensembles,
     load_oof,
     make_ensemble,
     read_classes,
 )
-from .errors import CheckpointError, SubmissionError, TrainingError
-from .fileio import read_csv, write_csv
-from .submission import SubmissionFiles, failures_from_store, fallback_label, write_submission
+from ..errors import CheckpointError, SubmissionError, TrainingError
+from ..fileio import read_csv, write_csv
+from ..submission import SubmissionFiles, failures_from_store, fallback_label, write_submission
 
 __all__ = [
     "ModelLoader",
@@ -175,7 +175,7 @@ def predict_test(
     loader : callable, optional
         ``loader(run_dir, arch, fold, device=...) -> torch.nn.Module`` returning a model in
         eval mode that maps raw windows ``(B, C, H, W)`` to logits; default
-        :func:`emo_utils.training.load_fold_model`.
+        :func:`emo_utils.train.cv.load_fold_model`.
 
     Returns
     -------
@@ -191,7 +191,7 @@ def predict_test(
         A model's output does not have one logit per class.
     """
     if loader is None:
-        from .training import load_fold_model as loader
+        from ..train.cv import load_fold_model as loader
 
     run_dir = Path(run_dir)
     config = config or load_run_config(run_dir)
