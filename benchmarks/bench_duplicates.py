@@ -34,8 +34,8 @@ import numpy as np
 import pandas as pd
 import soundfile as sf
 
-from emo_utils.datasets.synthetic import demo_plan, make_demo_dataset, synthesize_voice
 from emo_utils.data.duplicates import DEFAULT_THRESHOLD, calibrate_threshold, find_duplicates
+from emo_utils.datasets.synthetic import demo_plan, make_demo_dataset, synthesize_voice
 
 #: Scaling runs are repeated and the fastest kept (timeit's rule: slower runs measure noise).
 REPEATS = 2

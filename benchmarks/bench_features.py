@@ -9,7 +9,7 @@ mix: about 90 % mp3 and 10 % wav; 16/22.05/44.1/48 kHz; about 15 % stereo; 0.5-2
     ``librosa.stft``, each computing its own STFT (and filter bank), dB conversion, the same
     resizing and normalisation as the package;
 (b) this package -- :func:`emo_utils.audio.load_clip` (decodes only the needed window) and
-    :func:`emo_utils.features.spectrum.compute_image` (one STFT, tuning estimated at the spectral peaks
+    :func:`emo_utils.features.channels.compute_image` (one STFT, tuning estimated at the spectral peaks
     only, cached filter banks).
 
 **Single process** (apples to apples): both recipes run in this process, one clip after the
@@ -18,7 +18,7 @@ gets from a busy 2-core machine at best); each clip is timed ``--repeat`` times 
 The sum of the fastest times per clip (which filters out pauses caused by other processes)
 and of the mean times are both printed, with their ratio.
 
-**End to end** (what a user gets): :func:`emo_utils.features.store.build_cache` over the whole corpus
+**End to end** (what a user gets): :func:`emo_utils.features.build.build_cache` over the whole corpus
 with ``n_jobs=--jobs`` (processes, this one included), from a cold start (no worker process
 is running before the call), writing the cache, against the usual recipe's single-process
 mean.  Last, a re-run of
@@ -53,12 +53,13 @@ import soundfile as sf
 from threadpoolctl import threadpool_limits
 
 from emo_utils.audio import load_clip
-from emo_utils.features.store import build_cache
-from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
+from emo_utils.data.competition import load_competition
 from emo_utils.datasets.synthetic import make_demo_dataset
 from emo_utils.errors import EmoUtilsWarning
-from emo_utils.features.spectrum import CHANNELS, compute_image, normalize, resize_rows
+from emo_utils.features.build import build_cache
+from emo_utils.features.channels import CHANNELS, compute_image, normalize
+from emo_utils.features.spectrum import resize_rows
 
 
 def make_corpus(root: Path, *, n_clips: int, seed: int) -> Path:
@@ -213,10 +214,14 @@ def main(argv: list[str] | None = None) -> None:
             shutil.rmtree(cache_dir, ignore_errors=True)  # a kept corpus: start from scratch
             load_before = _load()
             t0 = time.perf_counter()
-            store = build_cache(comp, "train", config, cache_dir, n_jobs=args.jobs, progress=False)
+            store = build_cache(
+                comp, "train", config=config, cache_dir=cache_dir, n_jobs=args.jobs, progress=False
+            )
             first = time.perf_counter() - t0
             t0 = time.perf_counter()
-            again = build_cache(comp, "train", config, cache_dir, n_jobs=args.jobs, progress=False)
+            again = build_cache(
+                comp, "train", config=config, cache_dir=cache_dir, n_jobs=args.jobs, progress=False
+            )
             rerun = time.perf_counter() - t0
         if again.stats["computed"]:
             raise SystemExit("the re-run recomputed clips: the cache was not reused")

@@ -31,9 +31,9 @@ import torch
 from fastai.callback.core import Callback
 from fastai.torch_core import default_device, set_seed
 
-from emo_utils.features.store import FeatureStore
 from emo_utils.config import Config
-from emo_utils.models.timm import NormalizedModel, build_model
+from emo_utils.features.store import FeatureStore
+from emo_utils.models import NormalizedModel, build_model
 from emo_utils.train.cv import make_dataloaders, make_learner
 
 

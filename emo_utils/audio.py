@@ -22,8 +22,10 @@ Crop policies (:data:`CROP_POLICIES`, name -> function) choose the window of a l
 ``"random"``
     a uniformly random window (training augmentation; needs a ``numpy.random.Generator``).
 
-:func:`split_windows` returns every window of a clip for test-time averaging.  Short clips are
-zero-padded at the end (:func:`fit_length`).
+:func:`crop_start` applies a policy; the feature store applies the same function to cached
+frames (:meth:`emo_utils.features.store.FeatureStore.window`), and its
+:meth:`~emo_utils.features.store.FeatureStore.windows` returns every window of a clip for
+test-time averaging.  :func:`load_clip` zero-pads short clips at the end.
 
 Bad input
 ---------
@@ -56,7 +58,7 @@ import numpy as np
 import soundfile as sf
 
 from .config import AudioConfig
-from .errors import AudioError, DataError, EmoUtilsWarning
+from .errors import AudioError, ConfigError, DataError, EmoUtilsWarning
 
 __all__ = [
     "CROP_POLICIES",
@@ -65,10 +67,8 @@ __all__ = [
     "audio_info",
     "check_formats",
     "crop_start",
-    "fit_length",
     "load_audio",
     "load_clip",
-    "split_windows",
 ]
 
 #: Seconds decoded beyond each end of the wanted window, so the resampler sees the same
@@ -136,12 +136,15 @@ CROP_POLICIES: dict[str, Callable[..., int]] = {
 def crop_start(
     *, total: int, size: int, policy: str = "start", rng: np.random.Generator | None = None
 ) -> int:
-    """First sample of the ``size``-sample window of a ``total``-sample clip.
+    """First element of the ``size``-element window of a ``total``-element clip.
+
+    The elements are samples when decoding (:func:`load_audio`) and cached frames in
+    :meth:`emo_utils.features.store.FeatureStore.window`: both crop through this function.
 
     Parameters
     ----------
     total, size : int
-        Length of the clip and of the window (samples).  ``0`` when ``total <= size``.
+        Length of the clip and of the window.  The result is ``0`` when ``total <= size``.
     policy : {"start", "center", "random"}
         A name in :data:`CROP_POLICIES`.
     rng : numpy.random.Generator, optional
@@ -151,65 +154,22 @@ def crop_start(
     -------
     int
         In ``[0, max(0, total - size)]``.
+
+    Raises
+    ------
+    ConfigError
+        ``policy`` is not in :data:`CROP_POLICIES` (the message names it and the known
+        policies).
+    ValueError
+        ``"random"`` without ``rng``.
     """
     try:
         policy_fn = CROP_POLICIES[policy]
     except KeyError:
-        raise ValueError(
-            f"unknown crop policy {policy!r}; known: {sorted(CROP_POLICIES)}"
+        raise ConfigError(
+            "audio.crop", policy, f"unknown crop policy; known: {sorted(CROP_POLICIES)}"
         ) from None
     return policy_fn(total=int(total), size=int(size), rng=rng)
-
-
-def fit_length(
-    y: np.ndarray, *, size: int, policy: str = "start", rng: np.random.Generator | None = None
-) -> np.ndarray:
-    """Zero-pad (at the end) or crop a clip to exactly ``size`` samples.
-
-    Parameters
-    ----------
-    y : numpy.ndarray, shape (n,)
-        Mono clip.
-    size : int
-        Wanted length in samples.
-    policy : {"start", "center", "random"}
-        Which window of a longer clip is kept (:data:`CROP_POLICIES`).
-    rng : numpy.random.Generator, optional
-        Needed by ``"random"``.
-
-    Returns
-    -------
-    numpy.ndarray, shape (size,)
-        Same dtype as ``y``.
-    """
-    start = crop_start(total=len(y), size=size, policy=policy, rng=rng)
-    return librosa.util.fix_length(y[start : start + size], size=size)
-
-
-def split_windows(y: np.ndarray, *, size: int, step: int | None = None) -> np.ndarray:
-    """Every ``size``-sample window of a clip, for test-time averaging.
-
-    Windows start every ``step`` samples (default ``size // 2``); the last one is aligned to
-    the end of the clip so no audio is left out.  A clip shorter than ``size`` gives one
-    zero-padded window.
-
-    Parameters
-    ----------
-    y : numpy.ndarray, shape (n,)
-    size : int
-    step : int, optional
-
-    Returns
-    -------
-    numpy.ndarray, shape (n_windows, size)
-    """
-    if len(y) <= size:
-        return fit_length(y, size=size)[None]
-    step = max(1, size // 2) if step is None else int(step)
-    starts = list(range(0, len(y) - size + 1, step))
-    if starts[-1] != len(y) - size:
-        starts.append(len(y) - size)
-    return np.stack([y[s : s + size] for s in starts])
 
 
 # ---------------------------------------------------------------------------- formats

@@ -1,6 +1,6 @@
 """Command line interface: python -m emo_utils COMMAND --help.
 
-Commands (each one is a thin layer over emo_utils.pipeline):
+Commands (each one is a thin layer over emo_utils.pipeline, report over emo_utils.reports):
 
   demo-data   write the built-in synthetic competition folder
   preprocess  compute (or reuse) the feature cache of the train and test splits
@@ -8,6 +8,7 @@ Commands (each one is a thin layer over emo_utils.pipeline):
   predict     predict the test set, compare ensembles on OOF, write the submission
   run         preprocess + train + predict
   demo        demo-data + run with the cpu_demo preset, scored on the held-out answers
+  report      plots and README.md of a trained run into RUN/report/ (reads only)
 
 Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
 --set section.field=value overrides, e.g. --set train.epochs=3
@@ -244,6 +245,37 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
+def _report(p: argparse.ArgumentParser) -> Runner:
+    _add_run(p)
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="competition folder; with it the embedding map is drawn from its finished "
+        "feature cache (never computed; without --data or a cache the map is skipped)",
+    )
+    p.add_argument(
+        "--cache", type=Path, default=None, help="feature cache folder (default: DATA/.emo_cache)"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .data.competition import load_competition
+        from .reports import make_run_report
+        from .runs import RunDir
+
+        run_dir = RunDir(args.run)
+        competition = None
+        if args.data is not None:
+            competition = load_competition(args.data, run_dir.read_config().data)
+        elif args.cache is not None:
+            raise ConfigError("--cache", str(args.cache), "needs --data (the competition folder)")
+        written = make_run_report(run_dir, competition=competition, cache_dir=args.cache)
+        print(f"report: {len(written)} figures and README.md in {run_dir.report_dir}")
+        return 0
+
+    return run
+
+
 #: Name -> (help, function adding the arguments and returning the runner).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "demo-data": ("write the built-in synthetic competition folder", _demo_data),
@@ -252,6 +284,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "predict": ("predict the test set, compare ensembles on OOF, write the submission", _predict),
     "run": ("preprocess, train and predict in one go", _run),
     "demo": ("generate the demo data and run the whole pipeline on it (CPU preset)", _demo),
+    "report": ("plots and README.md of a trained run into RUN/report/ (reads only)", _report),
 }
 
 

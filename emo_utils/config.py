@@ -12,6 +12,12 @@ Every run folder holds the ``config.json`` it ran with; inference rebuilds the p
 it (as timm's ``train.py`` does with ``args.yaml``).  Invalid values raise
 :class:`~emo_utils.errors.ConfigError` naming the dotted field, the value and the reason.
 
+Names of crop policies, normalisations, metrics, ensemble methods, stacking models and tasks
+are checked against the registries that implement them (:func:`registry_names`), so a new
+registry entry is accepted by the config without editing this module.  The registries are
+imported when a config is validated, never when this module is imported: ``config`` stays
+the bottom of the import graph.
+
 Examples
 --------
 >>> from emo_utils.config import Config
@@ -25,13 +31,15 @@ from __future__ import annotations
 import contextlib
 import dataclasses
 import hashlib
+import importlib
 import json
 import math
 import os
+import types
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any, get_args, get_origin, get_type_hints
+from typing import Any, Union, get_args, get_origin, get_type_hints
 
 import yaml
 
@@ -39,25 +47,61 @@ from .errors import ConfigError
 from .fileio import write_json, write_text
 
 __all__ = [
-    "CROP_POLICIES",
-    "METRICS",
     "AudioConfig",
     "Config",
     "DataConfig",
     "EnsembleConfig",
     "FeatureConfig",
     "TrainConfig",
-    "check_run_config",
-    "load_run_config",
+    "registry_names",
     "resolve_config",
 ]
 
-CROP_POLICIES = ("start", "center", "random")
-NORMALIZATIONS = ("fixed", "minmax", "standard", "none")
-METRICS = ("accuracy", "f1_macro", "f1_weighted")
-IMAGE_NORMALIZATIONS = ("dataset", "imagenet", "none")
 CACHE_DTYPES = ("float16", "float32")
-STACKING_MODELS = ("logistic", "ridge")
+
+#: ``train.monitor`` may also name the validation loss (not a metric of the registry).
+_MONITOR_LOSS = "valid_loss"
+#: ``ensemble.method`` may also be ``"best"``: the registered method that scored best on OOF.
+_BEST_METHOD = "best"
+#: Crop policies that need a random generator: ``audio.train_crop`` only, never ``audio.crop``.
+_TRAINING_ONLY_CROPS = ("random",)
+
+#: Registry kind -> ``(module, attribute)`` of the mapping whose keys are the accepted names.
+#: Imported lazily by :func:`registry_names` (at validation time, not at import time).
+_REGISTRIES: dict[str, tuple[str, str]] = {
+    "crop": ("emo_utils.audio", "CROP_POLICIES"),
+    "normalization": ("emo_utils.features", "NORMALIZATIONS"),
+    "metric": ("emo_utils.metrics", "METRICS"),
+    "image_normalization": ("emo_utils.models", "IMAGE_NORMALIZATIONS"),
+    "stacking_model": ("emo_utils.ensemble", "STACKING_MODELS"),
+    "ensemble": ("emo_utils.ensemble", "ENSEMBLES"),
+    "task": ("emo_utils.tasks", "TASKS"),
+}
+
+
+def registry_names(kind: str) -> tuple[str, ...]:
+    """The sorted names registered under ``kind``: the single source of every choice set.
+
+    Parameters
+    ----------
+    kind : str
+        One of ``"crop"`` (:data:`emo_utils.audio.CROP_POLICIES`), ``"normalization"``
+        (:data:`emo_utils.features.NORMALIZATIONS`), ``"metric"``
+        (:data:`emo_utils.metrics.METRICS`), ``"image_normalization"``
+        (:data:`emo_utils.models.IMAGE_NORMALIZATIONS`), ``"stacking_model"``
+        (:data:`emo_utils.ensemble.STACKING_MODELS`), ``"ensemble"``
+        (:data:`emo_utils.ensemble.ENSEMBLES`) or ``"task"`` (:data:`emo_utils.tasks.TASKS`).
+
+    Examples
+    --------
+    >>> registry_names("metric")
+    ('accuracy', 'f1_macro', 'f1_weighted')
+    """
+    try:
+        module, attribute = _REGISTRIES[kind]
+    except KeyError:
+        raise ValueError(f"unknown registry kind {kind!r}; known: {sorted(_REGISTRIES)}") from None
+    return tuple(sorted(getattr(importlib.import_module(module), attribute)))
 
 
 def _check(ok: bool, name: str, value: object, reason: str) -> None:
@@ -65,8 +109,33 @@ def _check(ok: bool, name: str, value: object, reason: str) -> None:
         raise ConfigError(name, value, reason)
 
 
+def _is_number(value: object) -> bool:
+    """A real number: ``int`` or ``float`` but not ``bool``."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _integer(
+    name: str,
+    value: object,
+    *,
+    minimum: int,
+    maximum: int | None = None,
+    reason: str | None = None,
+) -> None:
+    """``value`` is an ``int`` (not a ``bool``) in ``[minimum, maximum]``."""
+    ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
+    ok = ok and (maximum is None or value <= maximum)
+    if reason is None:
+        reason = (
+            f"must be an integer >= {minimum}"
+            if maximum is None
+            else f"must be an integer in [{minimum}, {maximum}]"
+        )
+    _check(ok, name, value, reason)
+
+
 def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
-    bad = not isinstance(value, (int, float)) or isinstance(value, bool) or not math.isfinite(value)
+    bad = not _is_number(value) or not math.isfinite(value)
     bad = bad or (value < 0 if allow_zero else value <= 0)
     _check(not bad, name, value, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
 
@@ -75,13 +144,21 @@ def _choice(name: str, value: object, choices: Sequence[object]) -> None:
     _check(value in choices, name, value, f"must be one of {list(choices)}")
 
 
+def _registered(
+    name: str,
+    value: object,
+    kind: str,
+    *,
+    extra: Sequence[str] = (),
+    exclude: Sequence[str] = (),
+) -> None:
+    """``value`` is a name of the ``kind`` registry (plus ``extra``, minus ``exclude``)."""
+    names = sorted({*registry_names(kind), *extra} - set(exclude))
+    _check(isinstance(value, str) and value in names, name, value, f"must be one of {names}")
+
+
 def _probability(name: str, value: float) -> None:
-    _check(
-        isinstance(value, (int, float)) and not isinstance(value, bool) and 0.0 <= value <= 1.0,
-        name,
-        value,
-        "must be a number in [0, 1]",
-    )
+    _check(_is_number(value) and 0.0 <= value <= 1.0, name, value, "must be a number in [0, 1]")
 
 
 @dataclass(frozen=True)
@@ -102,6 +179,10 @@ class DataConfig:
         If False (default) any training file that cannot be loaded stops the run before
         training, with all problems listed at once.  If True such rows are dropped and
         counted in the end-of-run report.
+    task : str
+        The task-registry entry (:data:`emo_utils.tasks.TASKS`): how targets are read, the
+        loss, metrics, folds, OOF/submission formats.  Default ``"classification"``
+        (single-label, one class per clip).
     """
 
     train_csv: str = "train.csv"
@@ -112,6 +193,7 @@ class DataConfig:
     filename_column: str = "filename"
     label_column: str = "emotion"
     skip_bad_train: bool = False
+    task: str = "classification"
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -129,6 +211,7 @@ class DataConfig:
             self.label_column,
             "must differ from data.filename_column",
         )
+        _registered("data.task", self.task, "task")
 
 
 @dataclass(frozen=True)
@@ -146,12 +229,14 @@ class AudioConfig:
         Seconds of each clip kept in the feature cache (>= ``duration``).  Equal to
         ``duration`` (the default) caches exactly one window per clip; larger values allow
         random training crops and multi-window test-time averaging over long clips.
-    crop : {"start", "center"}
-        Which window of a long clip is used for validation and prediction.  Default
-        ``"start"``: the first ``duration`` seconds, which is what the reference solution
-        used and the cheapest to decode.
-    train_crop : {"start", "center", "random"}
-        Which window is used for training.  ``"random"`` draws a new window each epoch
+    crop : str
+        Which window of a long clip is used for validation and prediction: any name in
+        :data:`emo_utils.audio.CROP_POLICIES` except ``"random"`` (which needs a random
+        generator and is for training only).  Default ``"start"``: the first ``duration``
+        seconds, which is what the reference solution used and the cheapest to decode.
+    train_crop : str
+        Which window is used for training: a name in :data:`emo_utils.audio.CROP_POLICIES`
+        (``"start"``, ``"center"``, ``"random"``).  ``"random"`` draws a new window each epoch
         (only different from ``crop`` when ``max_duration > duration``).
     min_duration : float
         Clips shorter than this (seconds) are padded with a warning; zero-sample clips are an
@@ -169,13 +254,12 @@ class AudioConfig:
     res_type: str = "soxr_hq"
 
     def __post_init__(self) -> None:
-        _check(
-            isinstance(self.sample_rate, int)
-            and not isinstance(self.sample_rate, bool)
-            and 4000 <= self.sample_rate <= 192000,
+        _integer(
             "audio.sample_rate",
             self.sample_rate,
-            "must be an integer between 4000 and 192000 Hz",
+            minimum=4000,
+            maximum=192000,
+            reason="must be an integer between 4000 and 192000 Hz",
         )
         _positive("audio.duration", self.duration)
         _positive("audio.max_duration", self.max_duration)
@@ -185,8 +269,8 @@ class AudioConfig:
             self.max_duration,
             f"must be >= audio.duration ({self.duration})",
         )
-        _choice("audio.crop", self.crop, ("start", "center"))
-        _choice("audio.train_crop", self.train_crop, CROP_POLICIES)
+        _registered("audio.crop", self.crop, "crop", exclude=_TRAINING_ONLY_CROPS)
+        _registered("audio.train_crop", self.train_crop, "crop")
         _positive("audio.min_duration", self.min_duration, allow_zero=True)
         _choice(
             "audio.res_type",
@@ -221,8 +305,10 @@ class FeatureConfig:
     channels : tuple of str
         Names in the channel registry of :mod:`emo_utils.features.spectrum`; default
         ``("mel", "chroma", "stft")``.
-    normalization : {"fixed", "minmax", "standard", "none"}
-        Per-channel scaling of the image, defined for silent and constant clips.
+    normalization : str
+        Per-channel scaling of the image, defined for silent and constant clips: a name in
+        :data:`emo_utils.features.NORMALIZATIONS` (``"fixed"``, ``"minmax"``, ``"standard"``,
+        ``"none"``).
     cache_dtype : {"float16", "float32"}
         Storage type of the on-disk cache.
     precision : {"float32", "float64"}
@@ -244,18 +330,18 @@ class FeatureConfig:
 
     def __post_init__(self) -> None:
         for name in ("n_fft", "hop_length", "n_mels", "n_chroma"):
-            value = getattr(self, name)
-            _check(
-                isinstance(value, int) and not isinstance(value, bool) and value > 0,
+            _integer(
                 f"features.{name}",
-                value,
-                "must be a positive integer",
+                getattr(self, name),
+                minimum=1,
+                reason="must be a positive integer",
             )
-        _check(
-            isinstance(self.win_length, int) and 0 <= self.win_length <= self.n_fft,
+        _integer(
             "features.win_length",
             self.win_length,
-            f"must be an integer in [0, n_fft={self.n_fft}] (0 means n_fft)",
+            minimum=0,
+            maximum=self.n_fft,
+            reason=f"must be an integer in [0, n_fft={self.n_fft}] (0 means n_fft)",
         )
         _positive("features.fmin", self.fmin, allow_zero=True)
         _positive("features.fmax", self.fmax, allow_zero=True)
@@ -274,7 +360,9 @@ class FeatureConfig:
             self.channels,
             "must be a non-empty list of channel names",
         )
-        _choice("features.normalization", self.normalization, NORMALIZATIONS)
+        # features.channels are checked against the channel registry where images are built
+        # (features.store, features.spectrum): a channel may be registered after the config.
+        _registered("features.normalization", self.normalization, "normalization")
         _choice("features.cache_dtype", self.cache_dtype, CACHE_DTYPES)
         _choice("features.precision", self.precision, ("float32", "float64"))
 
@@ -302,14 +390,17 @@ class TrainConfig:
         Label smoothing of the cross-entropy loss (0 = off).
     class_weights : bool
         Weight the loss by inverse class frequency.
-    monitor : {"accuracy", "f1_macro", "f1_weighted", "valid_loss"}
-        Metric that picks the best epoch.
+    monitor : str or None
+        Metric that picks the best epoch: a name in :data:`emo_utils.metrics.METRICS` or
+        ``"valid_loss"``.  ``None`` (the default) means ``ensemble.metric``; :class:`Config`
+        resolves it, so a saved ``config.json`` holds the name.
     early_stopping_patience : int
         Epochs without improvement before stopping (0 = off).
     mixed_precision : bool
         Use fp16/bf16 autocast when a GPU is present (ignored on CPU).
-    image_normalization : {"dataset", "imagenet", "none"}
-        Per-channel normalisation of the images fed to the network; ``"dataset"`` uses the
+    image_normalization : str
+        Per-channel normalisation of the images fed to the network, a name in
+        :data:`emo_utils.models.IMAGE_NORMALIZATIONS`; ``"dataset"`` (the default) uses the
         training fold's channel mean and std.
     time_shift, freq_mask, time_mask, mixup : float
         Augmentation: max fraction of frames to roll, max fraction of mel bins and frames to
@@ -330,7 +421,7 @@ class TrainConfig:
     weight_decay: float = 1e-2
     label_smoothing: float = 0.0
     class_weights: bool = False
-    monitor: str = "f1_macro"
+    monitor: str | None = None
     early_stopping_patience: int = 0
     mixed_precision: bool = True
     image_normalization: str = "dataset"
@@ -355,32 +446,26 @@ class TrainConfig:
             self.architectures,
             "must not repeat a name",
         )
-        for name, low in (("n_folds", 2), ("epochs", 1), ("batch_size", 1)):
-            value = getattr(self, name)
-            _check(
-                isinstance(value, int) and not isinstance(value, bool) and value >= low,
-                f"train.{name}",
-                value,
-                f"must be an integer >= {low}",
-            )
-        for name in ("seed", "early_stopping_patience", "num_workers"):
-            value = getattr(self, name)
-            _check(
-                isinstance(value, int) and not isinstance(value, bool) and value >= 0,
-                f"train.{name}",
-                value,
-                "must be an integer >= 0",
-            )
+        for name, low in (
+            ("n_folds", 2),
+            ("epochs", 1),
+            ("batch_size", 1),
+            ("seed", 0),
+            ("early_stopping_patience", 0),
+            ("num_workers", 0),
+        ):
+            _integer(f"train.{name}", getattr(self, name), minimum=low)
         _positive("train.lr", self.lr)
         _positive("train.weight_decay", self.weight_decay, allow_zero=True)
         _check(
-            isinstance(self.label_smoothing, (int, float)) and 0.0 <= self.label_smoothing < 1.0,
+            _is_number(self.label_smoothing) and 0.0 <= self.label_smoothing < 1.0,
             "train.label_smoothing",
             self.label_smoothing,
             "must be a number in [0, 1)",
         )
-        _choice("train.monitor", self.monitor, (*METRICS, "valid_loss"))
-        _choice("train.image_normalization", self.image_normalization, IMAGE_NORMALIZATIONS)
+        if self.monitor is not None:
+            _registered("train.monitor", self.monitor, "metric", extra=(_MONITOR_LOSS,))
+        _registered("train.image_normalization", self.image_normalization, "image_normalization")
         for name in ("time_shift", "freq_mask", "time_mask"):
             _probability(f"train.{name}", getattr(self, name))
         _positive("train.mixup", self.mixup, allow_zero=True)
@@ -393,20 +478,22 @@ class EnsembleConfig:
     Attributes
     ----------
     method : str
-        Name in the ensemble registry of :mod:`emo_utils.ensemble` that writes the
+        Name in the ensemble registry :data:`emo_utils.ensemble.ENSEMBLES` that writes the
         submission: ``"mode"`` (majority vote, the default), ``"mean"``, ``"geometric"``,
-        ``"stacking"`` or ``"best"`` (whichever scored best on OOF).
+        ``"stacking"``, or ``"best"`` (whichever scored best on OOF).
     weights : tuple of float
         Optional per-architecture weights, in the order of ``train.architectures``.
-    metric : {"accuracy", "f1_macro", "f1_weighted"}
-        Competition metric used to score OOF predictions.
+    metric : str
+        Competition metric used to score OOF predictions, a name in
+        :data:`emo_utils.metrics.METRICS`; also the default of ``train.monitor``.
     tta_windows : bool
         Average over every ``duration`` window of long clips (needs
         ``audio.max_duration > audio.duration``).
     tta_shifts : int
         Number of extra time-rolled copies averaged at test time (0 = off).
-    stacking_model : {"logistic", "ridge"}
-        scikit-learn model used by ``"stacking"``.
+    stacking_model : str
+        scikit-learn model used by ``"stacking"``, a name in
+        :data:`emo_utils.ensemble.STACKING_MODELS` (``"logistic"``, ``"ridge"``).
     """
 
     method: str = "mode"
@@ -417,27 +504,17 @@ class EnsembleConfig:
     stacking_model: str = "logistic"
 
     def __post_init__(self) -> None:
+        _registered("ensemble.method", self.method, "ensemble", extra=(_BEST_METHOD,))
         _check(
-            isinstance(self.method, str) and self.method.strip() != "",
-            "ensemble.method",
-            self.method,
-            "must be a method name",
-        )
-        _check(
-            all(isinstance(w, (int, float)) and math.isfinite(w) and w >= 0 for w in self.weights)
+            all(_is_number(w) and math.isfinite(w) and w >= 0 for w in self.weights)
             and (len(self.weights) == 0 or sum(self.weights) > 0),
             "ensemble.weights",
             self.weights,
             "must be non-negative finite numbers, not all zero",
         )
-        _choice("ensemble.metric", self.metric, METRICS)
-        _check(
-            isinstance(self.tta_shifts, int) and self.tta_shifts >= 0,
-            "ensemble.tta_shifts",
-            self.tta_shifts,
-            "must be an integer >= 0",
-        )
-        _choice("ensemble.stacking_model", self.stacking_model, STACKING_MODELS)
+        _registered("ensemble.metric", self.metric, "metric")
+        _integer("ensemble.tta_shifts", self.tta_shifts, minimum=0)
+        _registered("ensemble.stacking_model", self.stacking_model, "stacking_model")
 
 
 #: Audio fields that do not change a cached image (see :meth:`Config.feature_hash`).
@@ -469,6 +546,10 @@ class Config:
                 name,
                 getattr(self, name),
                 f"must be a {cls.__name__}",
+            )
+        if self.train.monitor is None:  # "the ensemble metric", stored resolved
+            object.__setattr__(
+                self, "train", dataclasses.replace(self.train, monitor=self.ensemble.metric)
             )
         if self.ensemble.weights:
             _check(
@@ -535,8 +616,17 @@ class Config:
 
         Values given as strings (from the command line) are parsed as YAML scalars or lists,
         so ``"3"``, ``"true"`` and ``"[a, b]"`` work.
+
+        ``train.monitor`` follows ``ensemble.metric``: when the metric is overridden, the
+        monitor is not, and the monitor was the old metric, the monitor becomes the new one.
         """
         data = self.to_dict()
+        if (
+            "ensemble.metric" in overrides
+            and "train.monitor" not in overrides
+            and self.train.monitor == self.ensemble.metric
+        ):
+            data["train"]["monitor"] = None
         for key, value in overrides.items():
             section, _, name = key.partition(".")
             if section not in _SECTIONS or not name:
@@ -580,54 +670,6 @@ class Config:
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
-#: Fields a run folder may be resumed with under another value: runtime settings only.
-_RUNTIME_FIELDS = frozenset({"train.num_workers"})
-
-
-def load_run_config(run_dir: str | os.PathLike) -> Config:
-    """The config a run folder was trained with (its ``config.json``).
-
-    Raises
-    ------
-    ConfigError
-        The run folder has no ``config.json`` (train it first).
-    """
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        raise ConfigError("<run>", os.fspath(path), "no config.json here: train the run first")
-    return Config.from_file(path)
-
-
-def check_run_config(run_dir: str | os.PathLike, config: Config) -> None:
-    """Refuse to mix two configs in one run folder.
-
-    Passes when ``run_dir`` has no ``config.json`` yet, or when the saved config equals
-    ``config`` up to runtime settings (``train.num_workers``).
-
-    Raises
-    ------
-    ConfigError
-        Naming the first changed field, listing all of them.
-    """
-    path = Path(run_dir) / "config.json"
-    if not path.is_file():
-        return
-    saved, current = load_run_config(run_dir).to_dict(), config.to_dict()
-    changed = [
-        f"{section}.{name}"
-        for section, values in current.items()
-        for name, value in values.items()
-        if f"{section}.{name}" not in _RUNTIME_FIELDS and saved[section][name] != value
-    ]
-    if changed:
-        section, name = changed[0].split(".")
-        raise ConfigError(
-            changed[0],
-            current[section][name],
-            f"differs from {path} (changed: {changed}); use a new run folder for a new config",
-        )
-
-
 def resolve_config(
     config_file: str | os.PathLike | None = None,
     *,
@@ -663,6 +705,11 @@ def _build_section(section_cls: type, section: str, values: Mapping[str, Any]) -
 def _coerce(hint: Any, value: Any, name: str) -> Any:
     """Convert JSON/YAML values to the annotated type (lists to tuples, ints to floats)."""
     origin = get_origin(hint)
+    if origin in (Union, types.UnionType):  # ``X | None``: None stays None
+        if value is None and type(None) in get_args(hint):
+            return None
+        (hint,) = [a for a in get_args(hint) if a is not type(None)]
+        return _coerce(hint, value, name)
     if origin is tuple:
         if isinstance(value, str):
             value = [value]

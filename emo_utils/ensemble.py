@@ -36,10 +36,9 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
-from pathlib import Path
 from typing import Any, Protocol
 
 import numpy as np
@@ -49,25 +48,25 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.model_selection import PredefinedSplit, StratifiedKFold, cross_val_predict
 
-from .config import Config, load_run_config
-from .errors import CheckpointError, ConfigError, DataError, TrainingError
-from .fileio import read_csv, read_json, write_json, write_text
+from .config import Config
+from .errors import ConfigError, DataError, TrainingError
+from .fileio import write_json, write_text
 from .metrics import METRICS, get_metric
+from .runs import RunDir
+from .tables import markdown_table
+from .tasks import get_task
 
 __all__ = [
     "ENSEMBLES",
-    "OOF",
     "STACKING_MODELS",
     "EnsembleReport",
     "StackingEnsemble",
     "VotingEnsemble",
     "evaluate_ensembles",
     "geometric_mean_proba",
-    "load_oof",
     "make_ensemble",
     "mean_proba",
     "mode_vote",
-    "read_classes",
     "resolve_method",
     "score_ensembles",
     "vote_shares",
@@ -507,9 +506,8 @@ class EnsembleReport:
             "",
             f"{self.n_samples} OOF samples; competition metric: **{self.metric}**.",
             "",
-            "| name | kind | " + " | ".join(metrics) + " |",
-            "|---|---|" + "---:|" * len(metrics),
         ]
+        rows = []
         for row in self.table.itertuples(index=False):
             d = row._asdict()
             name = d["name"]
@@ -522,9 +520,8 @@ class EnsembleReport:
                 if hit and d["kind"] == "ensemble"
             ]
             label = f"{name} ({', '.join(marks)})" if marks else name
-            lines.append(
-                f"| {label} | {d['kind']} | " + " | ".join(f"{d[m]:.4f}" for m in metrics) + " |"
-            )
+            rows.append([label, d["kind"], *(float(d[m]) for m in metrics)])
+        lines += markdown_table(["name", "kind", *metrics], rows)
         best_score = self.ensemble_scores[self.best_method]
         lines += [
             "",
@@ -547,8 +544,10 @@ def score_ensembles(
     weights: Sequence[float] | None = None,
     stacking_model: str = "logistic",
     seed: int = 0,
+    methods: Sequence[str] | None = None,
+    metrics: Sequence[str] | None = None,
 ) -> EnsembleReport:
-    """Score every single model and every method of :data:`ENSEMBLES` on OOF predictions.
+    """Score every single model and every ensemble method on OOF predictions.
 
     Parameters
     ----------
@@ -566,6 +565,12 @@ def score_ensembles(
         Configured method; ``"best"`` resolves to the best-scoring one.
     weights, stacking_model, seed
         Passed to :func:`make_ensemble`.
+    methods : sequence of str, optional
+        Ensemble methods to score (the task's, :attr:`emo_utils.tasks.Task.ensembles`);
+        default every method of :data:`ENSEMBLES`.
+    metrics : sequence of str, optional
+        Metrics of the table (the task's); default every metric of
+        :data:`emo_utils.metrics.METRICS`.
 
     Returns
     -------
@@ -580,7 +585,12 @@ def score_ensembles(
             f"probas {p.shape}: needs {p.shape[0]} model names (got {len(model_names)}) and "
             f"{p.shape[1]} labels (got {y.shape})"
         )
-    names_in_order = [metric, *(m for m in METRICS if m != metric)]
+    methods = list(ENSEMBLES) if methods is None else list(methods)
+    unknown = [m for m in methods if m not in ENSEMBLES]
+    if unknown:
+        raise ConfigError("ensemble.method", unknown, f"unknown method; known: {list(ENSEMBLES)}")
+    metrics = list(METRICS) if metrics is None else list(metrics)
+    names_in_order = [metric, *(m for m in metrics if m != metric)]
 
     def row(name: str, kind: str, pred: np.ndarray) -> dict[str, Any]:
         return {"name": name, "kind": kind} | {
@@ -588,7 +598,7 @@ def score_ensembles(
         }
 
     rows = [row(n, "model", p[i].argmax(axis=1)) for i, n in enumerate(model_names)]
-    for name in ENSEMBLES:
+    for name in methods:
         ens = make_ensemble(name, weights=weights, stacking_model=stacking_model, seed=seed)
         rows.append(row(name, "ensemble", ens.oof_predict(p, y, folds)))
     table = pd.DataFrame(rows)
@@ -622,102 +632,8 @@ def resolve_method(method: str, best_method: str) -> str:
     return resolved
 
 
-def read_classes(run_dir: str | os.PathLike) -> tuple[str, ...]:
-    """Class names of a run, in index order (``RUN/classes.json``)."""
-    path = Path(run_dir) / "classes.json"
-    if not path.is_file():
-        raise TrainingError(f"{path}: not found; train the run first")
-    classes = read_json(path)
-    if isinstance(classes, Mapping):  # tolerate {"classes": [...]}
-        classes = classes.get("classes")
-    if not isinstance(classes, list) or not all(isinstance(c, str) for c in classes):
-        raise CheckpointError(f"{path}: expected a JSON list of class names, got {classes!r}")
-    return tuple(classes)
-
-
-@dataclass
-class OOF:
-    """Aligned OOF predictions of several architectures (see :func:`load_oof`)."""
-
-    probas: np.ndarray  # (n_models, n_samples, n_classes)
-    y: np.ndarray  # (n_samples,) class indices
-    folds: np.ndarray  # (n_samples,)
-    filenames: list[str]
-    architectures: list[str]
-    classes: tuple[str, ...]
-
-
-def load_oof(
-    run_dir: str | os.PathLike,
-    architectures: Sequence[str],
-    classes: Sequence[str] | None = None,
-) -> OOF:
-    """Read ``oof/ARCH.csv`` of every architecture and align their rows by file name.
-
-    Parameters
-    ----------
-    run_dir : str or os.PathLike
-        The run folder.
-    architectures : sequence of str
-        Which ``oof/ARCH.csv`` files to read, in this order.
-    classes : sequence of str, optional
-        Class names in index order (default: the run's ``classes.json``).
-
-    Raises
-    ------
-    TrainingError
-        An architecture has no OOF file (not trained yet).
-    CheckpointError
-        A file lacks a column, has missing probabilities or unknown labels, or the files
-        do not cover the same training files.
-    """
-    run_dir = Path(run_dir)
-    classes = tuple(classes) if classes is not None else read_classes(run_dir)
-    index = {c: i for i, c in enumerate(classes)}
-    missing = [a for a in architectures if not (run_dir / "oof" / f"{a}.csv").is_file()]
-    if missing:
-        raise TrainingError(
-            f"{run_dir / 'oof'}: no OOF predictions for {missing}; train them first"
-        )
-    frames: list[pd.DataFrame] = []
-    for arch in architectures:
-        path = run_dir / "oof" / f"{arch}.csv"
-        df = read_csv(path, dtype={"filename": str, "label": str}, keep_default_na=False)
-        need = ["filename", "label", "fold", *classes]
-        absent = [c for c in need if c not in df.columns]
-        if absent:
-            raise CheckpointError(f"{path}: missing column(s) {absent}; found {list(df.columns)}")
-        probs = df[list(classes)].apply(pd.to_numeric, errors="coerce")
-        if probs.isna().any().any():
-            raise CheckpointError(f"{path}: missing or non-numeric probabilities")
-        unknown = sorted(set(df["label"]) - set(index))
-        if unknown:
-            raise CheckpointError(f"{path}: labels not in classes.json: {unknown[:10]}")
-        if df["filename"].duplicated().any():
-            raise CheckpointError(f"{path}: a file name appears more than once")
-        df[list(classes)] = probs
-        frames.append(df.set_index("filename"))
-    order = frames[0].index
-    for arch, df in zip(architectures, frames, strict=True):
-        if set(df.index) != set(order):
-            raise CheckpointError(
-                f"{run_dir / 'oof' / f'{arch}.csv'}: covers different training files than "
-                f"oof/{architectures[0]}.csv; retrain it with the run's folds.csv"
-            )
-    frames = [df.loc[order] for df in frames]
-    first = frames[0]
-    return OOF(
-        probas=np.stack([df[list(classes)].to_numpy(np.float64) for df in frames]),
-        y=first["label"].map(index).to_numpy(np.int64),
-        folds=first["fold"].to_numpy(np.int64),
-        filenames=[str(f) for f in order],
-        architectures=list(architectures),
-        classes=classes,
-    )
-
-
 def evaluate_ensembles(
-    run_dir: str | os.PathLike, config: Config | None = None, *, write: bool = True
+    run_dir: str | os.PathLike | RunDir, *, config: Config | None = None, write: bool = True
 ) -> EnsembleReport:
     """Score every architecture and every ensemble method on a run's OOF predictions.
 
@@ -735,10 +651,11 @@ def evaluate_ensembles(
     -------
     EnsembleReport
     """
-    run_dir = Path(run_dir)
-    config = config or load_run_config(run_dir)
+    run = RunDir(run_dir)
+    config = config or run.read_config()
     archs = list(config.train.architectures)
-    oof = load_oof(run_dir, archs)
+    oof = run.load_oof(archs)
+    task = get_task(config.data.task)
     report = score_ensembles(
         oof.probas,
         oof.y,
@@ -749,8 +666,10 @@ def evaluate_ensembles(
         weights=config.ensemble.weights or None,
         stacking_model=config.ensemble.stacking_model,
         seed=config.train.seed,
+        methods=task.ensembles,
+        metrics=task.metrics,
     )
     if write:
-        write_json(run_dir / "ensemble_report.json", report.to_dict())
-        write_text(run_dir / "ensemble_report.md", report.to_markdown())
+        write_json(run.ensemble_report_file(".json"), report.to_dict())
+        write_text(run.ensemble_report_file(".md"), report.to_markdown())
     return report

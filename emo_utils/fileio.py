@@ -27,7 +27,6 @@ __all__ = [
     "remove_temp_files",
     "write_csv",
     "write_json",
-    "write_npy",
     "write_text",
 ]
 
@@ -146,12 +145,6 @@ def read_csv(path: str | os.PathLike, **read_csv_kwargs: Any) -> pd.DataFrame:
     if int(pd.__version__.split(".")[0]) < 3:
         read_csv_kwargs.setdefault("float_precision", "round_trip")
     return pd.read_csv(path, **read_csv_kwargs)
-
-
-def write_npy(path: str | os.PathLike, array: np.ndarray) -> None:
-    """Atomically save an array in ``.npy`` format."""
-    with atomic_write(path, "wb") as fh:
-        np.save(fh, np.asarray(array), allow_pickle=False)
 
 
 def _json_default(obj: Any) -> Any:

@@ -2,7 +2,7 @@
 
 One registry, :data:`METRICS`, maps the metric names used in the configuration
 (``train.monitor``, ``ensemble.metric``) to scikit-learn scoring functions on label
-indices, and :func:`fastai_metric` gives the matching fastai metric for training logs.
+indices; a task (:mod:`emo_utils.tasks`) wraps them for fastai's training logs.
 
 Examples
 --------
@@ -21,7 +21,7 @@ from sklearn.metrics import accuracy_score, f1_score, precision_recall_fscore_su
 
 from .errors import ConfigError
 
-__all__ = ["METRICS", "fastai_metric", "get_metric", "per_class_report", "score", "score_all"]
+__all__ = ["METRICS", "get_metric", "per_class_report", "score"]
 
 #: name -> ``f(y_true, y_pred) -> float`` on class indices (scikit-learn).
 METRICS: dict[str, Callable[..., float]] = {
@@ -59,11 +59,6 @@ def score(name: str, y_true: Sequence[int], y_pred: Sequence[int]) -> float:
     return float(get_metric(name)(np.asarray(y_true), np.asarray(y_pred)))
 
 
-def score_all(y_true: Sequence[int], y_pred: Sequence[int]) -> dict[str, float]:
-    """Every metric of :data:`METRICS`, as ``{name: value}``."""
-    return {name: score(name, y_true, y_pred) for name in METRICS}
-
-
 def per_class_report(
     y_true: Sequence[int], y_pred: Sequence[int], classes: Sequence[str]
 ) -> dict[str, dict[str, float]]:
@@ -96,19 +91,3 @@ def per_class_report(
         }
         for i, name in enumerate(classes)
     }
-
-
-def fastai_metric(name: str):
-    """The fastai metric (for ``Learner(metrics=...)``) whose logged name is ``name``.
-
-    Accuracy is fastai's :func:`~fastai.metrics.accuracy`; the F1 scores are scikit-learn's
-    ``f1_score`` wrapped by :func:`fastai.metrics.skm_to_fastai` (what ``F1Score`` does),
-    named ``f1_macro`` / ``f1_weighted`` so ``train.monitor`` can refer to them.
-    """
-    from fastai.metrics import accuracy, skm_to_fastai
-
-    get_metric(name)
-    if name == "accuracy":
-        return accuracy
-    average = name.removeprefix("f1_")
-    return skm_to_fastai(f1_score, average=average, zero_division=0, name=name)

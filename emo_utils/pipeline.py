@@ -27,17 +27,23 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+import torch
 
-from .features.store import FeatureStore, build_cache, require_valid_training
+from .config import Config
 from .data.competition import Competition, load_competition
-from .config import Config, check_run_config, load_run_config
-from .errors import EmoUtilsWarning
+from .ensemble import EnsembleReport, evaluate_ensembles, make_ensemble
+from .errors import EmoUtilsWarning, SubmissionError
+from .features import FeatureStore, build_cache, default_cache_dir
 from .fileio import write_json
+from .infer.predict import ModelLoader, predict_test
+from .runs import RunDir
+from .submission import SubmissionFiles, failures_from_store, fallback_label, write_submission
 
 __all__ = [
     "PipelineResult",
-    "load_run_config",
+    "SubmissionOutcome",
     "predict",
+    "predict_and_submit",
     "preprocess",
     "run_demo",
     "run_pipeline",
@@ -146,7 +152,7 @@ def _generic(reason: str) -> str:
 
 
 def _cache_dir(data_dir: Path, cache_dir: str | os.PathLike | None) -> Path:
-    return Path(cache_dir) if cache_dir is not None else Path(data_dir) / ".emo_cache"
+    return Path(cache_dir) if cache_dir is not None else default_cache_dir(data_dir)
 
 
 def _stores(
@@ -158,7 +164,9 @@ def _stores(
     splits: tuple[str, ...],
 ) -> dict[str, FeatureStore]:
     return {
-        split: build_cache(comp, split, cfg, cache_dir, n_jobs=n_jobs, progress=progress)
+        split: build_cache(
+            comp, split, config=cfg, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress
+        )
         for split in splits
     }
 
@@ -195,21 +203,6 @@ def preprocess(
     )
 
 
-def _training_subset(
-    comp: Competition, store: FeatureStore, config: Config, collector: _Collector
-) -> tuple[Competition, FeatureStore]:
-    """Stop on failed training files, or drop them (``data.skip_bad_train``) and count them."""
-    require_valid_training(store, skip_bad=config.data.skip_bad_train)
-    ok = store.ok
-    if ok.all():
-        return comp, store
-    for name, reason in store.failures():
-        collector.add("train skipped", name, reason)
-    rows = np.flatnonzero(ok)
-    train = comp.train.iloc[rows].reset_index(drop=True)
-    return dataclasses.replace(comp, train=train), store.select(rows)
-
-
 def train(
     data_dir: str | os.PathLike,
     run_dir: str | os.PathLike,
@@ -225,37 +218,42 @@ def train(
     Reuses the feature cache (computing what is missing) and every finished fold.
     """
     from .data.duplicates import duplicate_groups_for
-    from .train.cv import check_training_setup, train_cv
+    from .train import check_training_setup, train_cv
 
     start = time.perf_counter()
     collector = _collector or _Collector()
-    run_dir = Path(run_dir)
-    check_run_config(run_dir, config)
+    run = RunDir(run_dir)
+    run.check_config(config)
     with collector.recording():
         comp = load_competition(data_dir, config.data)
         check_training_setup(comp, config)  # architectures, weights, folds: before any work
         store = build_cache(
             comp,
             "train",
-            config,
-            _cache_dir(Path(data_dir), cache_dir),
+            config=config,
+            cache_dir=_cache_dir(Path(data_dir), cache_dir),
             n_jobs=n_jobs,
             progress=progress,
         )
-        comp, store = _training_subset(comp, store, config, collector)
         groups = None
         if config.train.use_groups:
-            groups = duplicate_groups_for(
-                comp,
+            # Fingerprint only the clips that have an image; train_cv drops the others (or
+            # stops, without data.skip_bad_train) and picks their groups by file name.
+            usable = dataclasses.replace(comp, train=comp.train[store.ok].reset_index(drop=True))
+            found = duplicate_groups_for(
+                usable,
                 config,
                 _cache_dir(Path(data_dir), cache_dir),
                 n_jobs=n_jobs,
                 progress=progress,
             )
-        result = train_cv(comp, store, config, run_dir, progress=progress, groups=groups)
+            groups = dict(zip(usable.train["filename"], found, strict=True))
+        result = train_cv(comp, store, run_dir=run, config=config, progress=progress, groups=groups)
+    for name, reason in result.skipped_files:
+        collector.add("train skipped", name, reason)
     scores = {arch: float(s) for arch, s in result.scores(config.ensemble.metric).items()}
     return PipelineResult(
-        run_dir=run_dir,
+        run_dir=run.path,
         cv_scores=scores,
         metric=config.ensemble.metric,
         summary=collector.as_dict(),
@@ -279,12 +277,10 @@ def predict(
     The config is rebuilt from the run folder's ``config.json``; ``method`` overrides
     ``ensemble.method``.
     """
-    from .infer.predict import predict_and_submit
-
     start = time.perf_counter()
     collector = _collector or _Collector()
-    run_dir = Path(run_dir)
-    config = load_run_config(run_dir)
+    run = RunDir(run_dir)
+    config = run.read_config()
     if method is not None:
         config = config.override({"ensemble.method": method})
     with collector.recording():
@@ -292,20 +288,25 @@ def predict(
         store = build_cache(
             comp,
             "test",
-            config,
-            _cache_dir(Path(data_dir), cache_dir),
+            config=config,
+            cache_dir=_cache_dir(Path(data_dir), cache_dir),
             n_jobs=n_jobs,
             progress=progress,
         )
         outcome = predict_and_submit(
-            comp, store, run_dir, config, submissions_dir=submissions_dir, progress=progress
+            comp,
+            store,
+            run_dir=run,
+            config=config,
+            submissions_dir=submissions_dir,
+            progress=progress,
         )
     for name, reason in store.failures():
         collector.add("test fallback row", name, reason)
     summary = collector.as_dict()
-    write_json(run_dir / "summary.json", summary)
+    write_json(run.summary_file, summary)
     return PipelineResult(
-        run_dir=run_dir,
+        run_dir=run.path,
         cv_scores=outcome.model_scores,
         ensemble_scores=outcome.ensemble_scores,
         submission=outcome.submission,
@@ -315,6 +316,161 @@ def predict(
         lines=[
             f"best method on OOF: {outcome.best_method}; submission written by: {outcome.method}"
         ],
+    )
+
+
+@dataclass
+class SubmissionOutcome:
+    """What :func:`predict_and_submit` produced.
+
+    Attributes
+    ----------
+    submission : pathlib.Path
+        The submission CSV.
+    files : SubmissionFiles
+        Submission, probabilities and failures files.
+    method : str
+        The method that wrote the submission (``"best"`` resolved).
+    best_method : str
+        The method with the best OOF score.
+    report : EnsembleReport
+        OOF scores of every model and method.
+    probabilities : dict
+        Architecture -> test probabilities ``(n_test, n_classes)`` (NaN for failed rows).
+    labels : numpy.ndarray
+        Class index of every test row after the fallback.
+    n_fallback : int
+        Test rows that got the fallback label.
+    """
+
+    submission: Path
+    files: SubmissionFiles
+    method: str
+    best_method: str
+    report: EnsembleReport
+    probabilities: dict[str, np.ndarray] = field(repr=False)
+    labels: np.ndarray = field(repr=False)
+    n_fallback: int = 0
+
+    @property
+    def model_scores(self) -> dict[str, float]:
+        """Architecture -> OOF score (competition metric)."""
+        return self.report.model_scores
+
+    @property
+    def ensemble_scores(self) -> dict[str, float]:
+        """Method -> OOF score (competition metric)."""
+        return self.report.ensemble_scores
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "submission": str(self.submission),
+            "method": self.method,
+            "best_method": self.best_method,
+            "n_fallback": self.n_fallback,
+            "model_scores": self.model_scores,
+            "ensemble_scores": self.ensemble_scores,
+        }
+
+
+def predict_and_submit(
+    competition: Competition,
+    store: FeatureStore,
+    *,
+    run_dir: str | os.PathLike | RunDir,
+    config: Config | None = None,
+    submissions_dir: str | os.PathLike = "submissions",
+    method: str | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    reuse_predictions: bool = False,
+    loader: ModelLoader | None = None,
+) -> SubmissionOutcome:
+    """Predict the test set, compare ensembles on OOF, and write the submission.
+
+    Parameters
+    ----------
+    competition : Competition
+        The competition (test rows, classes, submission columns).
+    store : FeatureStore
+        Test images, one row per ``test.csv`` row.
+    run_dir : str or os.PathLike
+        The trained run folder.
+    config : Config, optional
+        Default: the run's ``config.json``.
+    submissions_dir : str or os.PathLike
+        Where ``<run>__<method>.csv`` and its companions go.
+    method : str, optional
+        Overrides ``ensemble.method`` (``"best"`` allowed).
+    device, progress, loader
+        Passed to :func:`predict_test`.
+    reuse_predictions : bool
+        Read ``RUN/predictions/ARCH.csv`` instead of running the models (fails if absent).
+
+    Returns
+    -------
+    SubmissionOutcome
+    """
+    run = RunDir(run_dir)
+    config = config or run.read_config()
+    if method is not None:
+        config = config.override({"ensemble.method": method})
+    classes = run.read_classes()
+    if tuple(classes) != tuple(competition.classes):
+        raise SubmissionError(
+            f"{run.classes_file}: classes {list(classes)} differ from the "
+            f"competition's {list(competition.classes)}"
+        )
+    if list(store.filenames) != competition.test["filename"].tolist():
+        raise SubmissionError("the test feature store's file names differ from test.csv's rows")
+    archs = list(config.train.architectures)
+    report = evaluate_ensembles(run, config=config)
+    if reuse_predictions:
+        probabilities = run.load_predictions(archs, store.filenames)
+    else:
+        probabilities = predict_test(
+            store, run_dir=run, config=config, device=device, progress=progress, loader=loader
+        )
+    stacked = np.stack([probabilities[a] for a in archs])  # (n_models, n_test, n_classes)
+    ok = np.isfinite(stacked).all(axis=(0, 2))
+    ensemble = make_ensemble(
+        report.method,
+        weights=config.ensemble.weights or None,
+        stacking_model=config.ensemble.stacking_model,
+        seed=config.train.seed,
+    )
+    if report.method == "stacking":
+        oof = run.load_oof(archs, classes)
+        ensemble.fit(oof.probas, oof.y)
+    labels = np.full(len(store), -1, dtype=np.int64)
+    proba = np.full((len(store), len(classes)), np.nan)
+    if ok.any():
+        labels[ok] = ensemble.predict(stacked[:, ok])
+        proba[ok] = ensemble.predict_proba(stacked[:, ok])
+    failures = failures_from_store(store)
+    # Rows the models could not score for another reason also fall back, with a reason.
+    for row in np.flatnonzero(~ok):
+        failures.setdefault(int(row), "no test probabilities")
+    files = write_submission(
+        competition,
+        labels,
+        out_dir=submissions_dir,
+        run_name=run.name,
+        method=report.method,
+        failures=failures,
+        probabilities=proba,
+        data_config=config.data,
+    )
+    labels[list(failures)] = fallback_label(competition)
+    return SubmissionOutcome(
+        submission=files.submission,
+        files=files,
+        method=report.method,
+        best_method=report.best_method,
+        report=report,
+        probabilities=probabilities,
+        labels=labels,
+        n_fallback=len(failures),
     )
 
 
@@ -356,7 +512,7 @@ def run_demo(
     progress: bool = True,
 ) -> PipelineResult:
     """Generate the demo folder (once), run the pipeline, score the submission on held-out answers."""
-    from .datasets.synthetic import make_demo_dataset
+    from .datasets import make_demo_dataset
     from .metrics import METRICS
 
     start = time.perf_counter()

@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from .data.competition import Competition, read_sample_submission_columns
 from .config import DataConfig
+from .data.competition import Competition, read_sample_submission_columns
 from .errors import SubmissionError
 from .fileio import write_csv
 

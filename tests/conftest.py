@@ -8,8 +8,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emo_utils.features.store import FeatureStore
 from emo_utils.data.competition import Competition
+from emo_utils.features.store import FeatureStore
 
 
 def make_training_data(

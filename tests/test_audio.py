@@ -32,13 +32,11 @@ from emo_utils.audio import (
     audio_info,
     check_formats,
     crop_start,
-    fit_length,
     load_audio,
     load_clip,
-    split_windows,
 )
 from emo_utils.config import AudioConfig
-from emo_utils.errors import AudioError, DataError, EmoUtilsError, EmoUtilsWarning
+from emo_utils.errors import AudioError, ConfigError, DataError, EmoUtilsError, EmoUtilsWarning
 
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
 
@@ -126,37 +124,34 @@ def test_audio_info_reports_the_header(tmp_path):
     assert info.duration == pytest.approx(0.5)
 
 
-# ---------------------------------------------------------------------------- fitting
-def test_fit_length_pads_at_the_end_and_crops_by_policy():
-    y = np.arange(1, 11, dtype=np.float32)
-    np.testing.assert_array_equal(fit_length(y[:3], size=5), [1, 2, 3, 0, 0])
-    np.testing.assert_array_equal(fit_length(y, size=4), [1, 2, 3, 4])
-    np.testing.assert_array_equal(fit_length(y, size=4, policy="center"), [4, 5, 6, 7])
-    r = fit_length(y, size=4, policy="random", rng=np.random.default_rng(1))
-    assert len(r) == 4
-    assert r[0] in y
-    np.testing.assert_array_equal(np.diff(r), 1)
-    with pytest.raises(ValueError, match="unknown crop policy"):
-        fit_length(y, size=4, policy="middle")
-    assert set(CROP_POLICIES) == {"start", "center", "random"}
+# ---------------------------------------------------------------------------- crop policies
+@pytest.mark.parametrize("policy", sorted(CROP_POLICIES))
+@pytest.mark.parametrize(("total", "size"), [(10, 20), (20, 20), (21, 20), (100, 20), (1, 1)])
+def test_every_crop_policy_stays_inside_the_clip(policy, total, size):
+    rng = np.random.default_rng(0)
+    starts = {crop_start(total=total, size=size, policy=policy, rng=rng) for _ in range(20)}
+    assert all(isinstance(s, int) and 0 <= s <= max(0, total - size) for s in starts)
+    if total <= size:
+        assert starts == {0}
 
 
-def test_crop_start_bounds():
+def test_crop_start_positions():
+    assert crop_start(total=100, size=20) == 0
     assert crop_start(total=10, size=20, policy="center") == 0
     assert crop_start(total=100, size=20, policy="center") == 40
+    assert crop_start(total=101, size=20, policy="center") == 40
     rng = np.random.default_rng(0)
-    assert all(
-        0 <= crop_start(total=30, size=20, policy="random", rng=rng) <= 10 for _ in range(50)
-    )
+    starts = {crop_start(total=30, size=20, policy="random", rng=rng) for _ in range(200)}
+    assert starts == set(range(11))
+    with pytest.raises(ValueError, match="rng"):
+        crop_start(total=30, size=20, policy="random")
 
 
-def test_split_windows_cover_the_whole_clip():
-    y = np.arange(25, dtype=np.float32)
-    w = split_windows(y, size=10)
-    assert w.shape == (4, 10)
-    np.testing.assert_array_equal(w[:, 0], [0, 5, 10, 15])
-    assert w[-1, -1] == 24
-    np.testing.assert_array_equal(split_windows(y[:4], size=10), [[0, 1, 2, 3, 0, 0, 0, 0, 0, 0]])
+def test_unknown_crop_policy_is_a_config_error_naming_the_known_ones():
+    with pytest.raises(ConfigError, match=r"'middle'.*known: \['center', 'random', 'start'\]"):
+        crop_start(total=30, size=20, policy="middle")
+    with pytest.raises(ConfigError, match="unknown crop policy"):
+        crop_start(total=10, size=20, policy="middle")  # even when there is nothing to crop
 
 
 @pytest.mark.parametrize("seconds", [0.3, 1.0, 2.5])

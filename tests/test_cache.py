@@ -25,19 +25,21 @@ from audio_factory import (
     write_tone,
 )
 
-from emo_utils.features import store as cache_module
-from emo_utils.audio import load_clip
+from emo_utils.audio import crop_start, load_clip
+from emo_utils.config import Config
+from emo_utils.data.competition import load_competition
+from emo_utils.errors import CacheError, ConfigError, DataError, EmoUtilsWarning
+from emo_utils.features import _parallel as parallel_module
+from emo_utils.features import build as build_module
+from emo_utils.features.build import build_cache
+from emo_utils.features.channels import CHANNELS, compute_image, register_channel
 from emo_utils.features.store import (
     FeatureStore,
-    build_cache,
     cache_folder,
+    default_cache_dir,
     open_cache,
     require_valid_training,
 )
-from emo_utils.data.competition import load_competition
-from emo_utils.config import Config
-from emo_utils.errors import CacheError, DataError, EmoUtilsWarning
-from emo_utils.features.spectrum import compute_image
 
 # Every load runs with deprecations as errors: no silent audioread fallback.
 pytestmark = pytest.mark.filterwarnings("error::DeprecationWarning")
@@ -89,12 +91,12 @@ def comp(tmp_path):
     return make_competition(tmp_path / "data")
 
 
-def quiet_build(*args, **kwargs) -> FeatureStore:
+def quiet_build(competition, split, config, cache_dir=None, **kwargs) -> FeatureStore:
     kwargs.setdefault("n_jobs", 1)
     kwargs.setdefault("progress", False)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmoUtilsWarning)
-        return build_cache(*args, **kwargs)
+        return build_cache(competition, split, config=config, cache_dir=cache_dir, **kwargs)
 
 
 def images_of(store: FeatureStore) -> list[np.ndarray | None]:
@@ -125,11 +127,12 @@ def test_train_store_matches_direct_computation(comp):
         )
         np.testing.assert_allclose(store.window(i), expected, atol=1e-3)
     assert store.directory == cache_folder(CONFIG, "train", comp.root / ".emo_cache")
+    assert default_cache_dir(comp.root) == comp.root / ".emo_cache"
 
 
 def test_test_store_keeps_every_row_in_order(comp):
     with pytest.warns(EmoUtilsWarning, match=r"1 of 5 test row\(s\) have no image"):
-        store = build_cache(comp, "test", CONFIG, n_jobs=1, progress=False)
+        store = build_cache(comp, "test", config=CONFIG, n_jobs=1, progress=False)
     assert store.filenames == comp.test["filename"].tolist()
     assert store.reasons[3] == "MP3 file holds only an ID3 tag, no audio frames"
     assert store.ok.tolist() == [True, True, True, False, True]
@@ -167,7 +170,7 @@ def test_short_clip_warning_is_reported_and_kept(tmp_path):
     comp = load_competition(root)
     for _ in range(2):  # on the first build and again when the cache is reused
         with pytest.warns(EmoUtilsWarning, match=r"blip\.wav: clip is only 0\.030 s"):
-            store = build_cache(comp, "train", CONFIG, n_jobs=1, progress=False)
+            store = build_cache(comp, "train", config=CONFIG, n_jobs=1, progress=False)
         assert store.ok.all()
         assert store.notes[0]["file"].endswith("blip.wav")
     table = pd.read_csv(store.directory / "warnings.csv")
@@ -198,7 +201,7 @@ def test_unchanged_rerun_reuses_everything(comp):
     assert again.stats["reused"] == 5
     assert frames.stat().st_mtime_ns == stamp
     assert_same_store(first, again)
-    assert_same_store(first, open_cache(comp, "train", CONFIG))
+    assert_same_store(first, open_cache(comp, "train", config=CONFIG))
 
 
 def test_changed_config_never_reuses_images(comp):
@@ -221,7 +224,7 @@ def test_changed_audio_file_is_recomputed(comp):
     write_tone(path, sr=22050, seconds=1.0, freq=3000.0)
     os.utime(path, ns=(time.time_ns(), time.time_ns() + 10**9))
     with pytest.raises(CacheError, match="stale"):
-        open_cache(comp, "train", CONFIG)
+        open_cache(comp, "train", config=CONFIG)
     second = quiet_build(comp, "train", CONFIG)
     assert second.stats["computed"] > 0
     assert not np.array_equal(first.window(2), second.window(2))
@@ -239,7 +242,7 @@ def test_moved_competition_folder_keeps_its_cache(comp, tmp_path):
 
 def test_open_cache_never_computes(comp):
     with pytest.raises(CacheError, match="no finished cache"):
-        open_cache(comp, "train", CONFIG)
+        open_cache(comp, "train", config=CONFIG)
     assert not (comp.root / ".emo_cache").exists()
 
 
@@ -262,9 +265,9 @@ def test_damaged_cache_file_is_reported_and_recomputed(comp, tmp_path, name, dam
     del first  # release the memory map before damaging the file
     damage(target)
     with pytest.raises(CacheError, match=re.escape(name)):
-        open_cache(comp, "train", CONFIG)
+        open_cache(comp, "train", config=CONFIG)
     with pytest.warns(EmoUtilsWarning, match=re.escape(f"{name}: damaged cache file")):
-        again = build_cache(comp, "train", CONFIG, n_jobs=1, progress=False)
+        again = build_cache(comp, "train", config=CONFIG, n_jobs=1, progress=False)
     assert again.stats["computed"] == 5
     assert_same_store(clean, again)
 
@@ -280,7 +283,7 @@ def killed(*args, **kwargs):
 
 def test_run_killed_before_assembly_resumes_from_chunks(comp, monkeypatch):
     with monkeypatch.context() as m:
-        m.setattr(cache_module, "_assemble", killed)
+        m.setattr(build_module, "_assemble", killed)
         with pytest.raises(Killed):
             quiet_build(comp, "train", CONFIG, chunk_size=2)
     folder = cache_folder(CONFIG, "train", comp.root / ".emo_cache")
@@ -295,7 +298,7 @@ def test_run_killed_before_assembly_resumes_from_chunks(comp, monkeypatch):
 def test_run_killed_midway_recomputes_only_missing_chunks(tmp_path, monkeypatch):
     comp = make_competition(tmp_path / "data", extra_train=3)  # 8 clips, 4 chunks
     calls = []
-    original = cache_module._compute_chunk
+    original = build_module._compute_chunk
 
     def dies_on_third_chunk(*args, **kwargs):
         calls.append(1)
@@ -304,7 +307,7 @@ def test_run_killed_midway_recomputes_only_missing_chunks(tmp_path, monkeypatch)
         return original(*args, **kwargs)
 
     with monkeypatch.context() as m:
-        m.setattr(cache_module, "_compute_chunk", dies_on_third_chunk)
+        m.setattr(build_module, "_compute_chunk", dies_on_third_chunk)
         with pytest.raises(Killed):
             quiet_build(comp, "train", CONFIG, chunk_size=2)
     store = quiet_build(comp, "train", CONFIG, chunk_size=2)
@@ -315,7 +318,7 @@ def test_run_killed_midway_recomputes_only_missing_chunks(tmp_path, monkeypatch)
 
 def test_damaged_chunk_is_reported_and_recomputed(comp, tmp_path, monkeypatch):
     with monkeypatch.context() as m:
-        m.setattr(cache_module, "_assemble", killed)
+        m.setattr(build_module, "_assemble", killed)
         with pytest.raises(Killed):
             quiet_build(comp, "train", CONFIG, chunk_size=2)
     folder = cache_folder(CONFIG, "train", comp.root / ".emo_cache")
@@ -324,7 +327,7 @@ def test_damaged_chunk_is_reported_and_recomputed(comp, tmp_path, monkeypatch):
         n_clips = len(data["lengths"])
     write_corrupted(chunk, n_bytes=64)
     with pytest.warns(EmoUtilsWarning, match=re.escape(f"{chunk.name}: damaged cache file")):
-        store = build_cache(comp, "train", CONFIG, n_jobs=1, progress=False, chunk_size=2)
+        store = build_cache(comp, "train", config=CONFIG, n_jobs=1, progress=False, chunk_size=2)
     assert store.stats["computed"] == n_clips
     assert store.stats["reused"] == 5 - n_clips
     fresh = quiet_build(comp, "train", CONFIG, cache_dir=tmp_path / "clean", chunk_size=5)
@@ -333,12 +336,12 @@ def test_damaged_chunk_is_reported_and_recomputed(comp, tmp_path, monkeypatch):
 
 KILL_SCRIPT = """
 import sys, warnings
-from emo_utils.features.store import build_cache
+from emo_utils.features import build_cache
 from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
 cfg = Config.from_file(sys.argv[2])
 warnings.simplefilter("ignore")
-build_cache(load_competition(sys.argv[1]), "train", cfg, n_jobs=1, progress=False, chunk_size=1)
+build_cache(load_competition(sys.argv[1]), "train", config=cfg, n_jobs=1, progress=False, chunk_size=1)
 """
 
 
@@ -362,11 +365,11 @@ def test_process_killed_with_sigkill_leaves_no_or_a_valid_cache(tmp_path):
     chunks_left = len(list((folder / "chunks").glob("chunk-*.npz")))
     finished = (folder / "manifest.json").exists()
     if finished:  # it ended before the kill: the cache must be valid
-        open_cache(comp, "train", CONFIG)
+        open_cache(comp, "train", config=CONFIG)
     else:
         assert chunks_left >= 2
         with pytest.raises(CacheError):
-            open_cache(comp, "train", CONFIG)
+            open_cache(comp, "train", config=CONFIG)
     store = quiet_build(comp, "train", CONFIG, chunk_size=1)
     assert store.stats["reused"] == (20 if finished else chunks_left)
     assert store.stats["computed"] + store.stats["reused"] == 20
@@ -378,7 +381,7 @@ def test_process_killed_with_sigkill_leaves_no_or_a_valid_cache(tmp_path):
 def test_failed_training_files_stop_training_with_every_reason(tmp_path):
     comp = make_competition(tmp_path / "data", bad_train=True)
     with pytest.warns(EmoUtilsWarning, match=r"2 of 7 train row\(s\)"):
-        store = build_cache(comp, "train", CONFIG, n_jobs=1, progress=False)
+        store = build_cache(comp, "train", config=CONFIG, n_jobs=1, progress=False)
     with pytest.raises(CacheError) as info:
         require_valid_training(store)
     message = str(info.value)
@@ -402,7 +405,7 @@ def test_unreadable_format_fails_before_any_work(tmp_path):
     write_competition(comp.root, train={**dict.fromkeys(TRAIN, "a"), "z.m4a": "b"}, test=["t1.wav"])
     comp = load_competition(comp.root)
     with pytest.raises(DataError, match=r"\.m4a \(1 file"):
-        build_cache(comp, "train", CONFIG, n_jobs=1, progress=False)
+        build_cache(comp, "train", config=CONFIG, n_jobs=1, progress=False)
     assert not (comp.root / ".emo_cache").exists()
 
 
@@ -410,19 +413,19 @@ def test_parallel_build_equals_sequential_build(tmp_path, monkeypatch):
     comp = make_competition(tmp_path / "data", extra_train=3)  # 8 clips, 4 chunks
     chunks = cache_folder(CONFIG, "train", comp.root / ".emo_cache") / "chunks"
     here = []  # chunks computed by this process
-    original = cache_module._compute_chunk
+    original = build_module._compute_chunk
 
-    def after_a_worker_chunk(paths, audio, features, out_path, key):
+    def after_a_worker_chunk(paths, audio, features, specs, out_path, key):
         # This process helps only once the worker has written a chunk, so both compute.
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline and len(list(chunks.glob("*.npz"))) <= len(here):
             time.sleep(0.01)
         here.append(out_path)
-        return original(paths, audio, features, out_path, key)
+        return original(paths, audio, features, specs, out_path, key)
 
     with monkeypatch.context() as m:
-        m.setattr(cache_module, "_compute_chunk", after_a_worker_chunk)
-        m.setattr(cache_module, "_CLIPS_PER_WORKER", 1)  # a worker even for 8 clips
+        m.setattr(build_module, "_compute_chunk", after_a_worker_chunk)
+        m.setattr(parallel_module, "_CLIPS_PER_WORKER", 1)  # a worker even for 8 clips
         parallel = quiet_build(comp, "train", CONFIG, n_jobs=2, chunk_size=2)
     assert 1 <= len(here) < 4  # the worker process computed the other chunks
     assert parallel.stats["computed"] == 8
@@ -431,3 +434,210 @@ def test_parallel_build_equals_sequential_build(tmp_path, monkeypatch):
     manifest = json.loads((parallel.directory / "manifest.json").read_text())
     assert manifest["rows"] == manifest["clips"] == 8
     assert manifest["dtype"] == "float16"
+
+
+# ---------------------------------------------------------------------------- reading
+def ramp_store(lengths=(10, 4, 7), window=4) -> FeatureStore:
+    """In-memory store whose frame ``t`` of row ``r`` holds ``100 * r + t`` everywhere."""
+    images = [
+        np.broadcast_to(100.0 * r + np.arange(n, dtype=np.float32), (2, 3, n)).copy()
+        for r, n in enumerate(lengths)
+    ]
+    return FeatureStore.from_arrays(
+        [f"r{r}" for r in range(len(lengths))], images, window_frames=window
+    )
+
+
+def first_frame(window: np.ndarray) -> float:
+    return float(window[0, 0, 0])
+
+
+@pytest.mark.parametrize("policy", ["start", "center", "random"])
+def test_window_crops_frames_by_the_audio_crop_policy(policy):
+    store = ramp_store()
+    for i, n in enumerate(store.lengths.tolist()):
+        got = store.window(i, policy, np.random.default_rng(7))
+        start = crop_start(total=n, size=4, policy=policy, rng=np.random.default_rng(7))
+        assert got.shape == (2, 3, 4)
+        assert got.dtype == np.float32
+        np.testing.assert_array_equal(got[0, 0], 100.0 * i + np.arange(start, start + 4))
+
+
+def test_window_policy_errors_are_those_of_audio():
+    store = ramp_store()
+    for row in (0, 1):  # a long row and a row of exactly one window
+        with pytest.raises(ConfigError, match=r"'middle'.*known: \['center', 'random', 'start'\]"):
+            store.window(row, "middle")
+    with pytest.raises(ValueError, match="rng"):
+        store.window(0, "random")
+    randoms = {first_frame(store.window(0, "random", np.random.default_rng(s))) for s in range(40)}
+    assert randoms == set(range(7))
+
+
+def test_windows_cover_the_clip_with_half_a_window_hop_by_default():
+    store = ramp_store()
+    np.testing.assert_array_equal(store.window_starts(0), [0, 2, 4, 6])
+    np.testing.assert_array_equal(store.window_starts(1), [0])
+    np.testing.assert_array_equal(store.window_starts(2), [0, 2, 3])  # last one end-aligned
+    views = store.windows(0)
+    assert views.shape == (4, 2, 3, 4)
+    assert views.dtype == np.float32
+    assert [first_frame(v) for v in views] == [0, 2, 4, 6]
+    np.testing.assert_array_equal(views[1], store.frames[2:6].transpose(1, 2, 0))
+
+
+def test_windows_take_a_hop_in_frames():
+    store = ramp_store()
+    np.testing.assert_array_equal(store.window_starts(0, hop=1), np.arange(7))
+    np.testing.assert_array_equal(store.window_starts(0, hop=4), [0, 4, 6])
+    np.testing.assert_array_equal(store.window_starts(0, hop=100), [0, 6])
+    assert [first_frame(v) for v in store.windows(0, hop=3)] == [0, 3, 6]
+    for bad in (0, -2, 1.5, True):
+        with pytest.raises(ValueError, match="hop"):
+            store.windows(0, hop=bad)
+
+
+def _reference_statistics(store: FeatureStore, rows) -> tuple[np.ndarray, np.ndarray]:
+    """What ``emo_utils.models.timm._dataset_stats`` computed from the store's internals."""
+    c = store.image_shape[0]
+    total, total_sq, n = np.zeros(c), np.zeros(c), 0
+    for i in rows:
+        off, length = int(store.offsets[i]), int(store.lengths[i])
+        block = np.asarray(store.frames[off : off + length], dtype=np.float64)
+        total += block.sum(axis=(0, 2))
+        total_sq += np.square(block).sum(axis=(0, 2))
+        n += block.shape[0] * block.shape[2]
+    mean = total / n
+    std = np.sqrt(np.maximum(total_sq / n - mean**2, 0.0))
+    std[std < 1e-6] = 1.0
+    return mean, std
+
+
+def test_channel_statistics_of_rows(tmp_path):
+    comp = make_competition(tmp_path / "data", bad_train=True)
+    store = quiet_build(comp, "train", CONFIG.override({"audio.max_duration": 2.0}))
+    for rows in ([0, 1, 2, 3, 4, 5, 6], [4, 1], np.array([2]), range(7)):
+        mean, std = store.channel_statistics(rows)
+        expected_mean, expected_std = _reference_statistics(store, rows)
+        assert mean.dtype == std.dtype == np.float64
+        assert mean.shape == std.shape == (3,)
+        np.testing.assert_array_equal(mean, expected_mean)
+        np.testing.assert_array_equal(std, expected_std)
+    # The same as the statistics of the values themselves.
+    values = np.concatenate(
+        [store.frames[o : o + n] for o, n in zip(store.offsets[:5], store.lengths[:5], strict=True)]
+    )
+    values = values.astype(np.float64).transpose(1, 0, 2).reshape(3, -1)
+    mean, std = store.channel_statistics(range(5))
+    np.testing.assert_allclose(mean, values.mean(axis=1), rtol=1e-12)
+    np.testing.assert_allclose(std, values.std(axis=1), rtol=1e-9)
+    with pytest.raises(CacheError, match="no frames"):
+        store.channel_statistics([5, 6])  # the failed rows
+
+
+def test_channel_statistics_leave_constant_channels_unscaled():
+    images = [np.stack([np.full((2, 5), 3.0), np.arange(10.0).reshape(2, 5)]).astype(np.float32)]
+    mean, std = FeatureStore.from_arrays(["a"], images, window_frames=5).channel_statistics([0])
+    np.testing.assert_allclose(mean, [3.0, 4.5])
+    np.testing.assert_allclose(std, [1.0, np.arange(10.0).std()])
+
+
+# ---------------------------------------------------------------------------- custom channels
+@pytest.fixture
+def registry():
+    """The channel registry, restored in place afterwards (never rebound)."""
+    saved = dict(CHANNELS)
+    yield CHANNELS
+    CHANNELS.clear()
+    CHANNELS.update(saved)
+
+
+def energy_range(*, config):
+    return -100.0, 60.0
+
+
+def energy_sum(*, spectrum):
+    return 10 * np.log10(spectrum.power.sum(axis=0, keepdims=True) + 1e-10)
+
+
+def energy_sum_again(*, spectrum):  # another function object, the same code
+    return 10 * np.log10(spectrum.power.sum(axis=0, keepdims=True) + 1e-10)
+
+
+def energy_max(*, spectrum):  # the "edited" channel
+    return 10 * np.log10(spectrum.power.max(axis=0, keepdims=True) + 1e-10)
+
+
+ENERGY = CONFIG.override({"features.channels": ["energy", "mel"]})
+
+
+def test_edited_custom_channel_is_recomputed_never_reused(comp, tmp_path, monkeypatch, registry):
+    register_channel("energy", fixed_range=energy_range)(energy_sum)
+    with monkeypatch.context() as m:  # leave the chunks of the old code behind
+        m.setattr(build_module, "_assemble", killed)
+        with pytest.raises(Killed):
+            quiet_build(comp, "train", ENERGY, chunk_size=2)
+    store = quiet_build(comp, "train", ENERGY, chunk_size=2)
+    assert (store.stats["computed"], store.stats["reused"]) == (0, 5)
+    old = images_of(store)
+    manifest = json.loads((store.directory / "manifest.json").read_text())
+    assert manifest["channels"] == {
+        "energy": registry["energy"].identity,
+        "mel": registry["mel"].identity,
+    }
+
+    register_channel("energy", fixed_range=energy_range)(energy_sum_again)  # a re-run cell
+    assert quiet_build(comp, "train", ENERGY).stats["computed"] == 0
+
+    register_channel("energy", fixed_range=energy_range)(energy_max)  # edited code
+    with pytest.raises(CacheError, match="stale"):
+        open_cache(comp, "train", config=ENERGY)
+    with monkeypatch.context() as m:
+        m.setattr(build_module, "_assemble", killed)
+        with pytest.raises(Killed):
+            quiet_build(comp, "train", ENERGY, chunk_size=2)
+    new = quiet_build(comp, "train", ENERGY, chunk_size=2)
+    assert (new.stats["computed"], new.stats["reused"]) == (0, 5)  # only the new code's chunks
+    for before, after in zip(old, images_of(new), strict=True):
+        assert not np.array_equal(before[0], after[0])  # energy: recomputed
+        np.testing.assert_array_equal(before[1], after[1])  # mel: the same
+    clean = quiet_build(comp, "train", ENERGY, cache_dir=tmp_path / "clean")
+    assert_same_store(clean, new)
+
+
+def test_channel_from_main_is_built_in_this_process_with_a_warning(tmp_path, monkeypatch, registry):
+    comp = make_competition(tmp_path / "data", extra_train=3)  # 8 clips, 4 chunks
+
+    def energy(*, spectrum):
+        return 10 * np.log10(spectrum.power.sum(axis=0, keepdims=True) + 1e-10)
+
+    energy.__module__ = "__main__"  # as if defined in a notebook
+    register_channel("energy", fixed_range=energy_range)(energy)
+
+    def no_pool(*args, **kwargs):
+        raise AssertionError("no worker process may start")
+
+    monkeypatch.setattr(parallel_module, "_CLIPS_PER_WORKER", 1)  # a worker even for 8 clips
+    monkeypatch.setattr(parallel_module, "get_memmapping_executor", no_pool)
+    assert parallel_module._worker_count(2, clips=8, chunks=4) == 1
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        store = build_cache(comp, "train", config=ENERGY, n_jobs=2, chunk_size=2, progress=False)
+    ours = [w for w in caught if "__main__" in str(w.message)]
+    assert len(ours) == 1
+    assert ours[0].category is EmoUtilsWarning
+    assert ours[0].filename == __file__  # reported at the caller
+    message = str(ours[0].message)
+    assert "\n" not in message
+    assert re.search(r"\['energy'\] defined in __main__.*this process only", message)
+    assert store.stats["computed"] == 8
+    with warnings.catch_warnings(record=True) as caught:  # one process anyway: no warning
+        warnings.simplefilter("always")
+        sequential = build_cache(
+            comp, "train", config=ENERGY, cache_dir=tmp_path / "clean", n_jobs=1, progress=False
+        )
+    assert not [w for w in caught if "__main__" in str(w.message)]
+    assert_same_store(store, sequential)
+
+
+# ---------------------------------------------------------------------------- old paths

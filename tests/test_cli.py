@@ -49,7 +49,7 @@ def _sets(items: list[str]) -> list[str]:
 def test_every_subcommand_has_help(command, tmp_path):
     out = cli(command, "--help", cwd=tmp_path).stdout
     assert out.startswith("usage: python -m emo_utils " + command)
-    if command not in ("demo-data",):
+    if command not in ("demo-data", "report"):
         assert "--no-progress" in out
 
 
@@ -131,6 +131,23 @@ def test_predict_with_another_method(cli_run):
     sub = pd.read_csv(work / "submissions" / "tiny__mean.csv", dtype=str)
     assert len(sub) == len(pd.read_csv(data / "test.csv"))
     assert "submission written by: mean" in proc.stdout
+
+
+def test_report_command_draws_the_run_from_the_existing_cache(cli_run):
+    work, data, *_ = cli_run
+    run = work / "runs" / "tiny"
+    cache = data / ".emo_cache"
+    before = sorted((p.relative_to(cache), p.stat().st_mtime_ns) for p in cache.rglob("*"))
+    proc = cli("report", "--run", str(run), "--data", str(data), cwd=work)
+    assert f"README.md in {run / 'report'}" in proc.stdout
+    for name in ("scores", "confusion_test_resnet", "training_test_resnet"):
+        assert (run / "report" / f"{name}.png").is_file(), name
+    assert (run / "report" / "embeddings_test_resnet_fold0.png").is_file()
+    readme = (run / "report" / "README.md").read_text()
+    assert "| test_resnet | model |" in readme
+    assert "![scores](scores.png)" in readme
+    # A report only reads: the feature cache is opened as it is.
+    assert sorted((p.relative_to(cache), p.stat().st_mtime_ns) for p in cache.rglob("*")) == before
 
 
 def test_bad_override_fails_before_any_work(tmp_path):

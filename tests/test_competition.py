@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emo_utils.data.competition import load_competition
 from emo_utils.config import DataConfig
+from emo_utils.data.competition import load_competition
 from emo_utils.errors import DataError, EmoUtilsWarning
 
 REAL = Path(__file__).resolve().parents[1].parent / "shared" / "ia-for-ai"

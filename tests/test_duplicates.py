@@ -10,9 +10,8 @@ import pandas as pd
 import pytest
 import soundfile as sf
 
-from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
-from emo_utils.datasets.synthetic import make_demo_dataset
+from emo_utils.data.competition import load_competition
 from emo_utils.data.duplicates import (
     DEFAULT_THRESHOLD,
     calibrate_threshold,
@@ -21,6 +20,7 @@ from emo_utils.data.duplicates import (
     find_duplicates,
 )
 from emo_utils.data.folds import make_folds
+from emo_utils.datasets.synthetic import make_demo_dataset
 
 
 def _native(path: Path) -> tuple[np.ndarray, int]:

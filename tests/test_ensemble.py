@@ -16,7 +16,6 @@ from emo_utils.ensemble import (
     StackingEnsemble,
     evaluate_ensembles,
     geometric_mean_proba,
-    load_oof,
     make_ensemble,
     mean_proba,
     mode_vote,
@@ -24,6 +23,7 @@ from emo_utils.ensemble import (
     vote_shares,
 )
 from emo_utils.errors import CheckpointError, ConfigError, DataError, TrainingError
+from emo_utils.runs import RunDir
 
 
 def _p(*rows):
@@ -307,8 +307,8 @@ def test_load_oof_errors_name_the_file(tmp_path):
     run = tmp_path / "run"
     _write_run(run, probas[:2], y, np.arange(20) % 5, ["m1", "m2"], ("a", "b", "c"))
     with pytest.raises(TrainingError, match="m3"):
-        load_oof(run, ["m1", "m3"])
+        RunDir(run).load_oof(["m1", "m3"])
     df = pd.read_csv(run / "oof" / "m2.csv").drop(columns="b")
     df.to_csv(run / "oof" / "m2.csv", index=False)
     with pytest.raises(CheckpointError, match=r"m2\.csv.*missing column"):
-        load_oof(run, ["m1", "m2"])
+        RunDir(run).load_oof(["m1", "m2"])

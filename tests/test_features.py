@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import warnings
 
 import librosa
@@ -11,19 +14,24 @@ import torch
 
 from emo_utils.config import FeatureConfig
 from emo_utils.errors import ConfigError
-from emo_utils.features.spectrum import (
+from emo_utils.features import channels as channels_module
+from emo_utils.features.channels import (
     CHANNELS,
     NORMALIZATIONS,
-    Spectrum,
-    active_frames,
+    ChannelSpec,
+    channel_specs,
     compute_image,
     db_range,
+    normalize,
+    register_channel,
+)
+from emo_utils.features.spectrum import (
+    Spectrum,
+    active_frames,
     estimate_tuning,
     n_frames,
-    normalize,
     power_spectrogram,
     power_to_db,
-    register_channel,
     resize_rows,
     spectral_peaks,
 )
@@ -298,6 +306,16 @@ def test_minmax_and_standard_scale_per_channel():
 
 
 # ---------------------------------------------------------------------------- registry
+@pytest.fixture
+def registry():
+    """The channel registry, restored in place afterwards (never rebound: every module reads
+    the one dict)."""
+    saved = dict(CHANNELS)
+    yield CHANNELS
+    CHANNELS.clear()
+    CHANNELS.update(saved)
+
+
 def test_other_channels_are_chosen_by_config():
     sr = 16000
     y = _signal(sr, sr, seed=5).astype(np.float32)
@@ -313,16 +331,16 @@ def test_other_channels_are_chosen_by_config():
     np.testing.assert_allclose(image[0], resize_rows(mfcc, height=48), atol=1e-2)
 
 
-def test_register_channel_makes_a_new_channel_available(monkeypatch):
-    monkeypatch.setattr("emo_utils.features.spectrum.CHANNELS", dict(CHANNELS))
-
+def test_register_channel_makes_a_new_channel_available(registry):
     @register_channel("energy", fixed_range=lambda *, config: (-100.0, 60.0))
     def energy(*, spectrum):
         return librosa.power_to_db(spectrum.power.sum(axis=0, keepdims=True), ref=1.0)
 
-    from emo_utils.features import spectrum as features
+    import emo_utils.features
 
-    assert "energy" in features.CHANNELS
+    # One registry, whichever path it is reached by.
+    assert emo_utils.features.CHANNELS is channels_module.CHANNELS
+    assert registry["energy"].compute is energy
     cfg = FeatureConfig(n_mels=16, channels=("energy", "mel"))
     image = compute_image(_signal(8000, 16000, 1), sample_rate=16000, config=cfg)
     assert image.shape == (2, 16, 16)
@@ -335,3 +353,93 @@ def test_unknown_channel_is_a_config_error():
         compute_image(
             np.zeros(4000), sample_rate=16000, config=FeatureConfig(channels=("mel", "wavelet"))
         )
+    with pytest.raises(ConfigError, match=r"unknown \['wavelet', 'gabor'\]; known: \['chroma'"):
+        channel_specs(["mel", "wavelet", "gabor"])
+    assert channel_specs(["stft", "mel"]) == [CHANNELS["stft"], CHANNELS["mel"]]
+
+
+# ---------------------------------------------------------------------------- code identity
+def _energy_v1(*, spectrum):
+    return spectrum.power.sum(axis=0, keepdims=True)
+
+
+def _energy_v1_again(*, spectrum):
+    return spectrum.power.sum(axis=0, keepdims=True)
+
+
+def _energy_v2(*, spectrum):
+    return spectrum.power.max(axis=0, keepdims=True)
+
+
+def _energy_scaled(*, spectrum):
+    return 2.0 * spectrum.power.sum(axis=0, keepdims=True)
+
+
+def _energy_nested(*, spectrum):
+    return np.apply_along_axis(lambda col: col.sum(), 0, spectrum.power)[None]
+
+
+def _energy_nested_edited(*, spectrum):
+    return np.apply_along_axis(lambda col: col.mean(), 0, spectrum.power)[None]
+
+
+def _scaled_by(factor):
+    def channel(*, spectrum):
+        return factor * spectrum.power.sum(axis=0, keepdims=True)
+
+    return channel
+
+
+def _unit(*, config):
+    return 0.0, 1.0
+
+
+def _identity(compute, fixed_range=_unit, version=None):
+    return ChannelSpec(compute, fixed_range, version).identity
+
+
+def test_channel_identity_follows_the_code_not_the_function_object():
+    same = _identity(_energy_v1)
+    assert same.startswith("code:")
+    assert _identity(_energy_v1_again) == same  # another function, the same code
+    assert _identity(_energy_v1) == same  # stable
+    others = {
+        _identity(_energy_v2),  # another method name
+        _identity(_energy_scaled),  # another constant
+        _identity(_energy_nested),  # nested code objects count ...
+        _identity(_energy_nested_edited),  # ... and their edits too
+        _identity(_scaled_by(2.0)),  # closure values count
+        _identity(_scaled_by(3.0)),
+        _identity(_energy_v1, fixed_range=lambda *, config: (0.0, 2.0)),  # the range counts
+    }
+    assert len(others) == 7
+    assert same not in others
+
+
+def test_declared_channel_version_replaces_the_code_hash():
+    assert _identity(_energy_v1, version="2") == _identity(_energy_v2, version="2") == "version:2"
+    assert _identity(_energy_v1, version="3") != _identity(_energy_v1, version="2")
+
+
+def test_channel_identity_is_the_same_in_another_process():
+    script = (
+        "from emo_utils.features.channels import CHANNELS; "
+        "print(' '.join(CHANNELS[c].identity for c in ('mel', 'chroma', 'stft', 'mfcc', 'delta')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", script],
+        check=True,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+    ).stdout.split()
+    assert out == [CHANNELS[c].identity for c in ("mel", "chroma", "stft", "mfcc", "delta")]
+
+
+def test_register_channel_records_its_version(registry):
+    register_channel("energy", fixed_range=_unit, version="1.2")(_energy_v1)
+    assert registry["energy"] == ChannelSpec(_energy_v1, _unit, "1.2")
+    assert registry["energy"].identity == "version:1.2"
+    register_channel("energy", fixed_range=_unit)(_energy_v2)  # registering again replaces it
+    assert registry["energy"].version is None
+    assert registry["energy"].identity == _identity(_energy_v2)

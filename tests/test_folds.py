@@ -9,8 +9,8 @@ import pandas as pd
 import pytest
 
 from emo_utils.config import Config
+from emo_utils.data.folds import load_or_create_folds, make_folds, read_folds
 from emo_utils.errors import ConfigError, TrainingError
-from emo_utils.data.folds import FOLDS_FILE, load_or_create_folds, make_folds, read_folds
 
 LABELS = ["a"] * 10 + ["b"] * 6 + ["c"] * 5
 
@@ -58,12 +58,14 @@ def test_groups_too_few_per_class_is_an_error():
 def test_folds_file_written_once_and_reused(tmp_path, training_data):
     competition, _ = training_data
     config = Config().override({"train.n_folds": 3, "train.seed": 3})
-    first = load_or_create_folds(tmp_path, competition, config)
-    path = tmp_path / FOLDS_FILE
+    first = load_or_create_folds(competition, path=tmp_path / "folds.csv", config=config)
+    path = tmp_path / "folds.csv"
     assert list(pd.read_csv(path).columns) == ["filename", "label", "fold"]
     assert first["filename"].tolist() == competition.train["filename"].tolist()
     # A later call (another architecture, another seed) reads the file instead of redrawing.
-    again = load_or_create_folds(tmp_path, competition, config.override({"train.seed": 99}))
+    again = load_or_create_folds(
+        competition, path=tmp_path / "folds.csv", config=config.override({"train.seed": 99})
+    )
     assert again["fold"].tolist() == first["fold"].tolist()
     assert read_folds(path)["fold"].tolist() == first["fold"].tolist()
 
@@ -71,12 +73,14 @@ def test_folds_file_written_once_and_reused(tmp_path, training_data):
 def test_folds_file_for_other_data_or_fold_count_is_refused(tmp_path, training_data):
     competition, _ = training_data
     config = Config().override({"train.n_folds": 3})
-    load_or_create_folds(tmp_path, competition, config)
+    load_or_create_folds(competition, path=tmp_path / "folds.csv", config=config)
     with pytest.raises(TrainingError, match=r"train\.n_folds = 4"):
-        load_or_create_folds(tmp_path, competition, config.override({"train.n_folds": 4}))
+        load_or_create_folds(
+            competition, path=tmp_path / "folds.csv", config=config.override({"train.n_folds": 4})
+        )
     fewer = dataclasses.replace(competition, train=competition.train.iloc[1:])
     with pytest.raises(TrainingError, match="does not match the training clips"):
-        load_or_create_folds(tmp_path, fewer, config)
+        load_or_create_folds(fewer, path=tmp_path / "folds.csv", config=config)
 
 
 def test_use_groups_reads_the_group_column(tmp_path, training_data):
@@ -85,8 +89,8 @@ def test_use_groups_reads_the_group_column(tmp_path, training_data):
     train["group"] = [i // 2 for i in range(len(train))]
     grouped = dataclasses.replace(competition, train=train)
     config = Config().override({"train.n_folds": 2, "train.use_groups": True})
-    df = load_or_create_folds(tmp_path, grouped, config)
+    df = load_or_create_folds(grouped, path=tmp_path / "folds.csv", config=config)
     assert "group" in df.columns
     assert (df.groupby("group")["fold"].nunique() == 1).all()
     with pytest.raises(ConfigError, match="use_groups"):
-        load_or_create_folds(tmp_path / "other", competition, config)
+        load_or_create_folds(competition, path=tmp_path / "other" / "folds.csv", config=config)

@@ -22,9 +22,9 @@ import pytest
 from jupyter_client.manager import KernelManager
 from nbclient import NotebookClient
 
-from emo_utils.features.store import open_cache
-from emo_utils.data.competition import load_competition
 from emo_utils.config import resolve_config
+from emo_utils.data.competition import load_competition
+from emo_utils.features.store import open_cache
 
 REPO = Path(__file__).resolve().parents[1]
 NOTEBOOKS = REPO / "notebooks"
@@ -164,7 +164,7 @@ def test_preprocess_notebook_makes_the_demo_data_and_caches_both_splits(folders,
     competition = load_competition(data, config.data)
     for split, n in (("train", N_TRAIN), ("test", N_TEST)):
         # The default cache folder, finished: open_cache computes nothing and fails otherwise.
-        store = open_cache(competition, split, config, data / ".emo_cache")
+        store = open_cache(competition, split, config=config, cache_dir=data / ".emo_cache")
         assert len(store) == n
         assert store.ok.all()
         assert store.image_shape[:2] == (3, 32)

@@ -15,11 +15,13 @@ import pytest
 import torch
 from scipy.special import softmax
 
-from emo_utils.features.store import FeatureStore
-from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
+from emo_utils.data.competition import load_competition
 from emo_utils.errors import CheckpointError, SubmissionError, TrainingError
-from emo_utils.infer.predict import load_predictions, predict_and_submit, predict_test, tta_views
+from emo_utils.features.store import FeatureStore
+from emo_utils.infer.predict import predict_test, tta_views
+from emo_utils.pipeline import predict_and_submit
+from emo_utils.runs import RunDir
 
 WINDOW = 4
 CLASSES = ("anger", "joy", "neutral")
@@ -46,7 +48,7 @@ def _weights(archs=("a", "b"), n_folds=2, n_classes=3, seed=0):
 
 
 def _loader(weights):
-    def load(run_dir, arch, fold, *, device=None):
+    def load(run_dir, *, arch, fold, device=None):
         return PositionModel(weights[(arch, fold)]).eval()
 
     return load
@@ -126,7 +128,7 @@ def test_predict_test_averages_softmax_over_views_then_folds(tmp_path):
     run, _ = _run(tmp_path)
     weights = _weights()
     store = _store()
-    probs = predict_test(run, store, device="cpu", progress=False, loader=_loader(weights))
+    probs = predict_test(store, run_dir=run, device="cpu", progress=False, loader=_loader(weights))
     assert set(probs) == {"a", "b"}
     for arch in ("a", "b"):
         expected = _expected(store, weights, arch, 2)
@@ -141,7 +143,7 @@ def test_predict_test_averages_softmax_over_views_then_folds(tmp_path):
     written = pd.read_csv(run / "predictions" / "a.csv")
     assert written["filename"].astype(str).tolist() == TEST_NAMES
     assert list(written.columns) == ["filename", *CLASSES]
-    again = load_predictions(run, ["a", "b"], store)
+    again = RunDir(run).load_predictions(["a", "b"], store.filenames)
     assert np.allclose(again["b"], probs["b"], equal_nan=True)
 
 
@@ -154,7 +156,9 @@ def test_predict_test_time_averaging(tmp_path, windows, shifts):
     )
     weights = _weights(archs=("a",))
     store = _store()
-    probs = predict_test(run, store, cfg, device="cpu", progress=False, loader=_loader(weights))
+    probs = predict_test(
+        store, run_dir=run, config=cfg, device="cpu", progress=False, loader=_loader(weights)
+    )
     expected = _expected(store, weights, "a", 2, windows=windows, shifts=shifts)
     assert np.allclose(probs["a"], expected, atol=1e-6, equal_nan=True)
     plain = _expected(store, weights, "a", 2)
@@ -166,11 +170,13 @@ def test_unfinished_folds_and_wrong_models_are_reported(tmp_path):
     weights = _weights()
     (run / "models" / "b" / "fold1" / "done.json").unlink()
     with pytest.raises(TrainingError, match=r"'b': \[1\]"):
-        predict_test(run, _store(), device="cpu", progress=False, loader=_loader(weights))
+        predict_test(_store(), run_dir=run, device="cpu", progress=False, loader=_loader(weights))
     (run / "models" / "b" / "fold1" / "done.json").write_text("{}")
     four_classes = {key: np.ones((WINDOW, 4)) for key in weights}
     with pytest.raises(CheckpointError, match="4 outputs for 3 classes"):
-        predict_test(run, _store(), device="cpu", progress=False, loader=_loader(four_classes))
+        predict_test(
+            _store(), run_dir=run, device="cpu", progress=False, loader=_loader(four_classes)
+        )
 
 
 # ---------------------------------------------------------------------------- submission
@@ -210,7 +216,7 @@ def test_predict_and_submit_from_a_hand_made_run(tmp_path, method):
     outcome = predict_and_submit(
         comp,
         store,
-        run,
+        run_dir=run,
         submissions_dir=tmp_path / "submissions",
         device="cpu",
         progress=False,
@@ -243,7 +249,7 @@ def test_predict_and_submit_from_a_hand_made_run(tmp_path, method):
     assert (run / "predictions" / "b.csv").is_file()
 
     again = predict_and_submit(
-        comp, store, run, submissions_dir=tmp_path / "submissions", reuse_predictions=True
+        comp, store, run_dir=run, submissions_dir=tmp_path / "submissions", reuse_predictions=True
     )
     assert pd.read_csv(again.submission, dtype=str).equals(
         pd.read_csv(outcome.submission, dtype=str)
@@ -256,7 +262,7 @@ def test_predict_and_submit_refuses_a_store_of_other_files(tmp_path):
     run, _ = _run(tmp_path)
     store = _store(names=list(reversed(TEST_NAMES)))
     with pytest.raises(SubmissionError, match="file names differ"):
-        predict_and_submit(comp, store, run, submissions_dir=tmp_path / "s", progress=False)
+        predict_and_submit(comp, store, run_dir=run, submissions_dir=tmp_path / "s", progress=False)
 
 
 # ---------------------------------------------------------------------------- a real tiny run
@@ -264,7 +270,8 @@ def test_predict_and_submit_refuses_a_store_of_other_files(tmp_path):
 def test_submission_from_a_real_tiny_training_run(tmp_path):
     """train_cv (2 timm architectures, 2 folds, 1 epoch) -> predict -> ensemble -> submission."""
     from emo_utils.ensemble import mode_vote
-    from emo_utils.train.cv import load_fold_model, train_cv
+    from emo_utils.models import load_fold_model
+    from emo_utils.train import train_cv
 
     rng = np.random.default_rng(0)
 
@@ -305,10 +312,10 @@ def test_submission_from_a_real_tiny_training_run(tmp_path):
         }
     )
     run = tmp_path / "runs" / "tiny"
-    train_cv(comp, train_store, cfg, run, progress=False)
+    train_cv(comp, train_store, run_dir=run, config=cfg, progress=False)
 
     outcome = predict_and_submit(
-        comp, test_store, run, submissions_dir=tmp_path / "submissions", progress=False
+        comp, test_store, run_dir=run, submissions_dir=tmp_path / "submissions", progress=False
     )
     assert outcome.submission == tmp_path / "submissions" / "tiny__mode.csv"
     sub = pd.read_csv(outcome.submission, dtype=str, keep_default_na=False)
@@ -327,7 +334,7 @@ def test_submission_from_a_real_tiny_training_run(tmp_path):
         by_hand = np.mean(
             [
                 torch.softmax(
-                    load_fold_model(run, "test_resnet", k, device="cpu")(window), 1
+                    load_fold_model(run, arch="test_resnet", fold=k, device="cpu")(window), 1
                 ).numpy()[0]
                 for k in range(2)
             ],

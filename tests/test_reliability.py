@@ -40,10 +40,9 @@ from bad_dataset import (
 )
 
 from emo_utils.audio import load_audio, load_clip
-from emo_utils.features.store import FeatureStore, build_cache, open_cache
 from emo_utils.cli import main as cli_main
-from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
+from emo_utils.data.competition import load_competition
 from emo_utils.errors import (
     CacheError,
     ConfigError,
@@ -52,7 +51,7 @@ from emo_utils.errors import (
     EmoUtilsWarning,
     TrainingError,
 )
-from emo_utils.features.spectrum import compute_image
+from emo_utils.features import FeatureStore, build_cache, compute_image, open_cache
 from emo_utils.fileio import read_json
 from emo_utils.pipeline import PipelineResult, preprocess, run_pipeline, train
 
@@ -96,7 +95,7 @@ class World:
 
     def store(self, split: str) -> FeatureStore:
         comp = _competition(self.data)
-        return open_cache(comp, split, CONFIG, self.cache)
+        return open_cache(comp, split, config=CONFIG, cache_dir=self.cache)
 
 
 def _competition(data: Path):
@@ -520,7 +519,7 @@ def test_killed_preprocessing_resumes_to_the_same_cache(world, tmp_path):
         for chunk in (folder / split / "chunks").glob("chunk-*.npz"):
             with np.load(chunk) as data:
                 in_chunks += len(data["lengths"])
-        store, caught = _quiet(build_cache, comp, split, CONFIG, cache, n_jobs=1, progress=False)
+        store, caught = _quiet(build_cache, comp, split, config=CONFIG, cache_dir=cache, n_jobs=1, progress=False)
         assert not [c for c in caught if "damaged" in c], caught
         n_clips = store.stats["clips"]
         assert store.stats["reused"] == (n_clips if done else in_chunks)

@@ -14,33 +14,34 @@ import torch
 from matplotlib.figure import Figure
 from sklearn.metrics import confusion_matrix, precision_recall_fscore_support, roc_auc_score
 
-from emo_utils.features.store import FeatureStore
-from emo_utils.data.competition import load_competition
 from emo_utils.config import Config
+from emo_utils.data.competition import load_competition
 from emo_utils.ensemble import evaluate_ensembles
 from emo_utils.errors import ConfigError, DataError, EmoUtilsWarning
+from emo_utils.features import FeatureStore
 from emo_utils.fileio import write_csv, write_json
-from emo_utils.models.timm import NormalizedModel
-from emo_utils.reports.run import (
-    classification_table,
+from emo_utils.infer.embed import embed
+from emo_utils.models import NormalizedModel
+from emo_utils.reports.eda import (
     dataset_overview,
-    embed,
-    make_run_report,
     plot_channel_grid,
     plot_class_balance,
-    plot_classification_table,
-    plot_confusion_matrix,
     plot_durations,
-    plot_embedding_map,
     plot_formats,
-    plot_roc_curves,
-    plot_scores,
     plot_signal_statistics,
-    plot_training_curves,
-    read_training_logs,
-    save_figure,
     signal_statistics,
 )
+from emo_utils.reports.plots import (
+    classification_table,
+    plot_classification_table,
+    plot_confusion_matrix,
+    plot_embedding_map,
+    plot_roc_curves,
+    plot_scores,
+    plot_training_curves,
+    save_figure,
+)
+from emo_utils.reports.run import make_run_report, read_training_logs
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 CLASSES = ("anger", "joy", "sadness")
@@ -163,7 +164,7 @@ def test_training_logs_are_read_from_every_fold(tmp_path):
     assert set(logs["arch"]) == set(ARCHS)
     assert sorted(logs["fold"].unique()) == [0, 1, 2]
     assert logs["seconds"].iloc[:4].tolist() == [3.0, 4.0, 5.0, 6.0]
-    one = read_training_logs(tmp_path, ARCHS[0])
+    one = read_training_logs(tmp_path, arch=ARCHS[0])
     fig = plot_training_curves(one)
     # loss + accuracy + f1_macro panels; two loss lines and one metric line per fold.
     assert len(fig.axes) == 3
@@ -245,7 +246,7 @@ def test_embedding_map_separates_distinct_classes(method):
 # ---------------------------------------------------------------------------- run report
 def test_run_report_writes_every_plot_of_a_synthetic_run(tmp_path):
     config = make_synthetic_run(tmp_path)
-    evaluate_ensembles(tmp_path, config)  # the real ensemble_report.json
+    report = evaluate_ensembles(tmp_path, config=config)  # the real ensemble_report.json
     with pytest.warns(EmoUtilsWarning, match="embedding map skipped"):
         written = make_run_report(tmp_path)
     method = config.ensemble.method
@@ -264,6 +265,23 @@ def test_run_report_writes_every_plot_of_a_synthetic_run(tmp_path):
     assert table["class"].tolist()[:3] == list(CLASSES)
     readme = (tmp_path / "report" / "README.md").read_text()
     assert all(f"{name}.png" in readme for name in written)
+    # The score table is the one of ensemble_report.json, best first.
+    best = report.table.sort_values("f1_macro", ascending=False).iloc[0]
+    assert "| name | kind | f1_macro |" in readme
+    assert f"| {best['name']} | {best['kind']} | {best['f1_macro']:.4f} |" in readme
+    assert "Embedding map skipped: no feature cache given" in readme
+
+
+def test_run_report_opens_the_feature_cache_but_never_builds_it(tmp_path, training_data_factory):
+    make_synthetic_run(tmp_path / "run")
+    competition, _ = training_data_factory(tmp_path / "data")
+    cache = tmp_path / "cache"
+    with pytest.warns(EmoUtilsWarning, match="no finished feature cache"):
+        written = make_run_report(tmp_path / "run", competition=competition, cache_dir=cache)
+    assert not any(name.startswith("embeddings_") for name in written)
+    assert not cache.exists()
+    readme = (tmp_path / "run" / "report" / "README.md").read_text()
+    assert "Embedding map skipped: no finished feature cache of the training split" in readme
 
 
 def test_run_report_without_ensemble_report_recomputes_scores(tmp_path):
@@ -273,15 +291,6 @@ def test_run_report_without_ensemble_report_recomputes_scores(tmp_path):
     assert not (tmp_path / "ensemble_report.json").exists()
     readme = (tmp_path / "report" / "README.md").read_text()
     assert "60 clips in 59 groups; 1 group(s) of near-duplicates, 1 clip(s) merged" in readme
-
-
-def test_run_report_tolerates_an_unknown_ensemble_report(tmp_path):
-    make_synthetic_run(tmp_path)
-    write_json(tmp_path / "ensemble_report.json", {"something": "else"})
-    with pytest.warns(EmoUtilsWarning, match="unrecognised structure"):
-        written = make_run_report(tmp_path, embeddings=False)
-    assert _is_png(written["scores"])
-    assert "confusion_ensemble_mode" in written
 
 
 def test_run_report_needs_oof_predictions(tmp_path):
@@ -311,8 +320,8 @@ def test_run_report_of_a_real_training_run(tmp_path, training_data):
     run = tmp_path / "run"
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        train_cv(competition, store, config, run, progress=False)
-    evaluate_ensembles(run, config)
+        train_cv(competition, store, run_dir=run, config=config, progress=False)
+    evaluate_ensembles(run, config=config)
     written = make_run_report(run, store=store)
     assert "embeddings_test_resnet_fold0" in written
     assert "training_test_resnet" in written

@@ -6,10 +6,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from emo_utils.features.store import FeatureStore
-from emo_utils.data.competition import load_competition
 from emo_utils.config import DataConfig
+from emo_utils.data.competition import load_competition
 from emo_utils.errors import SubmissionError
+from emo_utils.features.store import FeatureStore
 from emo_utils.submission import (
     class_prior,
     failures_from_store,

@@ -17,24 +17,19 @@ import torch
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 
-from emo_utils.train.augment import FrequencyMask, TimeMask, TimeShift, batch_augmentations
-from emo_utils.features.store import FeatureStore
 from emo_utils.config import Config
 from emo_utils.errors import CheckpointError, ConfigError, TrainingError
+from emo_utils.features.store import FeatureStore
 from emo_utils.fileio import read_csv, read_json
-from emo_utils.models.timm import NormalizedModel, build_model, resolve_weights_file
-from emo_utils.train.cv import (
-    CHECKPOINT_FILE,
-    DONE_FILE,
-    FOLD_OOF_FILE,
-    LOG_FILE,
-    MODEL_FILE,
-    fold_dir,
-    load_fold_model,
-    make_dataloaders,
-    make_learner,
-    train_cv,
-)
+from emo_utils.models import NormalizedModel, build_model, load_fold_model, resolve_weights_file
+from emo_utils.runs import RunDir
+from emo_utils.train import train_cv
+from emo_utils.train.augment import FrequencyMask, TimeMask, TimeShift, batch_augmentations
+from emo_utils.train.data import make_dataloaders
+from emo_utils.train.learner import make_learner
+
+MODEL_FILE, CHECKPOINT_FILE, LOG_FILE = RunDir.MODEL_FILE, RunDir.CHECKPOINT_FILE, RunDir.LOG_FILE
+DONE_FILE, FOLD_OOF_FILE = RunDir.DONE_FILE, RunDir.FOLD_OOF_FILE
 
 ARCH = "test_resnet"
 CONFIG = Config().override(
@@ -101,7 +96,7 @@ class EpochRecorder(Callback):
 def cv_run(tmp_path_factory, training_data):
     competition, store = training_data
     run_dir = tmp_path_factory.mktemp("runs") / "reference"
-    result = train_cv(competition, store, CONFIG, run_dir, progress=False)
+    result = train_cv(competition, store, run_dir=run_dir, config=CONFIG, progress=False)
     return result, run_dir
 
 
@@ -111,7 +106,14 @@ def interrupted_run(tmp_path_factory, training_data):
     competition, store = training_data
     run_dir = tmp_path_factory.mktemp("runs") / "interrupted"
     with pytest.raises(Interrupt):
-        train_cv(competition, store, CONFIG, run_dir, progress=False, callbacks=[InterruptAfter(0)])
+        train_cv(
+            competition,
+            store,
+            run_dir=run_dir,
+            config=CONFIG,
+            progress=False,
+            callbacks=[InterruptAfter(0)],
+        )
     return run_dir
 
 
@@ -129,7 +131,7 @@ def test_full_run_writes_every_artefact(cv_run, training_data):
     folds = pd.read_csv(run_dir / "folds.csv")
     assert list(folds.columns) == ["filename", "label", "fold"]
     for k in range(3):
-        fdir = fold_dir(run_dir, ARCH, k)
+        fdir = RunDir(run_dir).fold_dir(ARCH, k)
         for name in (MODEL_FILE, CHECKPOINT_FILE, LOG_FILE, DONE_FILE, FOLD_OOF_FILE):
             assert (fdir / name).is_file(), fdir / name
         log = pd.read_csv(fdir / LOG_FILE)
@@ -173,10 +175,10 @@ def test_oof_comes_from_the_best_weights_and_saved_model_needs_raw_windows(cv_ru
     rows = {name: i for i, name in enumerate(store.filenames)}
     for k in range(3):
         part = oof[oof["fold"] == k]
-        model = load_fold_model(run_dir, ARCH, k, device="cpu")
+        model = load_fold_model(run_dir, arch=ARCH, fold=k, device="cpu")
         assert isinstance(model, NormalizedModel)
         assert not model.training
-        done = read_json(fold_dir(run_dir, ARCH, k) / DONE_FILE)
+        done = read_json(RunDir(run_dir).fold_dir(ARCH, k) / DONE_FILE)
         np.testing.assert_allclose(
             model.mean.flatten().numpy(), done["normalization"]["mean"], rtol=1e-5
         )
@@ -189,14 +191,18 @@ def test_oof_comes_from_the_best_weights_and_saved_model_needs_raw_windows(cv_ru
 def test_rerun_skips_every_finished_fold(cv_run, training_data):
     result, run_dir = cv_run
     competition, store = training_data
-    stamps = {k: (fold_dir(run_dir, ARCH, k) / MODEL_FILE).stat().st_mtime_ns for k in range(3)}
+    stamps = {
+        k: (RunDir(run_dir).fold_dir(ARCH, k) / MODEL_FILE).stat().st_mtime_ns for k in range(3)
+    }
     recorder = EpochRecorder()
-    again = train_cv(competition, store, CONFIG, run_dir, progress=False, callbacks=[recorder])
+    again = train_cv(
+        competition, store, run_dir=run_dir, config=CONFIG, progress=False, callbacks=[recorder]
+    )
     assert recorder.fits == []
     assert again.skipped == [(ARCH, 0), (ARCH, 1), (ARCH, 2)]
     assert again.trained == []
     assert stamps == {
-        k: (fold_dir(run_dir, ARCH, k) / MODEL_FILE).stat().st_mtime_ns for k in range(3)
+        k: (RunDir(run_dir).fold_dir(ARCH, k) / MODEL_FILE).stat().st_mtime_ns for k in range(3)
     }
     pd.testing.assert_frame_equal(again.oof[ARCH], result.oof[ARCH])
 
@@ -204,7 +210,7 @@ def test_rerun_skips_every_finished_fold(cv_run, training_data):
 def test_same_seed_same_oof_on_cpu(cv_run, training_data, tmp_path):
     _, run_dir = cv_run
     competition, store = training_data
-    train_cv(competition, store, CONFIG, tmp_path, progress=False)
+    train_cv(competition, store, run_dir=tmp_path, config=CONFIG, progress=False)
     assert (tmp_path / "folds.csv").read_bytes() == (run_dir / "folds.csv").read_bytes()
     oof_file = f"oof/{ARCH}.csv"
     assert (tmp_path / oof_file).read_bytes() == (run_dir / oof_file).read_bytes()
@@ -215,7 +221,7 @@ def test_interrupted_fold_resumes_at_next_epoch(cv_run, interrupted_run, trainin
     _, reference = cv_run
     competition, store = training_data
     run_dir = _copy(interrupted_run, tmp_path / "run")
-    fdir = fold_dir(run_dir, ARCH, 0)
+    fdir = RunDir(run_dir).fold_dir(ARCH, 0)
     assert (fdir / CHECKPOINT_FILE).is_file()
     assert not (fdir / DONE_FILE).exists()
     assert pd.read_csv(fdir / LOG_FILE)["epoch"].tolist() == [0]
@@ -223,17 +229,22 @@ def test_interrupted_fold_resumes_at_next_epoch(cv_run, interrupted_run, trainin
     recorder = EpochRecorder()
     with pytest.raises(Interrupt):  # stop before fold 1 to save time
         train_cv(
-            competition, store, CONFIG, run_dir, progress=False, callbacks=[recorder, StopAtFit(1)]
+            competition,
+            store,
+            run_dir=run_dir,
+            config=CONFIG,
+            progress=False,
+            callbacks=[recorder, StopAtFit(1)],
         )
     assert recorder.fits == [[1]]  # fold 0 trained its second epoch only
     assert (fdir / DONE_FILE).is_file()
     assert pd.read_csv(fdir / LOG_FILE)["epoch"].tolist() == [0, 1]
     # Model, optimiser, schedule and random state are restored: the same predictions as
     # without the interruption.
-    reference_oof = fold_dir(reference, ARCH, 0) / FOLD_OOF_FILE
+    reference_oof = RunDir(reference).fold_dir(ARCH, 0) / FOLD_OOF_FILE
     assert (fdir / FOLD_OOF_FILE).read_bytes() == reference_oof.read_bytes()
     resumed = torch.load(fdir / MODEL_FILE, weights_only=True)
-    expected = torch.load(fold_dir(reference, ARCH, 0) / MODEL_FILE, weights_only=True)
+    expected = torch.load(RunDir(reference).fold_dir(ARCH, 0) / MODEL_FILE, weights_only=True)
     assert resumed.keys() == expected.keys()
     assert all(torch.equal(resumed[k], expected[k]) for k in expected)
 
@@ -241,7 +252,7 @@ def test_interrupted_fold_resumes_at_next_epoch(cv_run, interrupted_run, trainin
 def test_resume_never_replaces_better_weights(interrupted_run, training_data, tmp_path):
     competition, store = training_data
     run_dir = _copy(interrupted_run, tmp_path / "run")
-    fdir = fold_dir(run_dir, ARCH, 0)
+    fdir = RunDir(run_dir).fold_dir(ARCH, 0)
     # Pretend epoch 0 scored a (perfect) f1_macro of 1.0: no resumed epoch can beat it.
     state = torch.load(fdir / CHECKPOINT_FILE, weights_only=True)
     state["best"], state["best_epoch"] = 1.0, 0
@@ -249,7 +260,14 @@ def test_resume_never_replaces_better_weights(interrupted_run, training_data, tm
     best_bytes = (fdir / MODEL_FILE).read_bytes()
 
     with pytest.raises(Interrupt):  # stop before fold 1 to save time
-        train_cv(competition, store, CONFIG, run_dir, progress=False, callbacks=[StopAtFit(1)])
+        train_cv(
+            competition,
+            store,
+            run_dir=run_dir,
+            config=CONFIG,
+            progress=False,
+            callbacks=[StopAtFit(1)],
+        )
     assert (fdir / MODEL_FILE).read_bytes() == best_bytes
     done = read_json(fdir / DONE_FILE)
     assert (done["best_epoch"], done["best_score"]) == (0, 1.0)
@@ -259,11 +277,11 @@ def test_resume_never_replaces_better_weights(interrupted_run, training_data, tm
 def test_truncated_checkpoint_names_fold_file_and_fix(interrupted_run, training_data, tmp_path):
     competition, store = training_data
     run_dir = _copy(interrupted_run, tmp_path / "run")
-    ckpt = fold_dir(run_dir, ARCH, 0) / CHECKPOINT_FILE
+    ckpt = RunDir(run_dir).fold_dir(ARCH, 0) / CHECKPOINT_FILE
     data = ckpt.read_bytes()
     ckpt.write_bytes(data[: len(data) // 2])
     with pytest.raises(CheckpointError) as info:
-        train_cv(competition, store, CONFIG, run_dir, progress=False)
+        train_cv(competition, store, run_dir=run_dir, config=CONFIG, progress=False)
     message = str(info.value)
     assert f"{ARCH} fold 0" in message
     assert str(ckpt) in message
@@ -273,7 +291,12 @@ def test_truncated_checkpoint_names_fold_file_and_fix(interrupted_run, training_
     recorder = EpochRecorder()
     with pytest.raises(Interrupt):
         train_cv(
-            competition, store, CONFIG, run_dir, progress=False, callbacks=[recorder, StopAtFit(1)]
+            competition,
+            store,
+            run_dir=run_dir,
+            config=CONFIG,
+            progress=False,
+            callbacks=[recorder, StopAtFit(1)],
         )
     assert recorder.fits == [[0, 1]]
 
@@ -282,12 +305,14 @@ def test_fold_killed_after_its_last_epoch_only_predicts(cv_run, training_data, t
     _, reference = cv_run
     competition, store = training_data
     run_dir = _copy(reference, tmp_path / "run")
-    fdir = fold_dir(run_dir, ARCH, 1)
+    fdir = RunDir(run_dir).fold_dir(ARCH, 1)
     expected = read_json(fdir / DONE_FILE)
     (fdir / DONE_FILE).unlink()
     (fdir / FOLD_OOF_FILE).unlink()
     recorder = EpochRecorder()
-    result = train_cv(competition, store, CONFIG, run_dir, progress=False, callbacks=[recorder])
+    result = train_cv(
+        competition, store, run_dir=run_dir, config=CONFIG, progress=False, callbacks=[recorder]
+    )
     assert recorder.fits == []
     assert result.trained == [(ARCH, 1)]
     done = read_json(fdir / DONE_FILE)
@@ -295,19 +320,19 @@ def test_fold_killed_after_its_last_epoch_only_predicts(cv_run, training_data, t
         expected["best_epoch"],
         expected["best_score"],
     )
-    oof_file = fold_dir(reference, ARCH, 1) / FOLD_OOF_FILE
+    oof_file = RunDir(reference).fold_dir(ARCH, 1) / FOLD_OOF_FILE
     assert (fdir / FOLD_OOF_FILE).read_bytes() == oof_file.read_bytes()
 
 
 def test_damaged_model_file_is_a_checkpoint_error(cv_run, tmp_path):
     _, reference = cv_run
     run_dir = _copy(reference, tmp_path / "run")
-    path = fold_dir(run_dir, ARCH, 2) / MODEL_FILE
+    path = RunDir(run_dir).fold_dir(ARCH, 2) / MODEL_FILE
     path.write_bytes(path.read_bytes()[:100])
     with pytest.raises(CheckpointError, match=rf"{ARCH} fold 2: .*model\.pth is damaged"):
-        load_fold_model(run_dir, ARCH, 2, device="cpu")
+        load_fold_model(run_dir, arch=ARCH, fold=2, device="cpu")
     with pytest.raises(TrainingError, match="fold not finished"):
-        load_fold_model(run_dir, ARCH, 7, device="cpu")
+        load_fold_model(run_dir, arch=ARCH, fold=7, device="cpu")
 
 
 # ---------------------------------------------------------------------------- errors
@@ -317,14 +342,14 @@ def test_unknown_architecture_fails_before_any_training(training_data, tmp_path)
     assert not timm.is_model("resnet_does_not_exist")
     config = CONFIG.override({"train.architectures": [ARCH, "resnet_does_not_exist"]})
     with pytest.raises(TrainingError, match="'resnet_does_not_exist' is not a timm model"):
-        train_cv(competition, store, config, tmp_path / "run", progress=False)
+        train_cv(competition, store, run_dir=tmp_path / "run", config=config, progress=False)
     assert not (tmp_path / "run").exists()
 
 
 def test_class_with_fewer_clips_than_folds_fails_before_training(training_data_factory, tmp_path):
     competition, store = training_data_factory(tmp_path, counts={"a": 6, "b": 2})
     with pytest.raises(TrainingError, match=r"'b': 2.*fewer clips than folds"):
-        train_cv(competition, store, CONFIG, tmp_path / "run", progress=False)
+        train_cv(competition, store, run_dir=tmp_path / "run", config=CONFIG, progress=False)
     assert not (tmp_path / "run" / "models").exists()
 
 
@@ -332,7 +357,13 @@ def test_other_config_in_same_run_folder_is_refused(cv_run, training_data):
     _, run_dir = cv_run
     competition, store = training_data
     with pytest.raises(ConfigError, match=r"train.epochs.*new run folder"):
-        train_cv(competition, store, CONFIG.override({"train.epochs": 3}), run_dir, progress=False)
+        train_cv(
+            competition,
+            store,
+            run_dir=run_dir,
+            config=CONFIG.override({"train.epochs": 3}),
+            progress=False,
+        )
 
 
 def test_early_stopping_ends_a_fold_without_improvement(training_data, tmp_path):
@@ -344,14 +375,19 @@ def test_early_stopping_ends_a_fold_without_improvement(training_data, tmp_path)
     recorder = EpochRecorder()
     with pytest.raises(Interrupt):  # one fold is enough
         train_cv(
-            competition, store, config, tmp_path, progress=False, callbacks=[recorder, StopAtFit(1)]
+            competition,
+            store,
+            run_dir=tmp_path,
+            config=config,
+            progress=False,
+            callbacks=[recorder, StopAtFit(1)],
         )
     assert recorder.fits == [[0, 1]]
-    done = read_json(fold_dir(tmp_path, ARCH, 0) / DONE_FILE)
+    done = read_json(RunDir(tmp_path).fold_dir(ARCH, 0) / DONE_FILE)
     assert done["stopped_early"]
     assert done["epochs_run"] == 2
     assert done["best_epoch"] == 0
-    assert pd.read_csv(fold_dir(tmp_path, ARCH, 0) / LOG_FILE)["epoch"].tolist() == [0, 1]
+    assert pd.read_csv(RunDir(tmp_path).fold_dir(ARCH, 0) / LOG_FILE)["epoch"].tolist() == [0, 1]
 
 
 # ---------------------------------------------------------------------------- models
@@ -373,16 +409,16 @@ def test_missing_local_weights_fail_before_training(training_data, tmp_path):
     competition, store = training_data
     config = CONFIG.override({"train.pretrained": True, "train.weights_dir": str(tmp_path / "w")})
     with pytest.raises(TrainingError, match=str(tmp_path / "w")):
-        train_cv(competition, store, config, tmp_path / "run", progress=False)
+        train_cv(competition, store, run_dir=tmp_path / "run", config=config, progress=False)
     (tmp_path / "w").mkdir()
     with pytest.raises(TrainingError, match=rf"no pretrained weights for '{ARCH}'"):
-        train_cv(competition, store, config, tmp_path / "run", progress=False)
+        train_cv(competition, store, run_dir=tmp_path / "run", config=config, progress=False)
     assert not (tmp_path / "run").exists()
 
 
 def test_image_normalization_is_explicit(training_data):
     _, store = training_data
-    from emo_utils.models.timm import image_statistics
+    from emo_utils.models import image_statistics
 
     model = build_model(ARCH, 3, pretrained=False)
     mean, std = image_statistics("dataset", store=store, rows=range(len(store)), model=model)
@@ -488,7 +524,7 @@ def test_augmentations_follow_the_config():
 
 def test_run_files_are_plain_json(cv_run):
     _, run_dir = cv_run
-    done = json.loads((fold_dir(run_dir, ARCH, 0) / DONE_FILE).read_text())
+    done = json.loads((RunDir(run_dir).fold_dir(ARCH, 0) / DONE_FILE).read_text())
     assert done["monitor"] == "f1_macro"
     assert done["normalization"]["name"] == "dataset"
 
@@ -503,7 +539,13 @@ def test_progress_bars_are_fastais_and_can_be_silenced(training_data, capsys):
     for progress in (True, False):
         model = NormalizedModel(build_model(ARCH, 3, pretrained=False), [0.0] * 3, [1.0] * 3)
         learn = make_learner(
-            dls, model, config=CONFIG.train, n_classes=3, train_targets=targets, progress=progress
+            dls,
+            model,
+            config=CONFIG.train,
+            task="classification",
+            n_classes=3,
+            train_targets=targets,
+            progress=progress,
         )
         assert isinstance(getattr(learn, "progress", None), ProgressCallback) == progress
         learn.fit_one_cycle(1)

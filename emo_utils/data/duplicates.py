@@ -87,8 +87,8 @@ from ..errors import AudioError, ConfigError, DataError, EmoUtilsWarning
 from ..fileio import write_csv, write_json
 
 if TYPE_CHECKING:
-    from .competition import Competition
     from ..config import Config
+    from .competition import Competition
 
 __all__ = [
     "DEFAULT_THRESHOLD",
@@ -933,7 +933,9 @@ def duplicate_groups_for(
         sort_keys=True,
     )
     key = hashlib.sha256(payload.encode()).hexdigest()[:16]
-    folder = Path(cache_dir) if cache_dir is not None else Path(competition.root) / ".emo_cache"
+    from ..features.store import default_cache_dir
+
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir(competition.root)
     folder = folder / "duplicates"
     groups_file = folder / f"groups-{key}.csv"
     if groups_file.is_file():

@@ -17,22 +17,21 @@ Examples
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold
 
-from .competition import Competition
 from ..config import Config
 from ..errors import ConfigError, TrainingError
 from ..fileio import write_csv
+from .competition import Competition
 
-__all__ = ["FOLDS_FILE", "check_fold_counts", "load_or_create_folds", "make_folds", "read_folds"]
+__all__ = ["check_fold_counts", "load_or_create_folds", "make_folds", "read_folds"]
 
 #: Name of the folds file inside a run folder.
-FOLDS_FILE = "folds.csv"
 
 
 def check_fold_counts(
@@ -158,25 +157,29 @@ def read_folds(path: str | os.PathLike) -> pd.DataFrame:
 
 
 def load_or_create_folds(
-    run_dir: str | os.PathLike,
     competition: Competition,
-    config: Config,
     *,
+    path: str | os.PathLike,
+    config: Config,
     groups: Sequence[object] | None = None,
+    splitter: Callable[..., np.ndarray] | None = None,
 ) -> pd.DataFrame:
     """The folds of a run: read ``RUN/folds.csv``, or draw and write it the first time.
 
     Parameters
     ----------
-    run_dir : str or os.PathLike
-        The run folder.
     competition : Competition
         Its ``train`` rows (``filename``, ``label``) are the clips to split.
+    path : str or os.PathLike
+        The folds file (``RunDir.folds_file``).
     config : Config
         Uses ``train.n_folds``, ``train.seed`` and ``train.use_groups``.
     groups : sequence, optional
         Group of every training row (with ``train.use_groups``); default: the ``group``
         column of ``competition.train``.
+    splitter : callable, optional
+        ``splitter(labels, *, n_folds, seed, groups) -> fold per clip``: the task's
+        (:meth:`emo_utils.tasks.Task.split`); default :func:`make_folds`.
 
     Returns
     -------
@@ -192,7 +195,8 @@ def load_or_create_folds(
     ConfigError
         ``train.use_groups`` without any group information.
     """
-    path = Path(run_dir) / FOLDS_FILE
+    path = Path(path)
+    splitter = splitter or make_folds
     train = competition.train[["filename", "label"]].reset_index(drop=True)
     n_folds = config.train.n_folds
     if path.is_file():
@@ -210,7 +214,7 @@ def load_or_create_folds(
     else:
         groups = None
     df = train.copy()
-    df["fold"] = make_folds(
+    df["fold"] = splitter(
         df["label"].tolist(), n_folds=n_folds, seed=config.train.seed, groups=groups
     )
     if groups is not None:

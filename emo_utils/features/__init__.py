@@ -2,24 +2,30 @@
 
 ``spectrum`` holds the librosa-identical kernels (STFT power, mel and chroma filters,
 dB scaling, tuning), ``channels`` the channel registry and ``compute_image``; ``store``
-the read side of the cache (:class:`FeatureStore`) and ``build`` the resumable builder.
+the cache on disk and its read side (:class:`FeatureStore`), ``build`` the resumable
+builder (its worker scheduler is the private ``_parallel``).
 May import: ``config``, ``errors``, ``fileio``, ``audio``.
 """
 
-from .spectrum import (
+from .build import build_cache
+from .channels import (
     CHANNELS,
     FEATURES_VERSION,
     NORMALIZATIONS,
     ChannelSpec,
-    Spectrum,
+    channel_specs,
     compute_image,
-    n_frames,
     normalize,
-    power_spectrogram,
-    power_to_db,
     register_channel,
 )
-from .store import FeatureStore, build_cache, cache_folder, open_cache, require_valid_training
+from .spectrum import Spectrum, n_frames, power_spectrogram, power_to_db
+from .store import (
+    FeatureStore,
+    cache_folder,
+    default_cache_dir,
+    open_cache,
+    require_valid_training,
+)
 
 __all__ = [
     "CHANNELS",
@@ -30,7 +36,9 @@ __all__ = [
     "Spectrum",
     "build_cache",
     "cache_folder",
+    "channel_specs",
     "compute_image",
+    "default_cache_dir",
     "n_frames",
     "normalize",
     "open_cache",

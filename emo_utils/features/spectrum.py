@@ -1,25 +1,9 @@
-"""One STFT per clip, turned into a multi-channel image.
+"""Spectral kernels: one STFT per clip and the librosa quantities derived from it.
 
-:func:`compute_image` computes the clip's STFT once (:class:`Spectrum`) and derives every
-channel from it.  The default channels reproduce, value for value, the three direct librosa
-calls of the usual notebook recipe:
-
-============  ==========================================================================
-``"mel"``     ``librosa.power_to_db(librosa.feature.melspectrogram(y=y, ...), ref=1.0,
-              top_db=top_db)``, shape ``(n_mels, T)``
-``"chroma"``  ``librosa.feature.chroma_stft(y=y, ...)`` (tuning estimated from the same
-              spectrogram, as chroma_stft does), shape ``(n_chroma, T)``, values in [0, 1]
-``"stft"``    ``librosa.amplitude_to_db(np.abs(librosa.stft(y, ...)), ref=1.0,
-              top_db=top_db)``, shape ``(1 + n_fft // 2, T)``
-``"mfcc"``    ``librosa.feature.mfcc(S=mel dB, n_mfcc=20)``
-``"delta"``   ``librosa.feature.delta(mel dB)`` (width 9)
-============  ==========================================================================
-
-``T = 1 + len(y) // hop_length`` (centred frames).
-
-**Speed, with identical output.**  The default image is bit-identical to the usual recipe
-(three librosa calls) and about three times faster with decoding included
-(``benchmarks/bench_features.py``), because:
+:class:`Spectrum` computes a clip's power spectrogram once and derives from it, on demand,
+what the channels of :mod:`emo_utils.features.channels` need (mel power and dB, STFT dB,
+tuning, chroma).  Every kernel here is bit-identical to the librosa function it replaces
+(``tests/test_features.py`` pins each one) and faster:
 
 * one STFT instead of three, computed by :func:`power_spectrogram` with librosa's own
   arithmetic (float64 windowing and ``rfft``, rounding to complex64) a few frames at a time,
@@ -29,93 +13,59 @@ calls of the usual notebook recipe:
   :func:`estimate_tuning` at the spectral peaks of piptrack's band only
   (:func:`spectral_peaks`);
 * the dB conversions take the logarithm of the non-silent frames only (:func:`power_to_db`);
-* the mel and chroma filter banks are built once per parameter set (librosa rebuilds them on
-  every call).
+* the mel and chroma filter banks are built once per parameter set (:func:`mel_filters`,
+  :func:`chroma_filters`; librosa rebuilds them on every call).
 
-Each of these is tested to be bit-identical to the librosa function it replaces.
+``T = 1 + len(y) // hop_length`` (centred frames, :func:`n_frames`).
 
 **dB reference.**  Both dB conversions use the absolute reference ``ref=1.0`` (not
 ``ref=np.max``), so loudness is kept and a silent clip (every value at the ``amin`` floor,
 -100 dB) is distinguishable from a full-scale one.  ``top_db`` clips each clip's values to
 ``top_db`` below its own maximum, as librosa does.
 
-**Resizing.**  Channels whose height differs from ``n_mels`` are resized along frequency by
-:func:`resize_rows`: linear interpolation with half-pixel centres and, when shrinking, a
-triangle filter widened by the shrink factor (antialiasing).  This is what
-``torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=True)`` and
-PIL's bilinear resize do along one axis.  Time is never resized.
+**Resizing.**  :func:`resize_rows` resizes along frequency: linear interpolation with
+half-pixel centres and, when shrinking, a triangle filter widened by the shrink factor
+(antialiasing).  This is what ``torch.nn.functional.interpolate(mode="bilinear",
+align_corners=False, antialias=True)`` and PIL's bilinear resize do along one axis.
 
-**Normalisation** (``features.normalization``, per channel, :data:`NORMALIZATIONS`):
-
-``"fixed"`` (default)
-    ``(x - lo) / (hi - lo)`` clipped to [0, 1] with a range fixed per channel, independent of
-    the clip (:func:`db_range`): for dB channels ``lo = -100 dB`` (the ``amin`` floor, i.e.
-    silence) and ``hi = 20 log10(sum(window))`` (the largest STFT magnitude a signal within
-    [-1, 1] can reach); chroma is already in [0, 1].  Loudness is kept, silence maps to 0.
-``"minmax"``
-    ``(x - min) / (max - min)`` per clip and channel; a constant channel (e.g. silence) gives 0.
-``"standard"``
-    ``(x - mean) / std`` per clip and channel; a constant channel gives 0.
-``"none"``
-    the raw values (dB, chroma energy).
-
-Every normalisation gives finite values for silent and constant clips.
-
-Precision: ``features.precision = "float64"`` converts the clip to float64 before the STFT
-(librosa then computes in float64, as its direct calls do on a float64 clip); ``"float32"``
-(default) keeps librosa's float32 arithmetic, as on a clip from ``librosa.load``.  The
-returned image is float32 either way.
+**Precision.**  ``features.precision = "float64"`` converts the clip to float64 before the
+STFT (librosa then computes in float64, as its direct calls do on a float64 clip);
+``"float32"`` (default) keeps librosa's float32 arithmetic, as on a clip from
+``librosa.load``.
 """
 
 from __future__ import annotations
 
 import functools
 import inspect
-import math
 import warnings
-from collections.abc import Callable
-from dataclasses import dataclass
 
 import librosa
 import numpy as np
 import scipy.sparse
 
 from ..config import FeatureConfig
-from ..errors import ConfigError
 
 __all__ = [
-    "CHANNELS",
-    "FEATURES_VERSION",
-    "NORMALIZATIONS",
-    "ChannelSpec",
+    "AMIN_AMPLITUDE",
+    "AMIN_POWER",
     "Spectrum",
     "active_frames",
     "chroma_filters",
-    "compute_image",
-    "db_range",
     "estimate_tuning",
     "mel_filters",
     "n_frames",
-    "normalize",
     "power_spectrogram",
     "power_to_db",
-    "register_channel",
     "resize_matrix",
     "resize_rows",
     "spectral_peaks",
 ]
 
-#: Bump when :func:`compute_image` changes its output; the feature cache keys on it.
-FEATURES_VERSION = 1
-
 #: ``amin`` of :func:`librosa.power_to_db` (power) -- the dB floor is ``10 log10(AMIN)``.
 AMIN_POWER = 1e-10
 #: ``amin`` of :func:`librosa.amplitude_to_db`; ``AMIN_AMPLITUDE ** 2 == AMIN_POWER``.
 AMIN_AMPLITUDE = 1e-5
-#: Coefficients of the ``"mfcc"`` channel.
-N_MFCC = 20
-#: Width of the ``"delta"`` channel's Savitzky-Golay window.
-DELTA_WIDTH = 9
 
 _DTYPES = {"float32": np.float32, "float64": np.float64}
 
@@ -160,7 +110,7 @@ def chroma_filters(*, sample_rate: int, n_fft: int, n_chroma: int, tuning: float
 
 
 @functools.lru_cache(maxsize=64)
-def resize_matrix(src: int, height: int, dtype: str = "float64") -> np.ndarray:
+def resize_matrix(src: int, *, height: int, dtype: str = "float64") -> np.ndarray:
     """Weights ``W`` with ``W @ x`` resizing ``src`` rows to ``height`` (see :func:`resize_rows`).
 
     Output row ``i`` is centred on source coordinate ``c = (i + 0.5) * src / height``; source
@@ -201,7 +151,7 @@ def resize_rows(x: np.ndarray, *, height: int) -> np.ndarray:
     """
     if x.shape[0] == height:
         return x
-    return resize_matrix(x.shape[0], height, x.dtype.name) @ x
+    return resize_matrix(x.shape[0], height=height, dtype=x.dtype.name) @ x
 
 
 # ---------------------------------------------------------------------------- tuning
@@ -232,7 +182,7 @@ def _piptrack_band(sample_rate: float, n_bins: int) -> tuple[int, int]:
 
 
 def spectral_peaks(
-    *, power: np.ndarray, sample_rate: float
+    power: np.ndarray, *, sample_rate: float
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The peaks ``librosa.piptrack(S=power, sr=sample_rate)`` finds, as sparse entries.
 
@@ -289,7 +239,7 @@ def spectral_peaks(
     return rows, cols, pitches, mags
 
 
-def estimate_tuning(*, power: np.ndarray, sample_rate: float, bins_per_octave: int) -> float:
+def estimate_tuning(power: np.ndarray, *, sample_rate: float, bins_per_octave: int) -> float:
     """``librosa.estimate_tuning(S=power, sr=sample_rate, bins_per_octave=bins_per_octave)``.
 
     The same estimate (peaks of :func:`spectral_peaks`, i.e. of :func:`librosa.piptrack`,
@@ -473,10 +423,11 @@ def power_to_db(
 
 
 class Spectrum:
-    """A clip's STFT and the quantities derived from it, each computed at most once.
+    """A clip's power spectrogram and the quantities derived from it, each computed once.
 
-    The power spectrogram is computed when the object is created; the complex STFT and the
-    magnitude only when a channel asks for them.
+    The power spectrogram is computed when the object is created; everything else (mel
+    power, dB scales, tuning, chroma) when a channel first asks for it, so the channels of
+    one image share one STFT.
 
     Parameters
     ----------
@@ -487,6 +438,10 @@ class Spectrum:
 
     Attributes
     ----------
+    y : numpy.ndarray, shape (n,)
+        The clip, in ``config.precision``.
+    sample_rate : int
+    config : FeatureConfig
     power : numpy.ndarray, shape (1 + n_fft // 2, T)
         ``np.abs(librosa.stft(y, n_fft, hop_length, win_length, window="hann",
         center=True)) ** 2`` (:func:`power_spectrogram`).
@@ -510,28 +465,6 @@ class Spectrum:
             win_length=config.win_length or None,
             active=self.active,
         )
-
-    @functools.cached_property
-    def stft(self) -> np.ndarray:
-        """``librosa.stft(y, n_fft, hop_length, win_length, window="hann", center=True)``.
-
-        Shape ``(1 + n_fft // 2, T)``, complex.  Computed on first use (a second STFT: only
-        channels that need the phase should use it).
-        """
-        c = self.config
-        return librosa.stft(
-            self.y,
-            n_fft=c.n_fft,
-            hop_length=c.hop_length,
-            win_length=c.win_length or None,
-            window="hann",
-            center=True,
-        )
-
-    @functools.cached_property
-    def magnitude(self) -> np.ndarray:
-        """``|stft|``, shape ``(1 + n_fft // 2, T)`` (computed on first use, from :attr:`stft`)."""
-        return np.abs(self.stft)
 
     @property
     def n_frames(self) -> int:
@@ -597,214 +530,3 @@ class Spectrum:
         )
         raw = np.einsum("cf,...ft->...ct", basis, self.power, optimize=True)
         return librosa.util.normalize(raw, norm=np.inf, axis=-2)
-
-
-# ---------------------------------------------------------------------------- channels
-def db_range(*, config: FeatureConfig) -> tuple[float, float]:
-    """``(lo, hi)`` of the ``"fixed"`` normalisation for dB channels.
-
-    ``lo = 10 log10(1e-10) = -100`` dB is the floor of silence; ``hi = 20 log10(sum(window))``
-    is the largest STFT magnitude of a signal within [-1, 1] (60.2 dB for a 2048-sample Hann
-    window).
-    """
-    return 10.0 * math.log10(AMIN_POWER), 20.0 * math.log10(
-        _window_sum(config.win_length or config.n_fft)
-    )
-
-
-@functools.lru_cache(maxsize=16)
-def _window_sum(win_length: int) -> float:
-    return float(np.sum(librosa.filters.get_window("hann", win_length, fftbins=True)))
-
-
-@dataclass(frozen=True)
-class ChannelSpec:
-    """One entry of :data:`CHANNELS`.
-
-    Attributes
-    ----------
-    compute : callable
-        ``compute(*, spectrum) -> numpy.ndarray`` of shape ``(rows, T)``.
-    fixed_range : callable
-        ``fixed_range(*, config) -> (lo, hi)``: the values mapped to 0 and 1 by the
-        ``"fixed"`` normalisation.
-    """
-
-    compute: Callable[..., np.ndarray]
-    fixed_range: Callable[..., tuple[float, float]]
-
-
-#: Channel name -> :class:`ChannelSpec`.  ``features.channels`` picks from it.
-CHANNELS: dict[str, ChannelSpec] = {}
-
-
-def register_channel(
-    name: str, *, fixed_range: Callable[..., tuple[float, float]]
-) -> Callable[[Callable[..., np.ndarray]], Callable[..., np.ndarray]]:
-    """Decorator adding ``compute(*, spectrum) -> (rows, T)`` to :data:`CHANNELS` as ``name``.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> @register_channel("log_power_sum", fixed_range=lambda *, config: (-100.0, 100.0))
-    ... def log_power_sum(*, spectrum):
-    ...     return 10 * np.log10(spectrum.power.sum(axis=0, keepdims=True) + 1e-10)
-    """
-
-    def deco(fn: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
-        CHANNELS[name] = ChannelSpec(fn, fixed_range)
-        return fn
-
-    return deco
-
-
-def _unit_range(*, config: FeatureConfig) -> tuple[float, float]:
-    return 0.0, 1.0
-
-
-def _mfcc_range(*, config: FeatureConfig) -> tuple[float, float]:
-    lo, hi = db_range(config=config)
-    # Orthonormal DCT: coefficient 0 is sqrt(n_mels) times the mean dB; others are smaller.
-    return lo * math.sqrt(config.n_mels), hi * math.sqrt(config.n_mels)
-
-
-def _delta_range(*, config: FeatureConfig) -> tuple[float, float]:
-    lo, hi = db_range(config=config)
-    # First-order Savitzky-Golay slope over DELTA_WIDTH frames: sum |coefficients| <= 1/3.
-    bound = (hi - lo) / 3.0
-    return -bound, bound
-
-
-@register_channel("mel", fixed_range=db_range)
-def mel_channel(*, spectrum: Spectrum) -> np.ndarray:
-    """Log-mel spectrogram (dB, ref 1.0), shape ``(n_mels, T)``."""
-    return spectrum.mel_db
-
-
-@register_channel("chroma", fixed_range=_unit_range)
-def chroma_channel(*, spectrum: Spectrum) -> np.ndarray:
-    """Chromagram, shape ``(n_chroma, T)``, each frame scaled to max 1."""
-    return spectrum.chroma
-
-
-@register_channel("stft", fixed_range=db_range)
-def stft_channel(*, spectrum: Spectrum) -> np.ndarray:
-    """STFT magnitude in dB (ref 1.0), shape ``(1 + n_fft // 2, T)``."""
-    return spectrum.stft_db
-
-
-@register_channel("mfcc", fixed_range=_mfcc_range)
-def mfcc_channel(*, spectrum: Spectrum) -> np.ndarray:
-    """MFCCs of the log-mel spectrogram, shape ``(N_MFCC, T)``."""
-    return librosa.feature.mfcc(S=spectrum.mel_db, n_mfcc=N_MFCC)
-
-
-@register_channel("delta", fixed_range=_delta_range)
-def delta_channel(*, spectrum: Spectrum) -> np.ndarray:
-    """Time derivative of the log-mel spectrogram, shape ``(n_mels, T)``."""
-    mel_db = spectrum.mel_db
-    frames = mel_db.shape[-1]
-    width = min(DELTA_WIDTH, frames if frames % 2 else frames - 1)
-    if width < 3:
-        return np.zeros_like(mel_db)
-    return librosa.feature.delta(mel_db, width=width)
-
-
-# ---------------------------------------------------------------------------- normalisation
-def _norm_fixed(x: np.ndarray, *, fixed_range: tuple[float, float]) -> np.ndarray:
-    lo, hi = fixed_range
-    return np.clip((x - lo) / (hi - lo), 0.0, 1.0)
-
-
-def _norm_minmax(x: np.ndarray, *, fixed_range: tuple[float, float]) -> np.ndarray:
-    lo, hi = np.min(x), np.max(x)
-    if not hi > lo:
-        return np.zeros_like(x)
-    return (x - lo) / (hi - lo)
-
-
-def _norm_standard(x: np.ndarray, *, fixed_range: tuple[float, float]) -> np.ndarray:
-    std = np.std(x)
-    if not std > 0:
-        return np.zeros_like(x)
-    return (x - np.mean(x)) / std
-
-
-def _norm_none(x: np.ndarray, *, fixed_range: tuple[float, float]) -> np.ndarray:
-    return x
-
-
-#: Normalisation name -> ``f(x, *, fixed_range) -> x`` (see the module docstring).
-NORMALIZATIONS: dict[str, Callable[..., np.ndarray]] = {
-    "fixed": _norm_fixed,
-    "minmax": _norm_minmax,
-    "standard": _norm_standard,
-    "none": _norm_none,
-}
-
-
-def normalize(x: np.ndarray, *, method: str, fixed_range: tuple[float, float]) -> np.ndarray:
-    """Scale one channel by a :data:`NORMALIZATIONS` method.
-
-    Parameters
-    ----------
-    x : numpy.ndarray, shape (rows, T)
-    method : {"fixed", "minmax", "standard", "none"}
-    fixed_range : (float, float)
-        Values mapped to 0 and 1 by ``"fixed"`` (ignored by the others).
-
-    Returns
-    -------
-    numpy.ndarray, shape (rows, T), finite when ``x`` is
-    """
-    try:
-        fn = NORMALIZATIONS[method]
-    except KeyError:
-        raise ConfigError(
-            "features.normalization", method, f"unknown; known: {sorted(NORMALIZATIONS)}"
-        ) from None
-    return fn(x, fixed_range=fixed_range)
-
-
-def _channel_specs(config: FeatureConfig) -> list[ChannelSpec]:
-    unknown = [c for c in config.channels if c not in CHANNELS]
-    if unknown:
-        raise ConfigError(
-            "features.channels",
-            list(config.channels),
-            f"unknown {unknown}; known: {sorted(CHANNELS)}",
-        )
-    return [CHANNELS[c] for c in config.channels]
-
-
-def compute_image(y: np.ndarray, *, sample_rate: int, config: FeatureConfig) -> np.ndarray:
-    """The image of one clip.
-
-    Parameters
-    ----------
-    y : numpy.ndarray, shape (n,)
-        Mono clip at ``sample_rate`` (already padded to the wanted duration).
-    sample_rate : int
-    config : FeatureConfig
-        Channels, STFT parameters, normalisation and precision.
-
-    Returns
-    -------
-    numpy.ndarray, shape (len(config.channels), config.n_mels, 1 + n // hop_length), float32
-        Channel ``k`` is ``config.channels[k]``, resized to ``n_mels`` rows
-        (:func:`resize_rows`) and normalised (:func:`normalize`).
-
-    Raises
-    ------
-    ConfigError
-        Unknown channel name.
-    """
-    specs = _channel_specs(config)
-    spectrum = Spectrum(y, sample_rate=sample_rate, config=config)
-    image = np.empty((len(specs), config.n_mels, spectrum.n_frames), dtype=np.float32)
-    for k, spec in enumerate(specs):
-        channel = resize_rows(spec.compute(spectrum=spectrum), height=config.n_mels)
-        image[k] = normalize(
-            channel, method=config.normalization, fixed_range=spec.fixed_range(config=config)
-        )
-    return image

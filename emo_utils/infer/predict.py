@@ -1,78 +1,74 @@
-"""Predicting the test set with every fold of every architecture, and the submission.
+"""One path from a fold model to probabilities, for out-of-fold and test predictions alike.
 
-:func:`predict_test` reads the test images once from the feature cache (with optional
-test-time averaging views), runs every fold model of every architecture over them, turns
-logits into probabilities with a softmax, averages over views and then over folds, and writes
-``RUN/predictions/ARCH.csv`` (``filename`` and one probability column per class, one row per
-test row in ``test.csv`` order; empty for rows whose audio failed).
+:func:`predict_rows` is the only function that turns a model's output into probabilities:
+training calls it on a fold's validation rows (the OOF file), and :func:`predict_test` on
+the test rows, with the same views, the same activation (the task's) and the same
+precision, so stacking and "best" are fitted on what the test path reproduces.
 
-:func:`predict_and_submit` is what the pipeline calls: test probabilities, OOF comparison of
-every single model and ensemble method (``RUN/ensemble_report.json/.md``), the configured
-method's labels on the test rows that have an image, the fallback for the others, and the
-validated submission in ``submissions/<run>__<method>.csv``.
+Views (``ensemble`` section of the config, applied to OOF and test alike):
 
-Test-time averaging (``ensemble`` section of the config):
-
+* ``audio.crop`` -- the window of a long clip used without ``tta_windows``;
 * ``tta_windows`` -- every ``audio.duration`` window of a long clip
-  (:meth:`FeatureStore.windows <emo_utils.features.store.FeatureStore.windows>`) instead of only the
-  ``audio.crop`` window;
+  (:meth:`FeatureStore.windows <emo_utils.features.FeatureStore.windows>`);
 * ``tta_shifts = k`` -- ``k`` extra copies of every view rolled in time by
   ``j * window_frames // (k + 1)`` frames, ``j = 1..k``.
+
+The probabilities of a clip are the mean over its views.  Views are built a chunk of rows at
+a time, so memory does not grow with the test set.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
-from ..features.store import FeatureStore
-from ..data.competition import Competition
-from ..config import Config, load_run_config
-from ..ensemble import (
-    EnsembleReport,
-    evaluate_ensembles,
-    load_oof,
-    make_ensemble,
-    read_classes,
-)
-from ..errors import CheckpointError, SubmissionError, TrainingError
-from ..fileio import read_csv, write_csv
-from ..submission import SubmissionFiles, failures_from_store, fallback_label, write_submission
+from ..errors import CheckpointError, TrainingError
+from ..fileio import write_csv
+from ..models import load_fold_model, select_device
+from ..runs import RunDir
+from ..tasks import Task, get_task
 
-__all__ = [
-    "ModelLoader",
-    "SubmissionOutcome",
-    "load_predictions",
-    "predict_and_submit",
-    "predict_test",
-    "tta_views",
-]
+if TYPE_CHECKING:
+    from ..config import Config
+    from ..features.store import FeatureStore
 
-#: ``(run_dir, arch, fold, *, device) -> torch.nn.Module`` (eval mode, logits out).
+__all__ = ["ModelLoader", "predict_rows", "predict_test", "tta_views", "view_settings"]
+
+#: ``(run_dir, *, arch, fold, device) -> torch.nn.Module`` (eval mode, logits out).
 ModelLoader = Callable[..., torch.nn.Module]
+
+
+def view_settings(config: Config) -> dict[str, object]:
+    """The view keyword arguments of :func:`predict_rows` / :func:`tta_views` for a config."""
+    return {
+        "crop": config.audio.crop,
+        "tta_windows": config.ensemble.tta_windows,
+        "tta_shifts": config.ensemble.tta_shifts,
+    }
 
 
 def tta_views(
     store: FeatureStore,
+    rows: Sequence[int] | None = None,
     *,
     crop: str = "start",
     tta_windows: bool = False,
     tta_shifts: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Every image the models see at test time, computed once from the cache.
+    """The images a model sees for ``rows`` (default: every row with an image).
 
     Parameters
     ----------
     store : FeatureStore
-        Test images.
+        Cached images.
+    rows : sequence of int, optional
+        Store rows; rows without an image (``store.ok`` False) are left out.
     crop : {"start", "center"}
         The window of a long clip used without ``tta_windows`` (``audio.crop``).
     tta_windows : bool
@@ -83,14 +79,15 @@ def tta_views(
     Returns
     -------
     views : numpy.ndarray, shape (n_views, C, H, window_frames)
-        In the store's dtype (float16 caches stay float16 until batched).
+        In the store's dtype.
     owner : numpy.ndarray of int64, shape (n_views,)
-        Test row of each view; only rows with an image (``store.ok``) appear.
+        Store row of each view.
     """
     if tta_shifts < 0:
         raise TrainingError(f"tta_shifts must be >= 0, got {tta_shifts}")
+    rows = np.flatnonzero(store.ok) if rows is None else np.asarray(rows, dtype=np.int64)
+    rows = rows[store.ok[rows]] if rows.size else rows
     dtype = store.frames.dtype
-    rows = np.flatnonzero(store.ok)
     if rows.size == 0:
         return np.zeros((0, *store.image_shape), dtype=dtype), np.zeros(0, dtype=np.int64)
     per_row = [
@@ -104,49 +101,100 @@ def tta_views(
     return views, np.tile(owner, 1 + len(steps))
 
 
-def _device(device: str | torch.device | None) -> torch.device:
-    if device is not None:
-        return torch.device(device)
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+def _autocast_dtype(device: torch.device, mixed_precision: bool) -> torch.dtype | None:
+    """The autocast dtype training used on this device (bf16 where supported, else fp16)."""
+    if not mixed_precision or device.type != "cuda":
+        return None
+    return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-def _fold_probabilities(
+def predict_rows(
     model: torch.nn.Module,
-    views: np.ndarray,
+    store: FeatureStore,
+    rows: Sequence[int],
     *,
-    device: torch.device,
-    batch_size: int,
-    mixed_precision: bool,
-    desc: str,
-    progress: bool,
+    task: Task | str,
+    crop: str = "start",
+    tta_windows: bool = False,
+    tta_shifts: int = 0,
+    batch_size: int = 64,
+    device: str | torch.device | None = None,
+    mixed_precision: bool = False,
+    progress: bool = False,
+    desc: str = "",
 ) -> np.ndarray:
-    """Softmax probabilities of every view, shape ``(n_views, n_classes)``."""
-    model.eval()
-    out = []
-    autocast = device.type == "cuda" and mixed_precision
-    starts = range(0, len(views), batch_size)
+    """Probabilities of ``rows``: the task's activation per view, averaged over views.
+
+    Parameters
+    ----------
+    model : torch.nn.Module
+        Maps raw cached windows ``(B, C, H, W)`` to logits ``(B, n_outputs)``.
+    store : FeatureStore
+        Cached images.
+    rows : sequence of int
+        Store rows to predict.
+    task : Task or str
+        The task (registry entry or name) whose :meth:`~emo_utils.tasks.Task.activation`
+        turns logits into probabilities.
+    crop, tta_windows, tta_shifts
+        The views (see :func:`tta_views`; :func:`view_settings` reads them from a config).
+    batch_size : int
+        Views per forward pass.
+    device : str or torch.device, optional
+        Default: the GPU when there is one.
+    mixed_precision : bool
+        Autocast on CUDA with the dtype training used (bf16 where supported, else fp16).
+    progress : bool
+        Show a progress bar.
+    desc : str
+        Its label.
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (len(rows), n_outputs)
+        One row per requested row, in order; NaN for rows without an image.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    dev = select_device(device)
+    unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    model = model.to(dev).eval()
+    autocast = _autocast_dtype(dev, mixed_precision)
+    out: np.ndarray | None = None
+    chunk = max(1, batch_size)
     with torch.inference_mode():
+        starts = range(0, len(unique), chunk)
         for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
-            batch = torch.from_numpy(np.asarray(views[start : start + batch_size], np.float32))
-            with torch.autocast(device.type, enabled=autocast):
-                logits = model(batch.to(device, non_blocking=True))
-            out.append(torch.softmax(logits.float(), dim=1).cpu().numpy())
-    return np.concatenate(out).astype(np.float64)
-
-
-def _missing_folds(run_dir: Path, arch: str, n_folds: int) -> list[int]:
-    return [
-        k
-        for k in range(n_folds)
-        if not (run_dir / "models" / arch / f"fold{k}" / "done.json").is_file()
-    ]
+            part = unique[start : start + chunk]
+            views, owner = tta_views(
+                store, part, crop=crop, tta_windows=tta_windows, tta_shifts=tta_shifts
+            )
+            probs = []
+            for b in range(0, len(views), batch_size):
+                x = torch.from_numpy(np.asarray(views[b : b + batch_size], np.float32)).to(dev)
+                with torch.autocast(dev.type, dtype=autocast, enabled=autocast is not None):
+                    logits = model(x)
+                probs.append(task.activation(logits).cpu().numpy().astype(np.float64))
+            if not probs:
+                continue
+            probs = np.concatenate(probs)
+            if out is None:
+                out = np.full((len(unique), probs.shape[1]), np.nan)
+            local = np.searchsorted(part, owner)  # part is sorted: view -> position in part
+            sums = np.zeros((len(part), probs.shape[1]))
+            np.add.at(sums, local, probs)
+            counts = np.bincount(local, minlength=len(part)).astype(np.float64)
+            hit = counts > 0
+            out[start : start + len(part)][hit] = sums[hit] / counts[hit, None]
+    if out is None:
+        return np.full((len(inverse), 0), np.nan)
+    return out[inverse]
 
 
 def predict_test(
-    run_dir: str | os.PathLike,
     store: FeatureStore,
-    config: Config | None = None,
     *,
+    run_dir: str | os.PathLike | RunDir,
+    config: Config | None = None,
     device: str | torch.device | None = None,
     progress: bool = True,
     batch_size: int | None = None,
@@ -157,12 +205,12 @@ def predict_test(
 
     Parameters
     ----------
-    run_dir : str or os.PathLike
-        A trained run folder (``classes.json``, ``models/ARCH/fold{k}/done.json``).
     store : FeatureStore
         The test images, in ``test.csv`` order.
+    run_dir : str, os.PathLike or RunDir
+        A trained run folder.
     config : Config, optional
-        Default: the run's ``config.json``.  Uses ``train.architectures``,
+        Default: the run's ``config.json``.  Uses ``data.task``, ``train.architectures``,
         ``train.n_folds``, ``audio.crop`` and the ``ensemble.tta_*`` fields.
     device : str or torch.device, optional
         Default: CUDA when available, else CPU.
@@ -173,267 +221,67 @@ def predict_test(
     write : bool
         Write ``RUN/predictions/ARCH.csv``.
     loader : callable, optional
-        ``loader(run_dir, arch, fold, device=...) -> torch.nn.Module`` returning a model in
+        ``loader(run_dir, *, arch, fold, device) -> torch.nn.Module`` returning a model in
         eval mode that maps raw windows ``(B, C, H, W)`` to logits; default
-        :func:`emo_utils.train.cv.load_fold_model`.
+        :func:`emo_utils.models.load_fold_model`.
 
     Returns
     -------
     dict of str to numpy.ndarray
-        Architecture -> probabilities of shape ``(len(store), n_classes)``: softmax per
-        view, averaged over views, then over folds.  Rows without an image are NaN.
+        Architecture -> probabilities of shape ``(len(store), n_classes)``: the output of
+        :func:`predict_rows` averaged over folds.  Rows without an image are NaN.
 
     Raises
     ------
     TrainingError
         A fold of an architecture has not finished training.
     CheckpointError
-        A model's output does not have one logit per class.
+        A model's output does not have one value per class.
     """
-    if loader is None:
-        from ..train.cv import load_fold_model as loader
-
-    run_dir = Path(run_dir)
-    config = config or load_run_config(run_dir)
-    classes = read_classes(run_dir)
+    run = RunDir(run_dir)
+    loader = loader or load_fold_model
+    config = config or run.read_config()
+    task = get_task(config.data.task)
+    classes = run.read_classes()
     archs = list(config.train.architectures)
     n_folds = config.train.n_folds
-    missing = {a: m for a in archs if (m := _missing_folds(run_dir, a, n_folds))}
-    if missing:
-        raise TrainingError(
-            f"{run_dir / 'models'}: unfinished folds {missing} (no done.json); train them first"
-        )
-    dev = _device(device)
-    views, owner = tta_views(
-        store,
-        crop=config.audio.crop,
-        tta_windows=config.ensemble.tta_windows,
-        tta_shifts=config.ensemble.tta_shifts,
-    )
-    counts = np.bincount(owner, minlength=len(store)).astype(np.float64)
-    ok = counts > 0
+    run.require_trained(archs, n_folds)
+    dev = select_device(device)
+    rows = np.arange(len(store))
     batch_size = batch_size or 2 * config.train.batch_size
+    columns = task.output_columns(classes)
     results: dict[str, np.ndarray] = {}
     for arch in archs:
-        total = np.zeros((len(store), len(classes)))
+        total = np.zeros((len(store), len(columns)))
         for fold in range(n_folds):
-            if len(views) == 0:
+            if not store.ok.any():
                 break
-            model = loader(run_dir, arch, fold, device=dev).to(dev)
-            probs = _fold_probabilities(
+            model = loader(run.path, arch=arch, fold=fold, device=dev)
+            probs = predict_rows(
                 model,
-                views,
-                device=dev,
+                store,
+                rows,
+                task=task,
+                **view_settings(config),
                 batch_size=batch_size,
+                device=dev,
                 mixed_precision=config.train.mixed_precision,
-                desc=f"{arch} fold {fold}",
                 progress=progress,
+                desc=f"{arch} fold {fold}",
             )
-            if probs.shape[1] != len(classes):
+            if probs.shape[1] != len(columns):
                 raise CheckpointError(
-                    f"{run_dir / 'models' / arch / f'fold{fold}'}: model gives "
-                    f"{probs.shape[1]} outputs for {len(classes)} classes"
+                    f"{run.fold_dir(arch, fold)}: model gives {probs.shape[1]} outputs for "
+                    f"{len(columns)} classes"
                 )
-            per_row = np.zeros_like(total)
-            np.add.at(per_row, owner, probs)
-            total[ok] += per_row[ok] / counts[ok, None]
+            total += probs
             del model
         result = np.full_like(total, np.nan)
+        ok = store.ok & np.isfinite(total).all(axis=1)
         result[ok] = total[ok] / n_folds
         results[arch] = result
         if write:
-            df = pd.DataFrame(result, columns=list(classes))
+            df = pd.DataFrame(result, columns=columns)
             df.insert(0, "filename", store.filenames)
-            write_csv(run_dir / "predictions" / f"{arch}.csv", df)
+            write_csv(run.predictions_file(arch), df)
     return results
-
-
-def load_predictions(
-    run_dir: str | os.PathLike,
-    architectures: Sequence[str],
-    store: FeatureStore | None = None,
-) -> dict[str, np.ndarray]:
-    """Read back ``RUN/predictions/ARCH.csv`` written by :func:`predict_test`.
-
-    Parameters
-    ----------
-    run_dir : str or os.PathLike
-    architectures : sequence of str
-    store : FeatureStore, optional
-        When given, the files must list its file names in its order.
-
-    Raises
-    ------
-    CheckpointError
-        A file is missing, lacks a class column or does not match ``store``.
-    """
-    run_dir = Path(run_dir)
-    classes = list(read_classes(run_dir))
-    out = {}
-    for arch in architectures:
-        path = run_dir / "predictions" / f"{arch}.csv"
-        if not path.is_file():
-            raise CheckpointError(f"{path}: not found; run predict_test first")
-        df = read_csv(path, dtype={"filename": str}, keep_default_na=False, na_values=[""])
-        absent = [c for c in ["filename", *classes] if c not in df.columns]
-        if absent:
-            raise CheckpointError(f"{path}: missing column(s) {absent}")
-        if store is not None and df["filename"].tolist() != list(store.filenames):
-            raise CheckpointError(f"{path}: file names differ from the test feature store")
-        out[arch] = df[classes].to_numpy(np.float64)
-    return out
-
-
-@dataclass
-class SubmissionOutcome:
-    """What :func:`predict_and_submit` produced.
-
-    Attributes
-    ----------
-    submission : pathlib.Path
-        The submission CSV.
-    files : SubmissionFiles
-        Submission, probabilities and failures files.
-    method : str
-        The method that wrote the submission (``"best"`` resolved).
-    best_method : str
-        The method with the best OOF score.
-    report : EnsembleReport
-        OOF scores of every model and method.
-    probabilities : dict
-        Architecture -> test probabilities ``(n_test, n_classes)`` (NaN for failed rows).
-    labels : numpy.ndarray
-        Class index of every test row after the fallback.
-    n_fallback : int
-        Test rows that got the fallback label.
-    """
-
-    submission: Path
-    files: SubmissionFiles
-    method: str
-    best_method: str
-    report: EnsembleReport
-    probabilities: dict[str, np.ndarray] = field(repr=False)
-    labels: np.ndarray = field(repr=False)
-    n_fallback: int = 0
-
-    @property
-    def model_scores(self) -> dict[str, float]:
-        """Architecture -> OOF score (competition metric)."""
-        return self.report.model_scores
-
-    @property
-    def ensemble_scores(self) -> dict[str, float]:
-        """Method -> OOF score (competition metric)."""
-        return self.report.ensemble_scores
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "submission": str(self.submission),
-            "method": self.method,
-            "best_method": self.best_method,
-            "n_fallback": self.n_fallback,
-            "model_scores": self.model_scores,
-            "ensemble_scores": self.ensemble_scores,
-        }
-
-
-def predict_and_submit(
-    competition: Competition,
-    store: FeatureStore,
-    run_dir: str | os.PathLike,
-    config: Config | None = None,
-    *,
-    submissions_dir: str | os.PathLike = "submissions",
-    method: str | None = None,
-    device: str | torch.device | None = None,
-    progress: bool = True,
-    reuse_predictions: bool = False,
-    loader: ModelLoader | None = None,
-) -> SubmissionOutcome:
-    """Predict the test set, compare ensembles on OOF, and write the submission.
-
-    Parameters
-    ----------
-    competition : Competition
-        The competition (test rows, classes, submission columns).
-    store : FeatureStore
-        Test images, one row per ``test.csv`` row.
-    run_dir : str or os.PathLike
-        The trained run folder.
-    config : Config, optional
-        Default: the run's ``config.json``.
-    submissions_dir : str or os.PathLike
-        Where ``<run>__<method>.csv`` and its companions go.
-    method : str, optional
-        Overrides ``ensemble.method`` (``"best"`` allowed).
-    device, progress, loader
-        Passed to :func:`predict_test`.
-    reuse_predictions : bool
-        Read ``RUN/predictions/ARCH.csv`` instead of running the models (fails if absent).
-
-    Returns
-    -------
-    SubmissionOutcome
-    """
-    run_dir = Path(run_dir)
-    config = config or load_run_config(run_dir)
-    if method is not None:
-        config = config.override({"ensemble.method": method})
-    classes = read_classes(run_dir)
-    if tuple(classes) != tuple(competition.classes):
-        raise SubmissionError(
-            f"{run_dir / 'classes.json'}: classes {list(classes)} differ from the "
-            f"competition's {list(competition.classes)}"
-        )
-    if list(store.filenames) != competition.test["filename"].tolist():
-        raise SubmissionError("the test feature store's file names differ from test.csv's rows")
-    archs = list(config.train.architectures)
-    report = evaluate_ensembles(run_dir, config)
-    if reuse_predictions:
-        probabilities = load_predictions(run_dir, archs, store)
-    else:
-        probabilities = predict_test(
-            run_dir, store, config, device=device, progress=progress, loader=loader
-        )
-    stacked = np.stack([probabilities[a] for a in archs])  # (n_models, n_test, n_classes)
-    ok = np.isfinite(stacked).all(axis=(0, 2))
-    ensemble = make_ensemble(
-        report.method,
-        weights=config.ensemble.weights or None,
-        stacking_model=config.ensemble.stacking_model,
-        seed=config.train.seed,
-    )
-    if report.method == "stacking":
-        oof = load_oof(run_dir, archs, classes)
-        ensemble.fit(oof.probas, oof.y)
-    labels = np.full(len(store), -1, dtype=np.int64)
-    proba = np.full((len(store), len(classes)), np.nan)
-    if ok.any():
-        labels[ok] = ensemble.predict(stacked[:, ok])
-        proba[ok] = ensemble.predict_proba(stacked[:, ok])
-    failures = failures_from_store(store)
-    # Rows the models could not score for another reason also fall back, with a reason.
-    for row in np.flatnonzero(~ok):
-        failures.setdefault(int(row), "no test probabilities")
-    files = write_submission(
-        competition,
-        labels,
-        out_dir=submissions_dir,
-        run_name=run_dir.name,
-        method=report.method,
-        failures=failures,
-        probabilities=proba,
-        data_config=config.data,
-    )
-    labels[list(failures)] = fallback_label(competition)
-    return SubmissionOutcome(
-        submission=files.submission,
-        files=files,
-        method=report.method,
-        best_method=report.best_method,
-        report=report,
-        probabilities=probabilities,
-        labels=labels,
-        n_fallback=len(failures),
-    )

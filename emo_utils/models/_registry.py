@@ -1,0 +1,147 @@
+"""The model registry: model families keyed by name prefix, as timm's ``hf-hub:``.
+
+A name in ``train.architectures`` is ``"<prefix>:<model>"`` for a registered family, or a
+plain timm name (``"resnest50d"``, ``"timm:resnest50d"`` is the same).  Each family
+declares what its models take as input (``"image"``: cached feature images ``(B, C, H, W)``;
+later ``"waveform"`` and ``"features"`` for the waveform-transformer and classical families),
+the sample rate it needs (``None``: any), and a builder.  :func:`check_architectures` and
+:func:`build_model` consult the registry, so a new family is one :func:`register_family`
+call in one file.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from ..errors import TrainingError
+
+__all__ = [
+    "DEFAULT_FAMILY",
+    "MODEL_FAMILIES",
+    "ModelFamily",
+    "build_model",
+    "check_architectures",
+    "check_weights",
+    "register_family",
+    "resolve_architecture",
+    "select_device",
+]
+
+#: The family of names without a registered prefix.
+DEFAULT_FAMILY = "timm"
+
+
+@dataclass(frozen=True)
+class ModelFamily:
+    """One registry entry.
+
+    Attributes
+    ----------
+    prefix : str
+        The name prefix (``"timm"`` for ``"timm:resnet18"``).
+    input : {"image", "waveform", "features"}
+        What the models are fed.
+    build : callable
+        ``build(name, *, n_outputs, pretrained, weights_dir, in_chans) -> nn.Module`` mapping
+        an input batch to ``(B, n_outputs)`` logits.
+    check : callable
+        ``check(name) -> str | None``: a problem with the name (unknown model), or None.
+    check_weights : callable
+        ``check_weights(name, weights_dir)``: raise :class:`TrainingError` when local
+        pretrained weights are missing.
+    sample_rate : int or None
+        Sample rate the model needs (``None``: any, e.g. images).
+    """
+
+    prefix: str
+    input: str
+    build: Callable[..., nn.Module]
+    check: Callable[[str], str | None]
+    check_weights: Callable[[str, str | os.PathLike], object]
+    sample_rate: int | None = None
+
+
+#: prefix -> :class:`ModelFamily`.  The single source of truth for architecture names.
+MODEL_FAMILIES: dict[str, ModelFamily] = {}
+
+
+def register_family(family: ModelFamily) -> ModelFamily:
+    """Add ``family`` to :data:`MODEL_FAMILIES` under its prefix."""
+    MODEL_FAMILIES[family.prefix] = family
+    return family
+
+
+def resolve_architecture(arch: str) -> tuple[ModelFamily, str]:
+    """``(family, model name inside the family)`` of an architecture name.
+
+    >>> family, name = resolve_architecture("timm:resnet18")
+    >>> family.prefix, name
+    ('timm', 'resnet18')
+    """
+    prefix, sep, rest = arch.partition(":")
+    if sep and prefix in MODEL_FAMILIES:
+        return MODEL_FAMILIES[prefix], rest
+    return MODEL_FAMILIES[DEFAULT_FAMILY], arch
+
+
+def check_architectures(architectures: Sequence[str]) -> None:
+    """Fail unless every name resolves to a model of its family.
+
+    Raises
+    ------
+    TrainingError
+        Naming ``train.architectures`` and every unknown name with its family's hint.
+    """
+    problems = []
+    for arch in architectures:
+        family, name = resolve_architecture(arch)
+        problem = family.check(name)
+        if problem:
+            problems.append(problem)
+    if problems:
+        raise TrainingError("train.architectures: " + "; ".join(problems))
+
+
+def check_weights(architectures: Sequence[str], weights_dir: str | os.PathLike) -> None:
+    """Fail before any work when local pretrained weights are missing for a name."""
+    for arch in architectures:
+        family, name = resolve_architecture(arch)
+        family.check_weights(name, weights_dir)
+
+
+def build_model(
+    arch: str,
+    n_classes: int,
+    *,
+    pretrained: bool,
+    weights_dir: str | os.PathLike = "",
+    in_chans: int = 3,
+) -> nn.Module:
+    """The network of ``arch`` with ``n_classes`` outputs (logits), from its family's builder.
+
+    Raises
+    ------
+    TrainingError
+        Unknown name, missing local weights, or weights that cannot be loaded.
+    """
+    check_architectures([arch])
+    family, name = resolve_architecture(arch)
+    return family.build(
+        name,
+        n_outputs=int(n_classes),
+        pretrained=pretrained,
+        weights_dir=weights_dir,
+        in_chans=int(in_chans),
+    )
+
+
+def select_device(device: str | torch.device | None = None) -> torch.device:
+    """``device``, or the GPU when there is one, else the CPU (training and inference alike)."""
+    if device is not None:
+        return torch.device(device)
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")

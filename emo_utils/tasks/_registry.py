@@ -1,0 +1,119 @@
+"""The task registry: what a pipeline task bundles, and the name -> task table.
+
+A :class:`Task` says everything the stages need to know about the targets, so that no
+stage assumes "one label per clip":
+
+* how targets are read from the competition's label column and encoded (:meth:`encode`);
+* the training loss (a fastai loss object, built lazily so inference never imports
+  fastai) and the matching plain-torch :meth:`activation` used at inference;
+* how probabilities become predictions (:meth:`decode`) and the metrics that score them;
+* the fold splitter (:meth:`split`);
+* the OOF / prediction file columns (:meth:`output_columns`);
+* the ensemble combiners that make sense for it (:attr:`ensembles`);
+* the submission row format and the fallback row for clips the models could not score.
+
+Register a new task with :func:`register_task`; ``data.task`` in the config names it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import numpy as np
+
+from ..errors import ConfigError
+
+if TYPE_CHECKING:
+    import torch
+
+    from ..config import TrainConfig
+
+__all__ = ["TASKS", "Task", "get_task", "register_task"]
+
+
+class Task:
+    """Base class of the task-registry entries (see the module docstring).
+
+    Subclasses set :attr:`name`, :attr:`metrics` and :attr:`ensembles` and implement the
+    methods.  Instances are stateless; one instance serves every run.
+    """
+
+    #: Registry name (``data.task``).
+    name: ClassVar[str] = ""
+    #: Metric names (keys of :data:`emo_utils.metrics.METRICS`) this task is scored with.
+    metrics: ClassVar[tuple[str, ...]] = ()
+    #: Ensemble method names (keys of :data:`emo_utils.ensemble.ENSEMBLES`) that apply.
+    ensembles: ClassVar[tuple[str, ...]] = ()
+
+    def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
+        """Targets of the training rows, as the loss expects them."""
+        raise NotImplementedError
+
+    def make_loss(self, *, config: TrainConfig, targets: np.ndarray, n_classes: int, device: Any):
+        """The fastai loss object (``.activation`` and ``.decodes`` included)."""
+        raise NotImplementedError
+
+    def activation(self, logits: torch.Tensor) -> torch.Tensor:
+        """Logits -> probabilities, shape ``(B, n_outputs)``; equal to the loss's activation."""
+        raise NotImplementedError
+
+    def fastai_metrics(self) -> list[Any]:
+        """fastai metrics for the training log, named as :attr:`metrics` (``train.monitor``)."""
+        raise NotImplementedError
+
+    def decode(self, proba: np.ndarray) -> np.ndarray:
+        """Probabilities ``(n, n_outputs)`` -> predictions (what the metrics compare)."""
+        raise NotImplementedError
+
+    def score(self, name: str, targets: np.ndarray, proba: np.ndarray) -> float:
+        """Metric ``name`` of the predictions decoded from ``proba`` against ``targets``."""
+        raise NotImplementedError
+
+    def split(
+        self,
+        labels: Sequence[object],
+        *,
+        n_folds: int,
+        seed: int,
+        groups: Sequence[object] | None = None,
+    ) -> np.ndarray:
+        """Fold index of every training row, shape ``(n,)``."""
+        raise NotImplementedError
+
+    def check_counts(
+        self, labels: Sequence[object], *, n_folds: int, groups: Sequence[object] | None = None
+    ) -> None:
+        """Fail before any work when the labels cannot fill ``n_folds`` folds."""
+        raise NotImplementedError
+
+    def output_columns(self, classes: Sequence[str]) -> list[str]:
+        """The probability columns of OOF and prediction files."""
+        return list(classes)
+
+    def fallback(self, prior: np.ndarray) -> int:
+        """The prediction written for a test row that has no model output."""
+        raise NotImplementedError
+
+
+#: name -> :class:`Task` instance.  The single source of truth for ``data.task``.
+TASKS: dict[str, Task] = {}
+
+
+def register_task(task_cls: type[Task]) -> type[Task]:
+    """Class decorator adding an instance of ``task_cls`` to :data:`TASKS` under its name."""
+    if not task_cls.name:
+        raise ValueError(f"{task_cls.__name__}: a task needs a name")
+    TASKS[task_cls.name] = task_cls()
+    return task_cls
+
+
+def get_task(name: str) -> Task:
+    """The registered task called ``name``; :class:`ConfigError` naming ``data.task`` if unknown."""
+    try:
+        return TASKS[name]
+    except KeyError:
+        raise ConfigError("data.task", name, f"unknown task; known: {sorted(TASKS)}") from None
+
+
+Activation = Callable[["torch.Tensor"], "torch.Tensor"]

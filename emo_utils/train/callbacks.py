@@ -1,0 +1,224 @@
+"""fastai callbacks that make a fold's fit resumable and its files atomic.
+
+Each overrides the events it needs: :class:`BestModelSaver` (best weights, atomic,
+restored best score on resume), :class:`ResumableEarlyStopping`, :class:`AtomicCSVLogger`
+(one line per epoch, rewritten atomically), :class:`EpochCheckpoint` (model, optimiser,
+epoch, best score and RNG states after every epoch) and :class:`LazyProgressCallback`.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.progress import CSVLogger, ProgressCallback
+from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback, TrackerCallback
+from fastai.learner import save_model
+
+from ..fileio import atomic_path, write_text
+from .checkpoints import CHECKPOINT_FORMAT, load_weights
+
+__all__ = [
+    "AtomicCSVLogger",
+    "BestModelSaver",
+    "EpochCheckpoint",
+    "LazyProgressCallback",
+    "ResumableEarlyStopping",
+]
+
+
+class LazyProgressCallback(ProgressCallback):
+    """fastai's progress bars, refreshing the loss shown in the bar every ``every`` batches.
+
+    fastai's ``ProgressCallback`` reads the loss (``.item()``) after every batch, which makes
+    the CPU wait for the GPU each time; reading it less often keeps the GPU queue full.
+    """
+
+    def __init__(self, every: int = 20) -> None:
+        self.every = every
+
+    @property
+    def name(self) -> str:
+        """``learn.progress``, like fastai's, so ``Learner.no_bar()`` finds it."""
+        return "progress"
+
+    def after_batch(self) -> None:
+        self.pbar.update(self.iter + 1)
+        if hasattr(self, "smooth_loss") and self.iter % self.every == 0:
+            self.pbar.comment = f"{self.smooth_loss.item():.4f}"
+
+
+class BestModelSaver(SaveModelCallback):
+    """``SaveModelCallback`` writing the best weights atomically to ``file``.
+
+    On resume (``start_epoch > 0``) the best score of the interrupted fit is restored, and
+    skipped epochs are ignored, so only a better epoch replaces the saved weights.  At the
+    end of the fit the best weights are loaded back into the model.
+    """
+
+    def __init__(
+        self,
+        file: str | os.PathLike,
+        monitor: str,
+        *,
+        start_epoch: int = 0,
+        best: float | None = None,
+        best_epoch: int | None = None,
+        verbose: bool = True,
+    ) -> None:
+        super().__init__(monitor=monitor, fname=Path(file).stem, with_opt=False)
+        self.file = Path(file)
+        self.start_epoch, self.resume_best, self.best_epoch = start_epoch, best, best_epoch
+        self.verbose = verbose
+
+    def before_fit(self) -> None:
+        super().before_fit()
+        if self.resume_best is not None:
+            self.best = self.resume_best
+
+    def after_epoch(self) -> None:
+        if self.epoch < self.start_epoch:
+            return
+        TrackerCallback.after_epoch(self)
+        if self.new_best or not self.file.exists():
+            self.best_epoch = self.epoch
+            if self.verbose:
+                print(
+                    f"Better model found at epoch {self.epoch} with {self.monitor} value: {self.best}."
+                )
+            self._save(self.fname)
+
+    def _save(self, name: str) -> None:
+        with atomic_path(self.file) as tmp:
+            save_model(tmp, self.learn.model, None, with_opt=False)
+        self.last_saved_path = self.file
+
+    def after_fit(self, **kwargs: Any) -> None:
+        load_weights(self.file, self.learn.model, self.dls.device)
+
+
+class ResumableEarlyStopping(EarlyStoppingCallback):
+    """``EarlyStoppingCallback`` that ignores skipped epochs and restores its state on resume."""
+
+    def __init__(
+        self,
+        monitor: str,
+        patience: int,
+        *,
+        start_epoch: int = 0,
+        best: float | None = None,
+        wait: int = 0,
+    ) -> None:
+        super().__init__(monitor=monitor, patience=patience)
+        self.start_epoch, self.resume_best, self.resume_wait = start_epoch, best, wait
+        self.stopped_epoch: int | None = None
+
+    def before_fit(self) -> None:
+        super().before_fit()
+        if self.resume_best is not None:
+            self.best, self.wait = self.resume_best, self.resume_wait
+
+    def after_epoch(self) -> None:
+        if self.epoch < self.start_epoch:
+            return
+        try:
+            super().after_epoch()
+        except CancelFitException:
+            self.stopped_epoch = self.epoch
+            raise
+
+
+class AtomicCSVLogger(CSVLogger):
+    """fastai's ``CSVLogger``, rewriting ``file`` atomically after every epoch.
+
+    On resume the rows of the epochs before ``start_epoch`` are kept and skipped epochs are
+    neither logged nor shown.
+    """
+
+    def __init__(self, file: str | os.PathLike, *, start_epoch: int = 0) -> None:
+        super().__init__(fname=Path(file), append=False)
+        self.file, self.start_epoch = Path(file), start_epoch
+        self.lines: list[str] = []
+
+    def before_fit(self) -> None:
+        if hasattr(self, "gather_preds"):
+            return
+        self.lines = [",".join(self.recorder.metric_names)]
+        if self.start_epoch > 0 and self.file.is_file():
+            for line in self.file.read_text(encoding="utf-8").splitlines()[1:]:
+                epoch = line.split(",", 1)[0]
+                if epoch.isdigit() and int(epoch) < self.start_epoch:
+                    self.lines.append(line)
+        self.old_logger, self.learn.logger = self.logger, self._write_line
+
+    def _write_line(self, log: Sequence[Any]) -> None:
+        if int(log[0]) < self.start_epoch:
+            return
+        self.lines.append(",".join(str(t) for t in log))
+        write_text(self.file, "\n".join(self.lines) + "\n")
+        self.old_logger(log)
+
+    def after_fit(self) -> None:
+        if hasattr(self, "gather_preds"):
+            return
+        self.learn.logger = self.old_logger
+
+
+class EpochCheckpoint(Callback):
+    """Write ``checkpoint.pth`` (model, optimiser, epoch, best score, RNG states) atomically
+    after every finished epoch."""
+
+    order = EarlyStoppingCallback.order + 1
+
+    def __init__(
+        self,
+        file: str | os.PathLike,
+        *,
+        arch: str,
+        fold: int,
+        saver: BestModelSaver,
+        stopper: ResumableEarlyStopping | None = None,
+        start_epoch: int = 0,
+    ) -> None:
+        self.file, self.arch, self.fold = Path(file), arch, fold
+        self.saver, self.stopper, self.start_epoch = saver, stopper, start_epoch
+
+    def after_epoch(self) -> None:
+        if self.epoch < self.start_epoch:
+            return
+        state = {
+            "format": CHECKPOINT_FORMAT,
+            "arch": self.arch,
+            "fold": self.fold,
+            "epoch": self.epoch,
+            "n_epoch": self.n_epoch,
+            "model": self.learn.model.state_dict(),
+            "opt": _plain(self.learn.opt.state_dict()),
+            "best": float(self.saver.best),
+            "best_epoch": self.saver.best_epoch,
+            "wait": self.stopper.wait if self.stopper is not None else 0,
+            "torch_rng": torch.get_rng_state(),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            "python_rng": random.getstate(),
+            "train_dl_rng": self.dls.train.rng.getstate(),
+        }
+        with atomic_path(self.file) as tmp:
+            torch.save(state, tmp)
+
+
+def _plain(obj: Any) -> Any:
+    """NumPy scalars (fastai's scheduled hyper-parameters) as Python numbers, recursively,
+    so a checkpoint loads with ``torch.load(weights_only=True)``."""
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {k: _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return type(obj)(_plain(v) for v in obj)
+    return obj

@@ -1,0 +1,73 @@
+"""The fastai ``Learner`` of one fold: optimiser, the task's loss and metrics, precision."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import torch
+from fastai.callback.fp16 import AMPMode, MixedPrecision
+from fastai.callback.mixup import MixUp
+from fastai.callback.progress import ProgressCallback
+from fastai.data.core import DataLoaders
+from fastai.learner import Learner
+from fastai.optimizer import OptimWrapper
+from fastcore.basics import noop
+from torch import nn
+
+from ..config import TrainConfig
+from ..tasks import Task, get_task
+from .callbacks import LazyProgressCallback
+
+__all__ = ["make_learner"]
+
+
+def make_learner(
+    dls: DataLoaders,
+    model: nn.Module,
+    *,
+    config: TrainConfig,
+    task: Task | str,
+    n_classes: int,
+    train_targets: Sequence[int] | np.ndarray,
+    path: str | os.PathLike = ".",
+    progress: bool = True,
+) -> Learner:
+    """The fastai ``Learner`` of one fold.
+
+    AdamW (``OptimWrapper``), the task's loss (:meth:`~emo_utils.tasks.Task.make_loss`;
+    single-label: cross-entropy with label smoothing and optional balanced class weights
+    from the fold's training targets) and metrics (:meth:`~emo_utils.tasks.Task.fastai_metrics`),
+    fastai's ``MixUp`` when ``config.mixup > 0`` and mixed precision (bf16 where
+    supported, else fp16) when ``config.mixed_precision`` and the data is on a GPU.
+    ``progress=False`` removes the progress bars and the per-epoch table.
+    """
+    task = get_task(task) if isinstance(task, str) else task
+    loss = task.make_loss(
+        config=config, targets=np.asarray(train_targets), n_classes=n_classes, device=dls.device
+    )
+    cbs = [MixUp(config.mixup)] if config.mixup > 0 else []
+    learn = Learner(
+        dls,
+        model,
+        loss_func=loss,
+        opt_func=partial(OptimWrapper, opt=torch.optim.AdamW),
+        lr=config.lr,
+        wd=config.weight_decay,
+        metrics=task.fastai_metrics(),
+        path=Path(path),
+        model_dir=".",
+        cbs=cbs,
+    )
+    if config.mixed_precision and dls.device.type == "cuda":
+        mode = AMPMode.BF16 if torch.cuda.is_bf16_supported() else AMPMode.FP16
+        learn.add_cb(MixedPrecision(amp_mode=mode))
+    learn.remove_cb(ProgressCallback)
+    if progress:
+        learn.add_cb(LazyProgressCallback())
+    else:
+        learn.logger = noop
+    return learn

@@ -1,0 +1,137 @@
+"""The cross-validation report of a run: ``cv_report.json`` and its Markdown rendering."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from ..data.duplicates import describe_groups
+from ..metrics import per_class_report
+from ..tables import markdown_table
+from ..tasks import Task
+
+__all__ = ["cv_report", "report_markdown"]
+
+
+def cv_report(
+    fold_results: dict[str, list[Any]],
+    oofs: dict[str, pd.DataFrame],
+    *,
+    task: Task,
+    targets: np.ndarray,
+    classes: Sequence[str],
+    monitor: str,
+    n_folds: int,
+    groups: pd.Series | None = None,
+) -> dict[str, Any]:
+    """The content of ``cv_report.json``: overall, per-fold and per-class OOF scores.
+
+    Parameters
+    ----------
+    fold_results : dict
+        Architecture -> its :class:`~emo_utils.train.cv.FoldResult` list.
+    oofs : dict
+        Architecture -> OOF frame (``filename, label, fold, <outputs>``) in ``targets`` order.
+    task : Task
+        Scores the probabilities (:meth:`~emo_utils.tasks.Task.score`).
+    targets : numpy.ndarray
+        Encoded targets of every clip.
+    classes : sequence of str
+    monitor : str
+        The metric that chose the best epoch.
+    n_folds : int
+    groups : pandas.Series, optional
+        Near-duplicate group of every clip, summarised when given.
+    """
+    archs = {}
+    columns = task.output_columns(classes)
+    for arch, results in fold_results.items():
+        probs = oofs[arch][columns].to_numpy()
+        pred = task.decode(probs)
+        per_fold = pd.DataFrame([r.scores for r in results])
+        archs[arch] = {
+            "overall": {name: task.score(name, targets, probs) for name in task.metrics},
+            "fold_mean": per_fold.mean().to_dict(),
+            "fold_std": per_fold.std(ddof=0).to_dict(),
+            "folds": [
+                {
+                    "fold": r.fold,
+                    "n_train": r.n_train,
+                    "n_valid": r.n_valid,
+                    "best_epoch": r.best_epoch,
+                    "best_score": r.best_score,
+                    "epochs_run": r.epochs_run,
+                    **r.scores,
+                }
+                for r in results
+            ],
+            "per_class": per_class_report(targets, pred, classes),
+        }
+    report = {
+        "task": task.name,
+        "monitor": monitor,
+        "metrics": list(task.metrics),
+        "classes": list(classes),
+        "n_clips": len(targets),
+        "n_folds": n_folds,
+        "architectures": archs,
+    }
+    if groups is not None:
+        report["groups"] = describe_groups(groups)
+    return report
+
+
+def report_markdown(report: dict[str, Any]) -> str:
+    """``cv_report.md``: the report of :func:`cv_report` as Markdown tables."""
+    metrics = report["metrics"]
+    lines = [
+        "# Cross-validation report",
+        "",
+        f"{report['n_clips']} clips, {report['n_folds']} folds, {len(report['classes'])} classes; "
+        f"best epoch chosen by `{report['monitor']}`.",
+        *(
+            [
+                "",
+                f"Folds keep near-duplicate groups together: {g['n_duplicate_groups']} groups of "
+                f"duplicates, {g['n_merged']} clips merged into another clip's group "
+                f"({g['n_groups']} groups in all).",
+            ]
+            if (g := report.get("groups"))
+            else []
+        ),
+        "",
+        "## Out-of-fold scores",
+        "",
+        *markdown_table(
+            ["architecture", *metrics],
+            [[a, *(r["overall"][m] for m in metrics)] for a, r in report["architectures"].items()],
+        ),
+    ]
+    for arch, r in report["architectures"].items():
+        fold_rows = [
+            [f["fold"], f["n_valid"], f["best_epoch"], *(f[m] for m in metrics)] for f in r["folds"]
+        ]
+        fold_rows.append(["mean", "", "", *(r["fold_mean"][m] for m in metrics)])
+        fold_rows.append(["std", "", "", *(r["fold_std"][m] for m in metrics)])
+        lines += [
+            "",
+            f"## {arch}",
+            "",
+            "### Folds",
+            "",
+            *markdown_table(["fold", "n_valid", "best epoch", *metrics], fold_rows),
+            "",
+            "### Per class (out-of-fold)",
+            "",
+            *markdown_table(
+                ["class", "precision", "recall", "f1", "support"],
+                [
+                    [c, v["precision"], v["recall"], v["f1"], v["support"]]
+                    for c, v in r["per_class"].items()
+                ],
+            ),
+        ]
+    return "\n".join(lines) + "\n"
