@@ -10,10 +10,12 @@ RUN_DIR ?= runs/demo
 
 .PHONY: demo test lint format bench wheelhouse clean-demo
 
-$(STAMP): requirements.txt requirements-dev.txt pyproject.toml
+# The notebooks extra (requirements-notebooks.txt) is installed too: `make demo` users open the
+# notebooks next, and the notebook tests run them in a Jupyter kernel.
+$(STAMP): requirements.txt requirements-notebooks.txt requirements-dev.txt pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --upgrade pip
-	$(PY) -m pip install -r requirements.txt -r requirements-dev.txt
+	$(PY) -m pip install -r requirements.txt -r requirements-notebooks.txt -r requirements-dev.txt
 	$(PY) -m pip install --no-deps -e .
 	touch $(STAMP)
 

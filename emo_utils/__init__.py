@@ -1,20 +1,21 @@
-"""emo_utils: audio classification for Kaggle-style competitions.
+"""emo_utils: audio machine learning for Kaggle-style competitions and the systems after them.
 
-Stages, one module each:
+The stages, in the order data flows through them (``docs/design.md`` has the contracts):
 
-========================  ==========================================================
-``emo_utils.data.competition``  read and validate ``train.csv`` / ``test.csv``
-``emo_utils.audio``        decode, resample, mix to mono, fit to a fixed duration
-``emo_utils.features.spectrum``     one STFT -> log-mel, chroma and STFT-dB image channels
-``emo_utils.features.store``        compute every clip's image once, store it on disk
-``emo_utils.data.folds``        stratified (group) K-fold assignment, saved as a file
-``emo_utils.train.cv``     timm + fastai training over the folds, OOF predictions
-``emo_utils.infer.predict``   predict the test set with every fold of every model
-``emo_utils.ensemble``     mode vote, probability averaging, stacking
+=========================  ==============================================================
+``emo_utils.audio``        decode any supported file, resample, mix to mono, crop
+``emo_utils.features``     one STFT -> image channels (registry); the on-disk feature cache
+``emo_utils.data``         the competition CSVs, near-duplicate groups, folds as data
+``emo_utils.tasks``        task registry: targets, loss, metrics, folds, formats
+``emo_utils.models``       model registry (timm by name), normalisation, fold loading
+``emo_utils.infer``        one path from a model to probabilities (OOF and test)
+``emo_utils.train``        fastai training over the folds, resumable, OOF predictions
+``emo_utils.ensemble``     mode vote, probability averaging, stacking, chosen on OOF
 ``emo_utils.submission``   the competition CSV, validated against ``test.csv``
-``emo_utils.reports.run``      CV reports and plots
+``emo_utils.reports``      run reports and EDA plots (read only)
 ``emo_utils.pipeline``     all stages in order (what ``python -m emo_utils run`` calls)
-========================  ==========================================================
+``emo_utils.runs``         ``RunDir``: every path and reader of a run folder
+=========================  ==============================================================
 """
 
 from .config import Config

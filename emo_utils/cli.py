@@ -130,7 +130,11 @@ def _preprocess(p: argparse.ArgumentParser) -> Runner:
 
         cfg = _config_from_args(args)
         result = preprocess(
-            args.data, cfg, cache_dir=args.cache, n_jobs=args.jobs, progress=not args.no_progress
+            args.data,
+            config=cfg,
+            cache_dir=args.cache,
+            n_jobs=args.jobs,
+            progress=not args.no_progress,
         )
         print(result.describe())
         return 0
@@ -150,8 +154,8 @@ def _train(p: argparse.ArgumentParser) -> Runner:
         cfg = _config_from_args(args)
         result = train(
             args.data,
-            args.run,
-            cfg,
+            run_dir=args.run,
+            config=cfg,
             cache_dir=args.cache,
             n_jobs=args.jobs,
             progress=not args.no_progress,
@@ -174,7 +178,7 @@ def _predict(p: argparse.ArgumentParser) -> Runner:
 
         result = predict(
             args.data,
-            args.run,
+            run_dir=args.run,
             method=args.method,
             submissions_dir=args.submissions,
             cache_dir=args.cache,
@@ -200,8 +204,8 @@ def _run(p: argparse.ArgumentParser) -> Runner:
         cfg = _config_from_args(args)
         result = run_pipeline(
             args.data,
-            args.run,
-            cfg,
+            run_dir=args.run,
+            config=cfg,
             submissions_dir=args.submissions,
             cache_dir=args.cache,
             n_jobs=args.jobs,
@@ -230,8 +234,8 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
         cfg = _config_from_args(args, default_preset="cpu_demo")
         result = run_demo(
             args.data,
-            args.run or Path("runs/demo"),
-            cfg,
+            run_dir=args.run or Path("runs/demo"),
+            config=cfg,
             n_train=args.n_train,
             n_test=args.n_test,
             submissions_dir=args.submissions,
@@ -289,6 +293,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
 
 
 def build_parser() -> argparse.ArgumentParser:
+    """The ``python -m emo_utils`` parser: one sub-command per entry of :data:`COMMANDS`."""
     parser = argparse.ArgumentParser(
         prog="python -m emo_utils",
         description=__doc__.split("\n\n")[0],

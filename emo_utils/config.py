@@ -649,6 +649,7 @@ class Config:
         return json.loads(json.dumps(dataclasses.asdict(self)))
 
     def to_json(self) -> str:
+        """:meth:`to_dict` as indented JSON text, ending with a newline."""
         return json.dumps(self.to_dict(), indent=2) + "\n"
 
     def save(self, path: str | os.PathLike) -> None:

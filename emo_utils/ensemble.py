@@ -270,13 +270,16 @@ class VotingEnsemble:
             raise ConfigError("voting", self.voting, f"must be one of {sorted(_VOTING_PROBA)}")
 
     def fit(self, probas: np.ndarray, y: np.ndarray | None = None) -> VotingEnsemble:
+        """Check ``probas`` and one weight per model; learn nothing and return ``self``."""
         _check_weights(self.weights, _check_probas(probas).shape[0])
         return self
 
     def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        """Combined ``(n_samples, n_classes)`` probabilities (vote shares for ``"hard"``)."""
         return _VOTING_PROBA[self.voting](probas, weights=self.weights)
 
     def predict(self, probas: np.ndarray) -> np.ndarray:
+        """Class index per sample: :func:`mode_vote` for ``"hard"``, else the argmax."""
         if self.voting == "hard":
             return mode_vote(probas, weights=self.weights)
         return self.predict_proba(probas).argmax(axis=1)
@@ -284,6 +287,7 @@ class VotingEnsemble:
     def oof_predict(
         self, probas: np.ndarray, y: np.ndarray | None = None, folds: np.ndarray | None = None
     ) -> np.ndarray:
+        """:meth:`predict` (nothing is learnt, so ``y`` and ``folds`` are not needed)."""
         return self.predict(probas)
 
 
@@ -358,12 +362,23 @@ class StackingEnsemble:
         return out
 
     def fit(self, probas: np.ndarray, y: np.ndarray) -> StackingEnsemble:
+        """Fit the stacker on all of ``probas`` (OOF) and class indices ``y``; return ``self``."""
         x = _stack_features(probas)
         self.n_classes_ = np.shape(probas)[2]
         self.estimator_ = clone(self._estimator()).fit(x, np.asarray(y))
         return self
 
     def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        """The fitted stacker's ``(n_samples, n_classes)`` probabilities.
+
+        A classifier without ``predict_proba`` gets the softmax of its decision function;
+        classes absent from the training labels get probability 0.
+
+        Raises
+        ------
+        TrainingError
+            If :meth:`fit` has not been called.
+        """
         if self.estimator_ is None:
             raise TrainingError("StackingEnsemble: call fit(oof_probas, y) before predicting")
         x = _stack_features(probas)
@@ -372,6 +387,7 @@ class StackingEnsemble:
         return self._full(proba, self.estimator_.classes_, self.n_classes_)
 
     def predict(self, probas: np.ndarray) -> np.ndarray:
+        """Class index per sample: the argmax of :meth:`predict_proba`."""
         return self.predict_proba(probas).argmax(axis=1)
 
     def oof_predict_proba(
@@ -410,6 +426,7 @@ class StackingEnsemble:
     def oof_predict(
         self, probas: np.ndarray, y: np.ndarray, folds: np.ndarray | None = None
     ) -> np.ndarray:
+        """Class index per training sample: the argmax of :meth:`oof_predict_proba`."""
         return self.oof_predict_proba(probas, y, folds).argmax(axis=1)
 
 
@@ -483,13 +500,20 @@ class EnsembleReport:
 
     @property
     def model_scores(self) -> dict[str, float]:
+        """``name -> score`` (competition metric) of every single model."""
         return self.scores("model")
 
     @property
     def ensemble_scores(self) -> dict[str, float]:
+        """``method -> score`` (competition metric) of every ensemble method."""
         return self.scores("ensemble")
 
     def to_dict(self) -> dict[str, Any]:
+        """Plain-Python dict for ``ensemble_report.json``.
+
+        The fields (``method`` under the key ``submission_method``) and the table as a list of
+        row dicts under ``rows``.
+        """
         return {
             "metric": self.metric,
             "n_samples": self.n_samples,
@@ -500,6 +524,11 @@ class EnsembleReport:
         }
 
     def to_markdown(self) -> str:
+        """Text of ``ensemble_report.md``: the score table, then best and submission methods.
+
+        The best ensemble method and the submission's are marked in the table; the best
+        single model is named below it.
+        """
         metrics = [c for c in self.table.columns if c not in ("name", "kind")]
         lines = [
             "# Ensemble report (out-of-fold)",

@@ -37,10 +37,12 @@ from .features import FeatureStore, build_cache, default_cache_dir
 from .fileio import write_json
 from .infer.predict import ModelLoader, predict_test
 from .runs import RunDir
-from .submission import SubmissionFiles, failures_from_store, fallback_label, write_submission
+from .submission import SUBMISSION_FORMATS, SubmissionFiles, class_prior, failures_from_store
+from .tasks import get_task
 
 __all__ = [
     "PipelineResult",
+    "RunReport",
     "SubmissionOutcome",
     "predict",
     "predict_and_submit",
@@ -102,14 +104,23 @@ class PipelineResult:
 
 
 @dataclass
-class _Collector:
-    """Counts problems by reason across stages (the end-of-run report)."""
+class RunReport:
+    """The end-of-run report: problems counted by reason across stages.
+
+    Pass one object to several stages (``report=``) to count their problems together;
+    :func:`run_pipeline` does.  ``as_dict()`` is what ``RUN/summary.json`` holds.
+    """
 
     counts: Counter = field(default_factory=Counter)
     items: list[dict[str, str]] = field(default_factory=list)
     seen: set[str] = field(default_factory=set)
 
     def add(self, kind: str, file: str, reason: str) -> None:
+        """Record one problem of ``kind`` with ``file``; it counts under its generic reason.
+
+        The reason's stand-alone numbers are replaced by ``#`` for counting, so equal
+        problems of different files count together; ``items`` keeps the reason as given.
+        """
         self.counts[f"{kind}: {_generic(reason)}"] += 1
         self.items.append({"kind": kind, "file": file, "reason": reason})
 
@@ -125,6 +136,10 @@ class _Collector:
             self.add_warnings(caught)
 
     def add_warnings(self, caught: list[warnings.WarningMessage]) -> None:
+        """Show ``caught`` warnings again and record each new emo_utils warning once.
+
+        A message ``"FILE: reason"`` is recorded as a ``"warning"`` of ``FILE``.
+        """
         for w in caught:
             # Re-emit so the user still sees them; count the emo_utils ones, each message
             # once (train and predict both read the CSVs and warn about the same rows).
@@ -136,6 +151,7 @@ class _Collector:
                 self.add("warning", file if reason else "", _generic(reason or text))
 
     def as_dict(self) -> dict[str, Any]:
+        """``{"counts": {"kind: reason": n}, "items": [{"kind", "file", "reason"}]}``."""
         return {"counts": dict(self.counts), "items": self.items}
 
 
@@ -173,15 +189,15 @@ def _stores(
 
 def preprocess(
     data_dir: str | os.PathLike,
-    config: Config,
     *,
+    config: Config,
     cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
 ) -> PipelineResult:
     """Compute or reuse the feature cache of the train and test splits."""
     start = time.perf_counter()
-    collector = _Collector()
+    collector = RunReport()
     with collector.recording():
         comp = load_competition(data_dir, config.data)
         stores = _stores(
@@ -205,13 +221,13 @@ def preprocess(
 
 def train(
     data_dir: str | os.PathLike,
+    *,
     run_dir: str | os.PathLike,
     config: Config,
-    *,
     cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
-    _collector: _Collector | None = None,
+    report: RunReport | None = None,
 ) -> PipelineResult:
     """Cross-validated training of every architecture in ``config.train.architectures``.
 
@@ -221,7 +237,7 @@ def train(
     from .train import check_training_setup, train_cv
 
     start = time.perf_counter()
-    collector = _collector or _Collector()
+    collector = report or RunReport()
     run = RunDir(run_dir)
     run.check_config(config)
     with collector.recording():
@@ -263,14 +279,14 @@ def train(
 
 def predict(
     data_dir: str | os.PathLike,
-    run_dir: str | os.PathLike,
     *,
+    run_dir: str | os.PathLike,
     method: str | None = None,
     submissions_dir: str | os.PathLike = "submissions",
     cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
-    _collector: _Collector | None = None,
+    report: RunReport | None = None,
 ) -> PipelineResult:
     """Predict the test set with every fold of every model and write the submission.
 
@@ -278,7 +294,7 @@ def predict(
     ``ensemble.method``.
     """
     start = time.perf_counter()
-    collector = _collector or _Collector()
+    collector = report or RunReport()
     run = RunDir(run_dir)
     config = run.read_config()
     if method is not None:
@@ -363,6 +379,7 @@ class SubmissionOutcome:
         return self.report.ensemble_scores
 
     def as_dict(self) -> dict[str, Any]:
+        """JSON-ready summary: submission path, methods, fallback count and OOF scores."""
         return {
             "submission": str(self.submission),
             "method": self.method,
@@ -451,7 +468,9 @@ def predict_and_submit(
     # Rows the models could not score for another reason also fall back, with a reason.
     for row in np.flatnonzero(~ok):
         failures.setdefault(int(row), "no test probabilities")
-    files = write_submission(
+    task = get_task(config.data.task)
+    fallback = task.fallback(class_prior(competition))
+    files = SUBMISSION_FORMATS[task.submission_format](
         competition,
         labels,
         out_dir=submissions_dir,
@@ -460,8 +479,9 @@ def predict_and_submit(
         failures=failures,
         probabilities=proba,
         data_config=config.data,
+        fallback=fallback,
     )
-    labels[list(failures)] = fallback_label(competition)
+    labels[list(failures)] = fallback
     return SubmissionOutcome(
         submission=files.submission,
         files=files,
@@ -476,9 +496,9 @@ def predict_and_submit(
 
 def run_pipeline(
     data_dir: str | os.PathLike,
+    *,
     run_dir: str | os.PathLike,
     config: Config,
-    *,
     submissions_dir: str | os.PathLike = "submissions",
     cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
@@ -486,24 +506,24 @@ def run_pipeline(
 ) -> PipelineResult:
     """Preprocess, train and predict; write ``summary.json`` in the run folder."""
     start = time.perf_counter()
-    collector = _Collector()
+    collector = RunReport()
     kwargs = {
         "cache_dir": cache_dir,
         "n_jobs": n_jobs,
         "progress": progress,
-        "_collector": collector,
+        "report": collector,
     }
-    train(data_dir, run_dir, config, **kwargs)
-    result = predict(data_dir, run_dir, submissions_dir=submissions_dir, **kwargs)
+    train(data_dir, run_dir=run_dir, config=config, **kwargs)
+    result = predict(data_dir, run_dir=run_dir, submissions_dir=submissions_dir, **kwargs)
     result.seconds = time.perf_counter() - start
     return result
 
 
 def run_demo(
     data_dir: str | os.PathLike,
+    *,
     run_dir: str | os.PathLike,
     config: Config,
-    *,
     n_train: int = 350,
     n_test: int = 150,
     submissions_dir: str | os.PathLike = "submissions",
@@ -519,8 +539,8 @@ def run_demo(
     data_dir = make_demo_dataset(data_dir, n_train=n_train, n_test=n_test, progress=progress)
     result = run_pipeline(
         data_dir,
-        run_dir,
-        config,
+        run_dir=run_dir,
+        config=config,
         submissions_dir=submissions_dir,
         cache_dir=cache_dir,
         n_jobs=n_jobs,

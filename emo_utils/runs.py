@@ -103,34 +103,42 @@ class RunDir:
     # ------------------------------------------------------------------ paths
     @property
     def config_file(self) -> Path:
+        """``RUN/config.json``: the config the run used (inference rebuilds from it)."""
         return self.path / "config.json"
 
     @property
     def classes_file(self) -> Path:
+        """``RUN/classes.json``: the class names, in class-index order."""
         return self.path / "classes.json"
 
     @property
     def folds_file(self) -> Path:
+        """``RUN/folds.csv``: the fold of every training clip."""
         return self.path / "folds.csv"
 
     @property
     def models_dir(self) -> Path:
+        """``RUN/models``: one ``ARCH/fold{k}`` folder per trained fold."""
         return self.path / "models"
 
     @property
     def oof_dir(self) -> Path:
+        """``RUN/oof``: the out-of-fold predictions, one CSV per architecture."""
         return self.path / "oof"
 
     @property
     def predictions_dir(self) -> Path:
+        """``RUN/predictions``: the test-set predictions, one CSV per architecture."""
         return self.path / "predictions"
 
     @property
     def report_dir(self) -> Path:
+        """``RUN/report``: the plots and README of the run report."""
         return self.path / "report"
 
     @property
     def summary_file(self) -> Path:
+        """``RUN/summary.json``: end-of-run counts of skips, warnings and fallbacks."""
         return self.path / "summary.json"
 
     def cv_report_file(self, suffix: str = ".json") -> Path:
@@ -150,9 +158,11 @@ class RunDir:
         return self.fold_dir(arch, fold) / name
 
     def oof_file(self, arch: str) -> Path:
+        """``RUN/oof/ARCH.csv``: the out-of-fold predictions of one architecture."""
         return self.oof_dir / f"{arch}.csv"
 
     def predictions_file(self, arch: str) -> Path:
+        """``RUN/predictions/ARCH.csv``: the test-set predictions of one architecture."""
         return self.predictions_dir / f"{arch}.csv"
 
     # ------------------------------------------------------------------ state

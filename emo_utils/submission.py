@@ -24,7 +24,7 @@ Files written by :func:`write_submission` into ``out_dir`` (``NAME`` = ``<run>__
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +37,7 @@ from .errors import SubmissionError
 from .fileio import write_csv
 
 __all__ = [
+    "SUBMISSION_FORMATS",
     "SubmissionFiles",
     "class_prior",
     "failures_from_store",
@@ -264,6 +265,7 @@ def write_submission(
     failures: Mapping[int, str] | None = None,
     probabilities: np.ndarray | None = None,
     data_config: DataConfig | None = None,
+    fallback: int | None = None,
 ) -> SubmissionFiles:
     """Validate and atomically write the submission, its probabilities and its failures.
 
@@ -283,6 +285,9 @@ def write_submission(
         training class prior.  Default: one-hot of the labels.
     data_config : DataConfig, optional
         Re-read ``test.csv`` and the sample submission from disk for validation.
+    fallback : int, optional
+        Class index of the failed rows (the task's :meth:`~emo_utils.tasks.Task.fallback`);
+        default :func:`fallback_label`.
 
     Returns
     -------
@@ -295,7 +300,7 @@ def write_submission(
         The submission would not match ``test.csv`` or the sample submission; nothing is
         written then.
     """
-    submission, failed = make_submission(competition, labels, failures=failures)
+    submission, failed = make_submission(competition, labels, failures=failures, fallback=fallback)
     validate_submission(submission, competition, data_config=data_config)
     n_test, n_classes = len(competition.test), len(competition.classes)
     if probabilities is None:
@@ -325,3 +330,8 @@ def write_submission(
     write_csv(files.failures, failed)
     write_csv(files.submission, submission)  # last: it exists only with its companions
     return files
+
+
+#: ``Task.submission_format`` -> the writer of that format.  A task whose submission rows
+#: differ (several labels per row, a score per pair) registers its writer here.
+SUBMISSION_FORMATS: dict[str, Callable[..., SubmissionFiles]] = {"label": write_submission}

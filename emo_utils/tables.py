@@ -1,8 +1,8 @@
-"""The one Markdown table writer of the package (a leaf module: imports nothing of it).
+r"""The one Markdown table writer of the package (a leaf module: imports nothing of it).
 
 Examples
 --------
->>> print("\\n".join(markdown_table(["name", "score", "note"], [["a", 0.5, None], ["b", 1, "x"]])))
+>>> print("\n".join(markdown_table(["name", "score", "note"], [["a", 0.5, None], ["b", 1, "x"]])))
 | name | score | note |
 |---|---|---|
 | a | 0.5000 |  |
@@ -24,7 +24,7 @@ def _cell(value: Any) -> str:
 
 
 def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list[str]:
-    """Lines of a GitHub Markdown table.
+    r"""Lines of a GitHub Markdown table.
 
     Parameters
     ----------
@@ -39,7 +39,7 @@ def markdown_table(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> list
     -------
     list of str
         The header line, the ``|---|`` separator line, then one line per row (no trailing
-        newlines: join them with ``"\\n"``).
+        newlines: join them with ``"\n"``).
     """
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(_cell(v) for v in row) + " |" for row in rows]

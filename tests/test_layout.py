@@ -86,3 +86,45 @@ def test_no_module_imports_a_later_stage(path):
 def test_every_unit_of_the_package_has_a_layer():
     units = {p.relative_to(PACKAGE).with_suffix("").parts[0] for p in MODULES}
     assert units <= set(LAYERS)
+
+
+#: File and folder names of the run folder, which only ``runs.py`` may spell.
+RUN_FOLDER_NAMES = {
+    "classes.json",
+    "folds.csv",
+    "done.json",
+    "oof.csv",
+    "checkpoint.pth",
+    "summary.json",
+    "cv_report.json",
+    "cv_report.md",
+    "ensemble_report.json",
+    "ensemble_report.md",
+}
+
+
+def _string_constants(tree: ast.AST) -> list[tuple[str, int]]:
+    docstrings = set()
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+            body = getattr(node, "body", [])
+            if body and isinstance(body[0], ast.Expr) and isinstance(body[0].value, ast.Constant):
+                docstrings.add(id(body[0].value))
+    return [
+        (node.value, node.lineno)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.Constant) and isinstance(node.value, str)
+        if id(node) not in docstrings
+    ]
+
+
+@pytest.mark.parametrize("path", MODULES, ids=lambda p: p.relative_to(PACKAGE).as_posix())
+def test_only_runs_spells_run_folder_names(path):
+    if path.name == "runs.py":
+        return
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    for value, line in _string_constants(tree):
+        assert value not in RUN_FOLDER_NAMES, (
+            f"{path.relative_to(PACKAGE)}:{line} spells the run-folder name {value!r}; "
+            "ask emo_utils.runs.RunDir"
+        )

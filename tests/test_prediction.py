@@ -2,12 +2,14 @@
 
 The first tests use a hand-made run folder whose "models" are tiny real torch modules with
 known weights, so the expected probabilities can be computed independently with numpy.  The
-last test trains a real tiny run with ``emo_utils.train.cv.train_cv`` and submits from it.
+last test submits from a real tiny run trained by ``emo_utils.train.cv.train_cv`` (conftest's
+session-wide ``trained_run``).
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 
 import numpy as np
 import pandas as pd
@@ -267,52 +269,37 @@ def test_predict_and_submit_refuses_a_store_of_other_files(tmp_path):
 
 # ---------------------------------------------------------------------------- a real tiny run
 @pytest.mark.slow
-def test_submission_from_a_real_tiny_training_run(tmp_path):
-    """train_cv (2 timm architectures, 2 folds, 1 epoch) -> predict -> ensemble -> submission."""
+def test_submission_from_a_real_tiny_training_run(tmp_path, trained_run, training_data_factory):
+    """A run trained for real by train_cv (conftest's) -> predict -> ensemble -> submission."""
     from emo_utils.ensemble import mode_vote
     from emo_utils.models import load_fold_model
-    from emo_utils.train import train_cv
 
-    rng = np.random.default_rng(0)
-
-    def image(k):
-        x = rng.normal(0, 1, (3, 16, 16)).astype(np.float32)
-        x[:, 5 * k : 5 * k + 4] += 3.0  # class-dependent band
-        return x
+    classes = trained_run.competition.classes  # angry, happy, sad: 8 training clips each
+    arch = "test_resnet"
+    assert list(trained_run.config.train.architectures) == [arch]
+    run = shutil.copytree(trained_run.run_dir, tmp_path / "runs" / "tiny")  # predict writes
 
     data = tmp_path / "data"
     data.mkdir()
-    train_names = [f"{100 + i}.mp3" for i in range(14)]
-    train_labels = [CLASSES[i % 3] for i in range(12)] + ["joy", "joy"]  # joy most frequent
-    pd.DataFrame({"filename": train_names, "emotion": train_labels}).to_csv(
+    train = trained_run.competition.train
+    pd.DataFrame({"filename": train["filename"], "emotion": train["label"]}).to_csv(
         data / "train.csv", index=False
     )
     pd.DataFrame({"filename": TEST_NAMES}).to_csv(data / "test.csv", index=False)
-    pd.DataFrame({"id": TEST_NAMES, "predicted": "neutral"}).to_csv(
+    pd.DataFrame({"id": TEST_NAMES, "predicted": "sad"}).to_csv(
         data / "sample_submission.csv", index=False
     )
     comp = load_competition(data)
-    train_store = FeatureStore.from_arrays(
-        train_names, [image(CLASSES.index(c)) for c in train_labels], window_frames=16
-    )
+    assert comp.classes == classes
+    # Unseen clips of the run's shape, one per class (another noise seed).
+    _, fresh = training_data_factory(tmp_path / "fresh", counts=dict.fromkeys(classes, 1), seed=1)
+    image = [fresh.window(k) for k in range(3)]
     test_store = FeatureStore.from_arrays(
         TEST_NAMES,
-        [image(0), None, image(1), image(0), image(2)],
-        window_frames=16,
+        [image[0], None, image[1], image[0], image[2]],
+        window_frames=fresh.window_frames,
         reasons=["", "cannot decode: not an audio file", "", "", ""],
     )
-    cfg = Config().override(
-        {
-            "train.architectures": ["test_resnet", "test_efficientnet"],
-            "train.n_folds": 2,
-            "train.epochs": 1,
-            "train.batch_size": 4,
-            "train.pretrained": False,
-            "train.mixup": 0.0,
-        }
-    )
-    run = tmp_path / "runs" / "tiny"
-    train_cv(comp, train_store, run_dir=run, config=cfg, progress=False)
 
     outcome = predict_and_submit(
         comp, test_store, run_dir=run, submissions_dir=tmp_path / "submissions", progress=False
@@ -321,8 +308,8 @@ def test_submission_from_a_real_tiny_training_run(tmp_path):
     sub = pd.read_csv(outcome.submission, dtype=str, keep_default_na=False)
     assert list(sub.columns) == ["id", "predicted"]  # the sample submission's columns
     assert sub["id"].tolist() == TEST_NAMES  # count, order and duplicated names kept
-    assert sub["predicted"].iloc[1] == "joy"  # failed file: the most frequent class
-    assert set(sub["predicted"]) <= set(CLASSES)
+    assert sub["predicted"].iloc[1] == "angry"  # failed file: most frequent class (a tie: first)
+    assert set(sub["predicted"]) <= set(classes)
     failed = pd.read_csv(outcome.files.failures, dtype=str)
     assert failed[["row", "id", "reason"]].values.tolist() == [
         ["1", "12.wav", "cannot decode: not an audio file"]
@@ -334,29 +321,27 @@ def test_submission_from_a_real_tiny_training_run(tmp_path):
         by_hand = np.mean(
             [
                 torch.softmax(
-                    load_fold_model(run, arch="test_resnet", fold=k, device="cpu")(window), 1
+                    load_fold_model(run, arch=arch, fold=k, device="cpu")(window), 1
                 ).numpy()[0]
-                for k in range(2)
+                for k in range(trained_run.config.train.n_folds)
             ],
             axis=0,
         )
-    assert np.allclose(outcome.probabilities["test_resnet"][2], by_hand, atol=1e-5)
-    stacked = np.stack([outcome.probabilities[a] for a in cfg.train.architectures])
+    assert np.allclose(outcome.probabilities[arch][2], by_hand, atol=1e-5)
+    stacked = np.stack([outcome.probabilities[a] for a in trained_run.config.train.architectures])
     good = [0, 2, 3, 4]
-    assert sub["predicted"].iloc[good].tolist() == [CLASSES[i] for i in mode_vote(stacked[:, good])]
+    assert sub["predicted"].iloc[good].tolist() == [classes[i] for i in mode_vote(stacked[:, good])]
 
     # OOF report: every single model next to every ensemble method.
     report = json.loads((run / "ensemble_report.json").read_text())
     names = {(r["kind"], r["name"]) for r in report["rows"]}
     assert names == {
-        ("model", "test_resnet"),
-        ("model", "test_efficientnet"),
+        ("model", arch),
         ("ensemble", "mode"),
         ("ensemble", "mean"),
         ("ensemble", "geometric"),
         ("ensemble", "stacking"),
     }
     assert report["best_method"] in outcome.ensemble_scores
-    for arch in cfg.train.architectures:
-        written = pd.read_csv(run / "predictions" / f"{arch}.csv", dtype={"filename": str})
-        assert written["filename"].tolist() == TEST_NAMES
+    written = pd.read_csv(run / "predictions" / f"{arch}.csv", dtype={"filename": str})
+    assert written["filename"].tolist() == TEST_NAMES

@@ -121,14 +121,14 @@ def world(tmp_path_factory) -> World:
     kw = {"cache_dir": cache, "n_jobs": 1, "progress": False}
     with warnings.catch_warnings(record=True):
         warnings.simplefilter("always")
-        pre = preprocess(bad.root, CONFIG, **kw)
+        pre = preprocess(bad.root, config=CONFIG, **kw)
         try:
-            train(bad.root, base / "stopped_run", CONFIG, **kw)
+            train(bad.root, run_dir=base / "stopped_run", config=CONFIG, **kw)
         except EmoUtilsError as exc:
             error = exc
         else:
             error = AssertionError("training with bad files did not stop")
-        result = run_pipeline(bad.root, run, SKIP, submissions_dir=subs, **kw)
+        result = run_pipeline(bad.root, run_dir=run, config=SKIP, submissions_dir=subs, **kw)
     return World(bad, bad.root, cache, run, subs, pre, error, result)
 
 
@@ -519,7 +519,9 @@ def test_killed_preprocessing_resumes_to_the_same_cache(world, tmp_path):
         for chunk in (folder / split / "chunks").glob("chunk-*.npz"):
             with np.load(chunk) as data:
                 in_chunks += len(data["lengths"])
-        store, caught = _quiet(build_cache, comp, split, config=CONFIG, cache_dir=cache, n_jobs=1, progress=False)
+        store, caught = _quiet(
+            build_cache, comp, split, config=CONFIG, cache_dir=cache, n_jobs=1, progress=False
+        )
         assert not [c for c in caught if "damaged" in c], caught
         n_clips = store.stats["clips"]
         assert store.stats["reused"] == (n_clips if done else in_chunks)
@@ -559,7 +561,7 @@ def test_killed_training_keeps_finished_folds_and_matches_an_uninterrupted_run(w
     _plant_temp_file(run, "cv_report.json")
 
     result, _ = _quiet(
-        train, world.data, run, SKIP, cache_dir=world.cache, n_jobs=1, progress=False
+        train, world.data, run_dir=run, config=SKIP, cache_dir=world.cache, n_jobs=1, progress=False
     )
     # Finished folds are kept untouched; the run completes.
     for path, (content, mtime) in finished.items():
@@ -624,8 +626,8 @@ def test_bad_settings_fail_before_any_work_naming_the_field(world, tmp_path, cas
     cache, run = tmp_path / "cache", tmp_path / "run"
     kw = {"cache_dir": cache, "n_jobs": 1, "progress": False}
     stages = {
-        "train": lambda: train(world.data, run, config, **kw),
-        "preprocess": lambda: preprocess(world.data, config, **kw),
+        "train": lambda: train(world.data, run_dir=run, config=config, **kw),
+        "preprocess": lambda: preprocess(world.data, config=config, **kw),
     }
     with pytest.raises(error, match=pattern):
         stages[stage]()
@@ -684,7 +686,7 @@ def _csv_folder(root: Path, train_csv: str, test_csv: str = "filename\nx.wav\n")
 def test_blank_label_is_an_error_before_any_work(tmp_path):
     data = _csv_folder(tmp_path / "d", "filename,emotion\na.wav,joy\nb.wav,  \nc.wav,sad\n")
     with pytest.raises(DataError, match=r"train\.csv: blank label on line\(s\) \[3\]"):
-        preprocess(data, CONFIG, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
+        preprocess(data, config=CONFIG, cache_dir=tmp_path / "cache", n_jobs=1, progress=False)
     assert not (tmp_path / "cache").exists()
 
 
@@ -693,7 +695,13 @@ def test_conflicting_labels_for_one_file_are_an_error_before_any_work(tmp_path):
         tmp_path / "d", "filename,emotion\na.wav,joy\nb.wav,sad\n a.wav ,sad\nc.wav,joy\n"
     )
     with pytest.raises(DataError, match=r"1 file\(s\) with conflicting labels: 'a\.wav'"):
-        train(data, tmp_path / "run", CONFIG, cache_dir=tmp_path / "cache", progress=False)
+        train(
+            data,
+            run_dir=tmp_path / "run",
+            config=CONFIG,
+            cache_dir=tmp_path / "cache",
+            progress=False,
+        )
     assert not (tmp_path / "cache").exists()
     assert not (tmp_path / "run").exists()
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import warnings
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -302,27 +302,11 @@ def test_run_report_needs_oof_predictions(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_report_of_a_real_training_run(tmp_path, training_data):
-    """Train a tiny CV run for real, then draw its report including the embedding map."""
-    from emo_utils.train.cv import train_cv
-
-    competition, store = training_data
-    config = Config().override(
-        {
-            "train.architectures": ["test_resnet"],
-            "train.pretrained": False,
-            "train.n_folds": 2,
-            "train.epochs": 2,
-            "train.batch_size": 8,
-            "train.mixup": 0.0,
-        }
-    )
-    run = tmp_path / "run"
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        train_cv(competition, store, run_dir=run, config=config, progress=False)
-    evaluate_ensembles(run, config=config)
-    written = make_run_report(run, store=store)
+def test_run_report_of_a_real_training_run(tmp_path, trained_run):
+    """The report of a tiny CV run trained for real (conftest's), embedding map included."""
+    run = shutil.copytree(trained_run.run_dir, tmp_path / "run")  # the report is written in it
+    evaluate_ensembles(run, config=trained_run.config)
+    written = make_run_report(run, store=trained_run.store)
     assert "embeddings_test_resnet_fold0" in written
     assert "training_test_resnet" in written
     assert all(_is_png(p) for p in written.values())

@@ -90,6 +90,30 @@ def test_plain_timm_names_and_prefixed_names_resolve_to_the_same_model():
         check_architectures(["resnet1"])
 
 
+def test_a_new_family_plugs_in_by_prefix_and_declares_its_normalizations(monkeypatch):
+    from torch import nn
+
+    from emo_utils.models import ModelFamily, check_normalization, register_family
+
+    monkeypatch.setitem(MODEL_FAMILIES, "toy", MODEL_FAMILIES["timm"])  # restored afterwards
+    register_family(
+        ModelFamily(
+            prefix="toy",
+            input="features",
+            build=lambda name, *, n_outputs, **_: nn.Linear(8, n_outputs),
+            check=lambda name: None if name == "linear" else f"{name!r} is not a toy model",
+            check_weights=lambda name, weights_dir: None,
+            normalizations=("none",),
+        )
+    )
+    assert build_model("toy:linear", 5, pretrained=False)(torch.zeros(2, 8)).shape == (2, 5)
+    with pytest.raises(TrainingError, match="'mlp' is not a toy model"):
+        check_architectures(["toy:mlp"])
+    check_normalization(["toy:linear", "resnet18"], "none")
+    with pytest.raises(TrainingError, match=r"image_normalization.*'dataset'.*toy:linear"):
+        check_normalization(["toy:linear"], "dataset")
+
+
 def test_inference_imports_no_fastai():
     import subprocess
     import sys

@@ -1,7 +1,8 @@
 """Cross-validated training: run folder, OOF predictions, resume, determinism, errors.
 
-One tiny CV run (3 folds x 2 epochs of timm's ``test_resnet`` on 3x32x48 images) is shared
-by several tests; the resume tests compare against it.
+One tiny CV run (3 folds x 2 epochs of timm's ``test_resnet`` on 3x32x48 images, conftest's
+session-wide ``trained_run``) is shared by several tests; the resume tests compare against it.
+Tests that write into it work on a copy.
 """
 
 from __future__ import annotations
@@ -93,11 +94,11 @@ class EpochRecorder(Callback):
 
 
 @pytest.fixture(scope="module")
-def cv_run(tmp_path_factory, training_data):
-    competition, store = training_data
-    run_dir = tmp_path_factory.mktemp("runs") / "reference"
-    result = train_cv(competition, store, run_dir=run_dir, config=CONFIG, progress=False)
-    return result, run_dir
+def cv_run(trained_run, training_data):
+    """The session's shared tiny run (read-only: copy it before writing into it)."""
+    assert trained_run.config == CONFIG, "conftest's TRAINED_RUN_CONFIG must equal CONFIG"
+    assert trained_run.store is training_data[1]
+    return trained_run.result, trained_run.run_dir
 
 
 @pytest.fixture(scope="module")
@@ -188,9 +189,10 @@ def test_oof_comes_from_the_best_weights_and_saved_model_needs_raw_windows(cv_ru
         np.testing.assert_allclose(probs, part[list(competition.classes)].to_numpy(), atol=1e-5)
 
 
-def test_rerun_skips_every_finished_fold(cv_run, training_data):
-    result, run_dir = cv_run
+def test_rerun_skips_every_finished_fold(cv_run, training_data, tmp_path):
+    result, reference = cv_run
     competition, store = training_data
+    run_dir = _copy(reference, tmp_path / "run")  # the rerun rewrites the OOF and CV report
     stamps = {
         k: (RunDir(run_dir).fold_dir(ARCH, k) / MODEL_FILE).stat().st_mtime_ns for k in range(3)
     }

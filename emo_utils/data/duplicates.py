@@ -167,30 +167,37 @@ class FingerprintSettings:
 
     @property
     def hop_length(self) -> int:
+        """Spectrogram hop in samples."""
         return round(self.hop_seconds * self.sample_rate)
 
     @property
     def n_fft(self) -> int:
+        """FFT size in samples: the window length rounded up to a power of two."""
         return 1 << math.ceil(math.log2(self.n_fft_seconds * self.sample_rate))
 
     @property
     def sub_frames(self) -> int:
+        """Frames per sub-block (at least 1)."""
         return max(1, round(self.sub_seconds / self.hop_seconds))
 
     @property
     def n_sub(self) -> int:
+        """Sub-blocks per chunk (at least 1)."""
         return max(1, round(self.chunk_seconds / self.sub_seconds))
 
     @property
     def chunk_frames(self) -> int:
+        """Frames per chunk: ``sub_frames * n_sub``."""
         return self.sub_frames * self.n_sub
 
     @property
     def query_frames(self) -> int:
+        """Frames between query chunks (at least 1)."""
         return max(1, round(self.query_seconds / self.hop_seconds))
 
     @property
     def tolerance_frames(self) -> int:
+        """``offset_tolerance_seconds`` in frames (at least 1)."""
         return max(1, round(self.offset_tolerance_seconds / self.hop_seconds))
 
     def required_matches(self, n_queries: np.ndarray | int) -> np.ndarray:
@@ -751,6 +758,7 @@ class Calibration:
     negative_q01: float
 
     def summary(self) -> str:
+        """One line for a log: both quantiles, each transform's q99 and the threshold."""
         per = self.positive.groupby("transform")["distance"].quantile(0.99)
         parts = ", ".join(f"{k} {v:.3f}" for k, v in per.items())
         return (

@@ -26,6 +26,7 @@ __all__ = [
     "ModelFamily",
     "build_model",
     "check_architectures",
+    "check_normalization",
     "check_weights",
     "register_family",
     "resolve_architecture",
@@ -56,6 +57,9 @@ class ModelFamily:
         pretrained weights are missing.
     sample_rate : int or None
         Sample rate the model needs (``None``: any, e.g. images).
+    normalizations : tuple of str or None
+        The ``train.image_normalization`` names that make sense for its inputs (``None``:
+        every entry of :data:`~emo_utils.models.normalize.IMAGE_NORMALIZATIONS`).
     """
 
     prefix: str
@@ -64,6 +68,7 @@ class ModelFamily:
     check: Callable[[str], str | None]
     check_weights: Callable[[str, str | os.PathLike], object]
     sample_rate: int | None = None
+    normalizations: tuple[str, ...] | None = None
 
 
 #: prefix -> :class:`ModelFamily`.  The single source of truth for architecture names.
@@ -105,6 +110,23 @@ def check_architectures(architectures: Sequence[str]) -> None:
             problems.append(problem)
     if problems:
         raise TrainingError("train.architectures: " + "; ".join(problems))
+
+
+def check_normalization(architectures: Sequence[str], name: str) -> None:
+    """Fail unless every architecture's family accepts ``train.image_normalization = name``.
+
+    Raises
+    ------
+    TrainingError
+        Naming the architecture and the names its family accepts.
+    """
+    for arch in architectures:
+        family, _ = resolve_architecture(arch)
+        if family.normalizations is not None and name not in family.normalizations:
+            raise TrainingError(
+                f"train.image_normalization: {name!r} does not apply to {arch!r} "
+                f"({family.prefix} models accept {list(family.normalizations)})"
+            )
 
 
 def check_weights(architectures: Sequence[str], weights_dir: str | os.PathLike) -> None:

@@ -52,6 +52,7 @@ class NormalizedModel(nn.Module):
         self.model = model
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """The wrapped model's output for ``(x - mean) / std``."""
         if type(x) is not torch.Tensor:
             x = x.as_subclass(torch.Tensor)
         return self.model((x - self.mean) / self.std)

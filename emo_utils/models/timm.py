@@ -26,8 +26,11 @@ _WEIGHT_SUFFIXES = (".safetensors", ".pth", ".bin", ".pt")
 
 
 def check_timm_name(arch: str) -> str | None:
-    """``None`` when ``arch`` is a timm architecture (a pretrained tag is allowed), else
-    the problem with the closest timm names."""
+    """``None`` when ``arch`` is a timm architecture, else the problem as a message.
+
+    A pretrained tag is allowed (``efficientnet_b0.ra_in1k``); the message suggests the
+    closest timm names.
+    """
     if timm.is_model(arch):
         return None
     close = difflib.get_close_matches(arch, timm.list_models(), n=3, cutoff=0.6)

@@ -92,7 +92,7 @@ def read_training_logs(run_dir: str | os.PathLike, *, arch: str | None = None) -
 
 
 def _seconds(value: Any) -> float:
-    """fastai's ``mm:ss`` (or ``hh:mm:ss``) duration in seconds; NaN when unparsable."""
+    """Seconds of a fastai ``mm:ss`` (or ``hh:mm:ss``) duration; NaN when unparsable."""
     try:
         parts = [float(p) for p in str(value).split(":")]
     except ValueError:

@@ -1,5 +1,6 @@
-"""The task registry: single-label classification today; multi-label tagging, SED and
-verification plug in here (see :mod:`emo_utils.tasks._registry`).
+"""The task registry: single-label classification today.
+
+Multi-label tagging, SED and verification plug in here (see :mod:`emo_utils.tasks._registry`).
 
 May import: ``config``, ``errors``, ``metrics``, ``data``.  Never fastai at import time.
 """

@@ -45,6 +45,8 @@ class Task:
     metrics: ClassVar[tuple[str, ...]] = ()
     #: Ensemble method names (keys of :data:`emo_utils.ensemble.ENSEMBLES`) that apply.
     ensembles: ClassVar[tuple[str, ...]] = ()
+    #: Submission row format (key of :data:`emo_utils.submission.SUBMISSION_FORMATS`).
+    submission_format: ClassVar[str] = "label"
 
     def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         """Targets of the training rows, as the loss expects them."""
@@ -59,7 +61,7 @@ class Task:
         raise NotImplementedError
 
     def fastai_metrics(self) -> list[Any]:
-        """fastai metrics for the training log, named as :attr:`metrics` (``train.monitor``)."""
+        """The fastai metrics of the training log, named as :attr:`metrics` (``train.monitor``)."""
         raise NotImplementedError
 
     def decode(self, proba: np.ndarray) -> np.ndarray:

@@ -45,8 +45,11 @@ class Classification(Task):
     def make_loss(
         self, *, config: TrainConfig, targets: np.ndarray, n_classes: int, device: Any
     ) -> Any:
-        """``CrossEntropyLossFlat`` with ``train.label_smoothing`` and, when
-        ``train.class_weights``, balanced weights from the fold's training targets."""
+        """``CrossEntropyLossFlat`` with ``train.label_smoothing``.
+
+        When ``train.class_weights`` is set, the classes are weighted ("balanced") by the
+        fold's training ``targets``.
+        """
         import torch
         from fastai.losses import CrossEntropyLossFlat
         from sklearn.utils.class_weight import compute_class_weight

@@ -49,6 +49,10 @@ class TimeShift(Transform):
         self.max_fraction = float(max_fraction)
 
     def encodes(self, x: TensorImage) -> TensorImage:
+        """The ``(B, C, H, T)`` batch with each image rolled along time by its own shift.
+
+        ``x`` is returned unchanged when the largest shift rounds down to 0 frames.
+        """
         b, t = x.shape[0], x.shape[-1]
         max_shift = int(self.max_fraction * t)
         if max_shift == 0:

@@ -49,6 +49,7 @@ class LazyProgressCallback(ProgressCallback):
         return "progress"
 
     def after_batch(self) -> None:
+        """Advance the bar; show the smoothed loss on every ``every``-th batch only."""
         self.pbar.update(self.iter + 1)
         if hasattr(self, "smooth_loss") and self.iter % self.every == 0:
             self.pbar.comment = f"{self.smooth_loss.item():.4f}"
@@ -78,11 +79,16 @@ class BestModelSaver(SaveModelCallback):
         self.verbose = verbose
 
     def before_fit(self) -> None:
+        """Reset the tracker as fastai does, then restore the interrupted fit's best score."""
         super().before_fit()
         if self.resume_best is not None:
             self.best = self.resume_best
 
     def after_epoch(self) -> None:
+        """Save the weights when this epoch beats the best score (or none are saved yet).
+
+        Epochs before ``start_epoch`` (skipped on resume) are ignored.
+        """
         if self.epoch < self.start_epoch:
             return
         TrackerCallback.after_epoch(self)
@@ -100,6 +106,7 @@ class BestModelSaver(SaveModelCallback):
         self.last_saved_path = self.file
 
     def after_fit(self, **kwargs: Any) -> None:
+        """Load the best saved weights back into the model."""
         load_weights(self.file, self.learn.model, self.dls.device)
 
 
@@ -120,11 +127,16 @@ class ResumableEarlyStopping(EarlyStoppingCallback):
         self.stopped_epoch: int | None = None
 
     def before_fit(self) -> None:
+        """Reset the tracker as fastai does, then restore the interrupted fit's best and wait."""
         super().before_fit()
         if self.resume_best is not None:
             self.best, self.wait = self.resume_best, self.resume_wait
 
     def after_epoch(self) -> None:
+        """Run fastai's patience check, except on epochs before ``start_epoch``.
+
+        When it stops the fit, the epoch is kept in ``stopped_epoch``.
+        """
         if self.epoch < self.start_epoch:
             return
         try:
@@ -147,6 +159,10 @@ class AtomicCSVLogger(CSVLogger):
         self.lines: list[str] = []
 
     def before_fit(self) -> None:
+        """Start the log (header, plus the kept rows on resume) and take over the logger.
+
+        Does nothing during ``get_preds``.
+        """
         if hasattr(self, "gather_preds"):
             return
         self.lines = [",".join(self.recorder.metric_names)]
@@ -165,14 +181,17 @@ class AtomicCSVLogger(CSVLogger):
         self.old_logger(log)
 
     def after_fit(self) -> None:
+        """Give the learner its previous logger back (not during ``get_preds``)."""
         if hasattr(self, "gather_preds"):
             return
         self.learn.logger = self.old_logger
 
 
 class EpochCheckpoint(Callback):
-    """Write ``checkpoint.pth`` (model, optimiser, epoch, best score, RNG states) atomically
-    after every finished epoch."""
+    """Write ``checkpoint.pth`` atomically after every finished epoch.
+
+    It holds the model, optimiser, epoch, best score, early-stopping wait and RNG states.
+    """
 
     order = EarlyStoppingCallback.order + 1
 
@@ -190,6 +209,7 @@ class EpochCheckpoint(Callback):
         self.saver, self.stopper, self.start_epoch = saver, stopper, start_epoch
 
     def after_epoch(self) -> None:
+        """Save the state after this epoch (not for epochs before ``start_epoch``)."""
         if self.epoch < self.start_epoch:
             return
         state = {
@@ -213,8 +233,11 @@ class EpochCheckpoint(Callback):
 
 
 def _plain(obj: Any) -> Any:
-    """NumPy scalars (fastai's scheduled hyper-parameters) as Python numbers, recursively,
-    so a checkpoint loads with ``torch.load(weights_only=True)``."""
+    """``obj`` with NumPy scalars turned into Python numbers, recursively.
+
+    fastai's scheduled hyper-parameters are NumPy scalars, which
+    ``torch.load(weights_only=True)`` refuses; as Python numbers the checkpoint loads.
+    """
     if isinstance(obj, np.generic):
         return obj.item()
     if isinstance(obj, dict):

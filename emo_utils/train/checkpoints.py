@@ -38,6 +38,29 @@ def load_weights(path: Path, model: nn.Module, device: torch.device | str | None
 
 
 def read_checkpoint(path: Path, *, arch: str, fold: int, epochs: int) -> dict[str, Any]:
+    """The state saved by :class:`EpochCheckpoint` in ``path``, checked against the fold.
+
+    Parameters
+    ----------
+    path : pathlib.Path
+        The fold's ``checkpoint.pth``.
+    arch, fold : str, int
+        The fold being resumed; the checkpoint must have been written for it.
+    epochs : int
+        ``train.epochs`` now; the checkpoint's one-cycle schedule must be for as many.
+
+    Returns
+    -------
+    dict
+        Model and optimiser state dicts, the finished ``epoch``, ``best`` score and
+        ``best_epoch``, early-stopping ``wait`` and the RNG states.
+
+    Raises
+    ------
+    CheckpointError
+        If the file is damaged, not a checkpoint of this package, of another fold, or
+        written for another number of epochs; the message names the fix (delete it).
+    """
     what = f"{arch} fold {fold}: checkpoint {path}"
     fix = "delete it to restart the fold from its first epoch"
     try:
@@ -45,6 +68,7 @@ def read_checkpoint(path: Path, *, arch: str, fold: int, epochs: int) -> dict[st
     except LOAD_ERRORS as exc:
         raise CheckpointError(f"{what} is damaged ({exc}); {fix}") from exc
     keys = {"format", "arch", "fold", "epoch", "n_epoch", "model", "opt", "best", "best_epoch"}
+    keys |= {"torch_rng", "python_rng", "train_dl_rng"}  # restored on resume
     if not isinstance(state, dict) or not keys <= set(state):
         raise CheckpointError(f"{what} is not a checkpoint of this package; {fix}")
     if (state["arch"], state["fold"]) != (arch, fold):
@@ -60,6 +84,15 @@ def read_checkpoint(path: Path, *, arch: str, fold: int, epochs: int) -> dict[st
 def restore_checkpoint(
     state: dict[str, Any], learn: Learner, path: Path, arch: str, fold: int
 ) -> None:
+    """Put ``learn`` back where the checkpoint ``state`` was saved.
+
+    Loads the model (on the data's device) and optimiser state, then the torch, CUDA,
+    Python and training-loader RNG states, so that a fit resumed at the next epoch (the
+    caller passes ``start_epoch`` and the best score to the callbacks) trains as it would
+    have without the interruption.  ``path``, ``arch`` and ``fold`` only name the checkpoint
+    in the :class:`~emo_utils.errors.CheckpointError` raised when the state does not fit
+    the model.
+    """
     try:
         # Model on its device first: the optimiser state is loaded onto the parameters' device.
         learn.model.to(learn.dls.device)

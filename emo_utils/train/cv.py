@@ -46,6 +46,7 @@ from ..models import (
     NormalizedModel,
     build_model,
     check_architectures,
+    check_normalization,
     check_weights,
     image_statistics,
     select_device,
@@ -90,6 +91,7 @@ class FoldResult:
     skipped: bool = False
 
     def to_json(self) -> dict[str, Any]:
+        """The fields as a plain dict for ``done.json`` (without ``oof`` and ``skipped``)."""
         d = dataclasses.asdict(self)
         d.pop("oof")
         d.pop("skipped")
@@ -376,6 +378,7 @@ def check_training_setup(competition: Competition, config: Config) -> None:
     tc = config.train
     task = get_task(config.data.task)
     check_architectures(tc.architectures)
+    check_normalization(tc.architectures, tc.image_normalization)
     if tc.pretrained and tc.weights_dir:
         check_weights(tc.architectures, tc.weights_dir)
     task.check_counts(competition.train["label"].tolist(), n_folds=tc.n_folds)

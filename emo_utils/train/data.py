@@ -83,7 +83,7 @@ def make_dataloaders(
     config: Config,
     device: torch.device | None = None,
 ) -> DataLoaders:
-    """fastai ``DataLoaders`` over cached windows, with the configured batch augmentation.
+    """The fastai ``DataLoaders`` over cached windows, with the configured batch augmentation.
 
     The training loader shuffles and drops the last incomplete batch (its batch size is at
     most the number of training items); the validation loader keeps the row order.  The
