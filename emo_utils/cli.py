@@ -9,6 +9,9 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   run         preprocess + train + predict
   demo        demo-data + run with the cpu_demo preset, scored on the held-out answers
   report      plots and README.md of a trained run into RUN/report/ (reads only)
+  vote        mode vote per row over submission CSVs (the endgame)
+  blend       mean / geometric / rank blend of probability files into a submission
+  gather      copy runs trained on the same folds (other kernels) into one run folder
 
 Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
 --set section.field=value overrides, e.g. --set train.epochs=3
@@ -280,6 +283,76 @@ def _report(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
+def _parse_weights(text: str | None) -> list[float] | None:
+    if text is None:
+        return None
+    try:
+        return [float(w) for w in text.split(",")]
+    except ValueError:
+        raise ConfigError("--weights", text, "comma-separated numbers, e.g. 1,2,1") from None
+
+
+def _add_endgame_inputs(p: argparse.ArgumentParser, what: str) -> None:
+    p.add_argument("files", nargs="+", type=Path, help=what)
+    _add_data(p)
+    p.add_argument("--out", required=True, type=Path, help="the submission CSV to write")
+    p.add_argument(
+        "--weights", default=None, help="one weight per file, comma-separated (e.g. 1,2,1)"
+    )
+
+
+def _vote(p: argparse.ArgumentParser) -> Runner:
+    _add_endgame_inputs(p, "submission CSVs, in tie-break order")
+
+    def run(args: argparse.Namespace) -> int:
+        from .endgame import vote_submissions
+
+        result = vote_submissions(
+            args.files, data_dir=args.data, out=args.out, weights=_parse_weights(args.weights)
+        )
+        print(result.describe())
+        return 0
+
+    return run
+
+
+def _blend(p: argparse.ArgumentParser) -> Runner:
+    _add_endgame_inputs(p, "*.probabilities.csv or RUN/predictions/ARCH.csv files")
+    p.add_argument(
+        "--method", default="mean", help="a name in emo_utils.endgame.BLENDS: mean, geometric, rank"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .endgame import blend_submission
+
+        result = blend_submission(
+            args.files,
+            data_dir=args.data,
+            out=args.out,
+            method=args.method,
+            weights=_parse_weights(args.weights),
+        )
+        print(result.describe())
+        return 0
+
+    return run
+
+
+def _gather(p: argparse.ArgumentParser) -> Runner:
+    p.add_argument("runs", nargs="+", type=Path, help="run folders trained on the same folds")
+    p.add_argument("--into", required=True, type=Path, help="the gathered run folder")
+
+    def run(args: argparse.Namespace) -> int:
+        from .endgame import gather_runs
+
+        target = gather_runs(args.runs, into=args.into)
+        archs = list(target.read_config().train.architectures)
+        print(f"gathered {len(args.runs)} runs into {target.path}: architectures {archs}")
+        return 0
+
+    return run
+
+
 #: Name -> (help, function adding the arguments and returning the runner).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "demo-data": ("write the built-in synthetic competition folder", _demo_data),
@@ -289,6 +362,9 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "run": ("preprocess, train and predict in one go", _run),
     "demo": ("generate the demo data and run the whole pipeline on it (CPU preset)", _demo),
     "report": ("plots and README.md of a trained run into RUN/report/ (reads only)", _report),
+    "vote": ("mode vote per row over submission CSVs (ties: probabilities, then order)", _vote),
+    "blend": ("mean / geometric / rank blend of probability files into a submission", _blend),
+    "gather": ("copy runs trained on the same folds into one run folder", _gather),
 }
 
 

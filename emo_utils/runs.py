@@ -11,6 +11,7 @@ A run folder is the contract between the stages (``docs/design.md``)::
     RUN/predictions/ARCH.csv         filename,<class probabilities>  (test, fold-averaged)
     RUN/ensemble_report.json, .md
     RUN/summary.json                 end-of-run counts of skips, warnings and fallbacks
+    RUN/gathered.json                the runs a gathered run was copied from (``gather``)
     RUN/report/                      figures written by ``python -m emo_utils report``
 
 No other module spells these names: every stage asks a :class:`RunDir`.
@@ -141,6 +142,11 @@ class RunDir:
         """``RUN/summary.json``: end-of-run counts of skips, warnings and fallbacks."""
         return self.path / "summary.json"
 
+    @property
+    def gathered_file(self) -> Path:
+        """``RUN/gathered.json``: which input run each architecture was copied from."""
+        return self.path / "gathered.json"
+
     def cv_report_file(self, suffix: str = ".json") -> Path:
         """``cv_report.json`` or ``cv_report.md``."""
         return self.path / f"cv_report{suffix}"
@@ -164,6 +170,17 @@ class RunDir:
     def predictions_file(self, arch: str) -> Path:
         """``RUN/predictions/ARCH.csv``: the test-set predictions of one architecture."""
         return self.predictions_dir / f"{arch}.csv"
+
+    def architecture_files(self, arch: str) -> list[Path]:
+        """Every existing file of one architecture, sorted.
+
+        Its fold folders (``models/ARCH/**``), ``oof/ARCH.csv`` and ``predictions/ARCH.csv``:
+        what :func:`emo_utils.endgame.gather_runs` copies into another run folder.
+        """
+        files = sorted(p for p in (self.models_dir / arch).rglob("*") if p.is_file())
+        return files + [
+            p for p in (self.oof_file(arch), self.predictions_file(arch)) if p.is_file()
+        ]
 
     # ------------------------------------------------------------------ state
     def fold_done(self, arch: str, fold: int) -> bool:

@@ -43,6 +43,7 @@ __all__ = [
     "failures_from_store",
     "fallback_label",
     "make_submission",
+    "probabilities_path",
     "submission_name",
     "validate_submission",
     "write_submission",
@@ -81,6 +82,18 @@ def failures_from_store(store: object) -> dict[int, str]:
     """
     ok = np.asarray(store.ok)
     return {int(i): str(store.reasons[i]) for i in np.flatnonzero(~ok)}
+
+
+def probabilities_path(submission: str | os.PathLike) -> Path:
+    """``NAME.probabilities.csv``: the probabilities file beside the submission ``NAME.csv``.
+
+    Examples
+    --------
+    >>> probabilities_path("submissions/demo__mode.csv").as_posix()
+    'submissions/demo__mode.probabilities.csv'
+    """
+    path = Path(submission)
+    return path.with_name(f"{path.stem}.probabilities.csv")
 
 
 def submission_name(run_name: str, method: str) -> str:
@@ -323,7 +336,7 @@ def write_submission(
     stem = submission_name(run_name, method)
     files = SubmissionFiles(
         submission=out_dir / f"{stem}.csv",
-        probabilities=out_dir / f"{stem}.probabilities.csv",
+        probabilities=probabilities_path(out_dir / f"{stem}.csv"),
         failures=out_dir / f"{stem}.failures.csv",
     )
     write_csv(files.probabilities, proba_df)

@@ -35,6 +35,7 @@ LAYERS = {
     "ensemble": 9,
     "submission": 9,
     "reports": 10,
+    "endgame": 10,
     "pipeline": 11,
     "cli": 12,
     "__main__": 13,
