@@ -27,6 +27,7 @@ from fastai.callback.tracker import (
     TrackerCallback,
 )
 from fastai.learner import save_model
+from fastcore.basics import noop
 
 from ..errors import TrainingDiverged
 from ..fileio import atomic_path, write_text
@@ -36,6 +37,7 @@ __all__ = [
     "AtomicCSVLogger",
     "BestModelSaver",
     "EpochCheckpoint",
+    "EpochLineLogger",
     "LazyProgressCallback",
     "ResumableEarlyStopping",
     "StopOnNonFiniteLoss",
@@ -62,6 +64,30 @@ class LazyProgressCallback(ProgressCallback):
         self.pbar.update(self.iter + 1)
         if hasattr(self, "smooth_loss") and self.iter % self.every == 0:
             self.pbar.comment = f"{self.smooth_loss.item():.4f}"
+
+
+class EpochLineLogger(Callback):
+    """One plain line per epoch (``epoch 1  train_loss 0.9  ...  time 00:02``), no bars.
+
+    For output that no one watches live (a log file, CI): it replaces fastai's progress
+    bars and per-epoch table, which redraw with carriage returns.
+    """
+
+    order = ProgressCallback.order
+
+    def before_fit(self) -> None:
+        """Print each epoch's log as one line (not during ``get_preds``)."""
+        if hasattr(self, "gather_preds") or self.learn.logger is noop:
+            return
+        self.learn.logger = self._print_line
+
+    def _print_line(self, log: Sequence[Any]) -> None:
+        names = self.recorder.metric_names
+        parts = [
+            f"{n} {v:.6f}" if isinstance(v, float) else f"{n} {v}"
+            for n, v in zip(names, log, strict=False)
+        ]
+        print("  ".join(parts), flush=True)
 
 
 class StopOnNonFiniteLoss(TerminateOnNaNCallback):
