@@ -18,6 +18,7 @@ __all__ = [
     "EmoUtilsError",
     "EmoUtilsWarning",
     "SubmissionError",
+    "TrainingDiverged",
     "TrainingError",
 ]
 
@@ -73,6 +74,10 @@ class CacheError(EmoUtilsError):
 
 class TrainingError(EmoUtilsError):
     """Training cannot start or continue (unknown architecture, too few clips, ...)."""
+
+
+class TrainingDiverged(TrainingError):
+    """The training loss of a fold became NaN or infinite (learning rate too high, bad input)."""
 
 
 class CheckpointError(TrainingError):

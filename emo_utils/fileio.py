@@ -4,6 +4,10 @@ Every file the pipeline writes goes through these helpers: the bytes land in a t
 file in the destination folder, are flushed to disk, and then replace the destination
 with :func:`os.replace`.  A reader therefore sees either the old file, no file, or the
 complete new file, never a half-written one, even when the process is killed.
+
+The final file gets the usual permissions of a newly created file, ``0o666`` less the
+process umask (``0o644`` under umask ``022``), not the ``0o600`` of the temporary file
+(:func:`tempfile.mkstemp`); folders are made with ``0o777`` less the umask.
 """
 
 from __future__ import annotations
@@ -22,6 +26,7 @@ import pandas as pd
 __all__ = [
     "atomic_path",
     "atomic_write",
+    "current_umask",
     "read_csv",
     "read_json",
     "remove_temp_files",
@@ -31,6 +36,29 @@ __all__ = [
 ]
 
 _TMP_PREFIX = ".tmp-"
+
+
+def current_umask() -> int:
+    """The process umask, read without changing it where the OS allows.
+
+    Linux shows it in ``/proc/self/status``; elsewhere it is read by setting and restoring
+    it with :func:`os.umask` (not atomic with respect to other threads creating files).
+
+    Returns
+    -------
+    int
+        The umask, e.g. ``0o022``.
+    """
+    with (
+        contextlib.suppress(OSError, ValueError),
+        open("/proc/self/status", encoding="ascii") as fh,
+    ):
+        for line in fh:
+            if line.startswith("Umask:"):
+                return int(line.split()[1], 8)
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 @contextlib.contextmanager
@@ -49,7 +77,8 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     Yields
     ------
     pathlib.Path
-        Temporary file name in the same folder, with the same suffix as ``path``.
+        Temporary file name in the same folder, with the same suffix as ``path``.  When
+        moved into place it gets mode ``0o666`` less the process umask.
     """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -62,6 +91,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
+        os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

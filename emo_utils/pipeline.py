@@ -34,7 +34,7 @@ from .data.competition import Competition, load_competition
 from .ensemble import EnsembleReport, evaluate_ensembles, make_ensemble
 from .errors import EmoUtilsWarning, SubmissionError
 from .features import FeatureStore, build_cache, default_cache_dir
-from .fileio import write_json
+from .fileio import read_json, write_json
 from .infer.predict import ModelLoader, predict_test
 from .runs import RunDir
 from .submission import SUBMISSION_FORMATS, SubmissionFiles, class_prior, failures_from_store
@@ -70,6 +70,9 @@ class PipelineResult:
     summary : dict
         Counts of skips, warnings and fallbacks by reason.
     seconds : float
+    warnings : list of str
+        Problems to show at the end of the run (a model at or below the majority-class
+        baseline, from ``cv_report.json``).
     """
 
     run_dir: Path | None = None
@@ -81,10 +84,12 @@ class PipelineResult:
     summary: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
 
     def describe(self) -> str:
         """Human-readable multi-line report."""
         out = list(self.lines)
+        out.extend(f"WARNING: {w}" for w in self.warnings)
         for arch, score in self.cv_scores.items():
             out.append(f"CV {self.metric} {arch:<24s} {score:.4f}")
         for method, score in self.ensemble_scores.items():
@@ -274,7 +279,26 @@ def train(
         metric=config.ensemble.metric,
         summary=collector.as_dict(),
         seconds=time.perf_counter() - start,
+        warnings=list(result.report.get("warnings", [])),
     )
+
+
+def _baseline_warnings(run: RunDir, ensemble_scores: dict[str, float], metric: str) -> list[str]:
+    """``cv_report.json``'s warnings, plus ensembles at or below the majority-class baseline."""
+    path = run.cv_report_file(".json")
+    if not path.is_file():
+        return []
+    report = read_json(path)
+    out = list(report.get("warnings", []))
+    base = report.get("baseline", {}).get("scores", {}).get(metric)
+    if base is not None:
+        out += [
+            f"ensemble {method}: OOF {metric} {score:.4f} is at or below the majority-class "
+            f"baseline {base:.4f}"
+            for method, score in ensemble_scores.items()
+            if not score > base
+        ]
+    return out
 
 
 def predict(
@@ -332,6 +356,7 @@ def predict(
         lines=[
             f"best method on OOF: {outcome.best_method}; submission written by: {outcome.method}"
         ],
+        warnings=_baseline_warnings(run, outcome.ensemble_scores, config.ensemble.metric),
     )
 
 

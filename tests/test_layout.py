@@ -18,6 +18,7 @@ PACKAGE = Path(emo_utils.__file__).parent
 
 #: Layer of every top-level module or sub-package (docs/design.md, "Layout").
 LAYERS = {
+    "_console": 0,
     "errors": 0,
     "fileio": 0,
     "tables": 0,

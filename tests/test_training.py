@@ -531,7 +531,8 @@ def test_run_files_are_plain_json(cv_run):
     assert done["normalization"]["name"] == "dataset"
 
 
-def test_progress_bars_are_fastais_and_can_be_silenced(training_data, capsys):
+def test_progress_bars_are_fastais_and_can_be_silenced(training_data, capsys, monkeypatch):
+    monkeypatch.setattr("emo_utils.train.learner.interactive", lambda: True)  # a terminal
     _, store = training_data
     rows, targets = list(range(len(store))), [i % 3 for i in range(len(store))]
     dls = make_dataloaders(
@@ -553,3 +554,20 @@ def test_progress_bars_are_fastais_and_can_be_silenced(training_data, capsys):
         learn.fit_one_cycle(1)
         out = capsys.readouterr().out
         assert ("f1_macro" in out) == progress  # the per-epoch table
+
+
+def test_without_a_terminal_training_prints_one_plain_line_per_epoch(
+    training_data, capfd, tmp_path
+):
+    from emo_utils._console import interactive
+
+    competition, store = training_data
+    config = CONFIG.override({"train.n_folds": 3, "train.epochs": 2})
+    assert not interactive()  # capfd's stdout is not a TTY
+    train_cv(competition, store, run_dir=tmp_path / "run", config=config, progress=True)
+    out = capfd.readouterr().out
+    assert "\r" not in out
+    epoch_lines = [line for line in out.splitlines() if line.startswith("epoch ")]
+    assert len(epoch_lines) == 3 * 2  # folds x epochs
+    assert all("train_loss" in line and "f1_macro" in line for line in epoch_lines)
+    assert sum(line.startswith(f"{ARCH} fold ") for line in out.splitlines()) == 3

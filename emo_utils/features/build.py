@@ -36,6 +36,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
+from .._console import interactive
 from ..audio import check_formats, load_clip
 from ..config import AudioConfig, Config, FeatureConfig
 from ..errors import AudioError, CacheError, EmoUtilsWarning
@@ -242,7 +243,7 @@ def _compute_missing(
         total=total,
         unit="clip",
         desc=f"features {plan.directory.name}",
-        disable=not progress,
+        disable=not progress or not interactive(),
     ) as bar:
         _run_chunks(
             tasks,
@@ -251,6 +252,10 @@ def _compute_missing(
             warm_up=functools.partial(_worker_ready, config.audio, config.features, specs),
             n_workers=n_workers,
             done=bar.update,
+        )
+    if progress and not interactive():
+        print(
+            f"features {plan.directory.name}: {total} clips computed, {reused} reused", flush=True
         )
     return total, reused
 

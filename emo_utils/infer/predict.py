@@ -28,6 +28,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .._console import interactive
 from ..errors import CheckpointError, TrainingError
 from ..fileio import write_csv
 from ..models import load_fold_model, select_device
@@ -163,7 +164,9 @@ def predict_rows(
     chunk = max(1, batch_size)
     with torch.inference_mode():
         starts = range(0, len(unique), chunk)
-        for start in tqdm(starts, desc=desc, disable=not progress, leave=False):
+        for start in tqdm(
+            starts, desc=desc, disable=not progress or not interactive(), leave=False
+        ):
             part = unique[start : start + chunk]
             views, owner = tta_views(
                 store, part, crop=crop, tta_windows=tta_windows, tta_shifts=tta_shifts
@@ -276,6 +279,8 @@ def predict_test(
                 )
             total += probs
             del model
+            if progress and not interactive():
+                print(f"predicted {arch} fold {fold}: {len(store)} clips", flush=True)
         result = np.full_like(total, np.nan)
         ok = store.ok & np.isfinite(total).all(axis=1)
         result[ok] = total[ok] / n_folds

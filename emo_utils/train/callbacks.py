@@ -3,7 +3,9 @@
 Each overrides the events it needs: :class:`BestModelSaver` (best weights, atomic,
 restored best score on resume), :class:`ResumableEarlyStopping`, :class:`AtomicCSVLogger`
 (one line per epoch, rewritten atomically), :class:`EpochCheckpoint` (model, optimiser,
-epoch, best score and RNG states after every epoch) and :class:`LazyProgressCallback`.
+epoch, best score and RNG states after every epoch), :class:`StopOnNonFiniteLoss` (a NaN/inf
+loss raises :class:`~emo_utils.errors.TrainingDiverged`), :class:`LazyProgressCallback` and
+:class:`EpochLineLogger` (one plain line per epoch where no one watches a terminal).
 """
 
 from __future__ import annotations
@@ -18,9 +20,16 @@ import numpy as np
 import torch
 from fastai.callback.core import Callback, CancelFitException
 from fastai.callback.progress import CSVLogger, ProgressCallback
-from fastai.callback.tracker import EarlyStoppingCallback, SaveModelCallback, TrackerCallback
+from fastai.callback.tracker import (
+    EarlyStoppingCallback,
+    SaveModelCallback,
+    TerminateOnNaNCallback,
+    TrackerCallback,
+)
 from fastai.learner import save_model
+from fastcore.basics import noop
 
+from ..errors import TrainingDiverged
 from ..fileio import atomic_path, write_text
 from .checkpoints import CHECKPOINT_FORMAT, load_weights
 
@@ -28,8 +37,10 @@ __all__ = [
     "AtomicCSVLogger",
     "BestModelSaver",
     "EpochCheckpoint",
+    "EpochLineLogger",
     "LazyProgressCallback",
     "ResumableEarlyStopping",
+    "StopOnNonFiniteLoss",
 ]
 
 
@@ -53,6 +64,66 @@ class LazyProgressCallback(ProgressCallback):
         self.pbar.update(self.iter + 1)
         if hasattr(self, "smooth_loss") and self.iter % self.every == 0:
             self.pbar.comment = f"{self.smooth_loss.item():.4f}"
+
+
+class EpochLineLogger(Callback):
+    """One plain line per epoch (``epoch 1  train_loss 0.9  ...  time 00:02``), no bars.
+
+    For output that no one watches live (a log file, CI): it replaces fastai's progress
+    bars and per-epoch table, which redraw with carriage returns.
+    """
+
+    order = ProgressCallback.order
+
+    def before_fit(self) -> None:
+        """Print each epoch's log as one line (not during ``get_preds``)."""
+        if hasattr(self, "gather_preds") or self.learn.logger is noop:
+            return
+        self.learn.logger = self._print_line
+
+    def _print_line(self, log: Sequence[Any]) -> None:
+        names = self.recorder.metric_names
+        parts = [
+            f"{n} {v:.6f}" if isinstance(v, float) else f"{n} {v}"
+            for n, v in zip(names, log, strict=False)
+        ]
+        print("  ".join(parts), flush=True)
+
+
+class StopOnNonFiniteLoss(TerminateOnNaNCallback):
+    """fastai's ``TerminateOnNaNCallback``, raising a named error instead of cancelling silently.
+
+    fastai cancels the fit, after which the fold would look finished.  This raises
+    :class:`~emo_utils.errors.TrainingDiverged` naming the architecture, fold, epoch and
+    batch, before the epoch's checkpoint is written.  The check reads the loss on the CPU
+    (a GPU synchronisation), so on a GPU it runs every ``every`` training batches and on
+    the last one of each epoch; the smoothed loss keeps a NaN/inf of any earlier batch.
+    """
+
+    order = 51  # after fastai's Recorder (50), which updates the smoothed loss
+
+    def __init__(self, *, arch: str, fold: int, every: int = 1) -> None:
+        self.arch, self.fold, self.every = arch, fold, max(1, every)
+
+    def after_batch(self) -> None:
+        """Raise :class:`~emo_utils.errors.TrainingDiverged` when the training loss is NaN/inf."""
+        if not self.training:
+            return
+        last = self.iter == self.n_iter - 1
+        if self.every > 1 and self.iter % self.every and not last:
+            return
+        loss = self.loss if self.every == 1 else self.smooth_loss
+        if bool(torch.isfinite(loss.detach()).all()):
+            return
+        value = float(loss.detach().float().mean())
+        where = "batch" if self.every == 1 else "by batch"
+        raise TrainingDiverged(
+            f"{self.arch} fold {self.fold}: training loss is {value} at epoch {self.epoch}, "
+            f"{where} {self.iter + 1}/{self.n_iter}; the learning rate (train.lr = "
+            f"{self.learn.lr}) is probably too high, or the input holds NaN/inf values. The "
+            "fold is not marked done; lower train.lr in a new run folder (or fix the input) "
+            "and run again"
+        )
 
 
 class BestModelSaver(SaveModelCallback):

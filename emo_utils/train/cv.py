@@ -17,6 +17,13 @@ the next epoch of the same one-cycle schedule (fastai's ``start_epoch``) with th
 optimiser, random-number states and best score restored, so a worse resumed epoch never
 replaces the best weights.  Every file is written atomically; a damaged checkpoint raises
 :class:`~emo_utils.errors.CheckpointError` naming the fold, the file and the fix.
+
+Blown-up training: a NaN/inf training loss raises :class:`~emo_utils.errors.TrainingDiverged`
+naming the fold, epoch and batch (:class:`~emo_utils.train.callbacks.StopOnNonFiniteLoss`);
+the fold's checkpoint and weights are removed and it is not marked done, so a rerun trains
+it again.  OOF probabilities that are NaN, infinite or missing stop the fold before its
+``oof.csv`` is written.  A model whose OOF score is at or below the majority-class baseline
+gets an :class:`~emo_utils.errors.EmoUtilsWarning` and a line in ``cv_report.md``.
 """
 
 from __future__ import annotations
@@ -24,6 +31,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import time
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,7 +46,14 @@ from fastai.torch_core import set_seed
 from ..config import Config
 from ..data.competition import Competition
 from ..data.folds import load_or_create_folds
-from ..errors import CacheError, CheckpointError, ConfigError, TrainingError
+from ..errors import (
+    CacheError,
+    CheckpointError,
+    ConfigError,
+    EmoUtilsWarning,
+    TrainingDiverged,
+    TrainingError,
+)
 from ..features.store import FeatureStore, require_valid_training
 from ..fileio import remove_temp_files, write_csv, write_json, write_text
 from ..infer.predict import predict_rows, view_settings
@@ -53,7 +68,13 @@ from ..models import (
 )
 from ..runs import RunDir
 from ..tasks import Task, get_task
-from .callbacks import AtomicCSVLogger, BestModelSaver, EpochCheckpoint, ResumableEarlyStopping
+from .callbacks import (
+    AtomicCSVLogger,
+    BestModelSaver,
+    EpochCheckpoint,
+    ResumableEarlyStopping,
+    StopOnNonFiniteLoss,
+)
 from .checkpoints import load_weights, read_checkpoint, restore_checkpoint
 from .data import make_dataloaders
 from .learner import make_learner
@@ -167,6 +188,25 @@ class _Run:
     callbacks: Sequence[Callback]
 
 
+def _check_probabilities(
+    probs: np.ndarray, *, n_outputs: int, arch: str, fold: int, file: Path
+) -> None:
+    """Raise when a fold's OOF probabilities are missing, NaN or infinite (naming ``file``)."""
+    probs = np.asarray(probs, dtype=np.float64)
+    if probs.ndim != 2 or probs.shape[1] != n_outputs:
+        raise TrainingError(
+            f"{arch} fold {fold}: {file}: out-of-fold probabilities have shape {probs.shape}, "
+            f"expected {n_outputs} columns; the fold is not marked done"
+        )
+    bad = ~np.isfinite(probs).all(axis=1)
+    if bad.any():
+        raise TrainingError(
+            f"{arch} fold {fold}: {file}: {int(bad.sum())} of {len(probs)} out-of-fold rows hold "
+            "NaN or infinite probabilities (the model's weights blew up: learning rate too "
+            "high, or bad input); the fold is not marked done"
+        )
+
+
 def _finished_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     done = run.run.fold_file(arch, fold, RunDir.DONE_FILE)
     fix = f"delete {done} to train the fold again"
@@ -177,6 +217,12 @@ def _finished_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         raise CheckpointError(
             f"{arch} fold {fold}: {run.run.fold_file(arch, fold, RunDir.FOLD_OOF_FILE)} does not "
             f"match the fold's clips or classes in folds.csv / classes.json; {fix}"
+        )
+    oof_file = run.run.fold_file(arch, fold, RunDir.FOLD_OOF_FILE)
+    if not np.isfinite(oof[list(run.classes)].to_numpy(dtype=np.float64)).all():
+        raise CheckpointError(
+            f"{arch} fold {fold}: {oof_file} holds NaN or empty probabilities (a blown-up "
+            f"training); {fix}"
         )
     keys = {f.name for f in dataclasses.fields(FoldResult)} - {"oof", "skipped"}
     if not keys <= set(info):
@@ -269,11 +315,18 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
                 start_epoch=start_epoch,
             ),
             AtomicCSVLogger(fdir / RunDir.LOG_FILE, start_epoch=start_epoch),
+            StopOnNonFiniteLoss(arch=arch, fold=fold, every=1 if device.type == "cpu" else 20),
             *run.callbacks,
         ]
-        learn.fit_one_cycle(
-            tc.epochs, lr_max=tc.lr, wd=tc.weight_decay, start_epoch=start_epoch, cbs=cbs
-        )
+        try:
+            learn.fit_one_cycle(
+                tc.epochs, lr_max=tc.lr, wd=tc.weight_decay, start_epoch=start_epoch, cbs=cbs
+            )
+        except TrainingDiverged:
+            # The weights of the diverging fit are worthless: a rerun starts the fold over.
+            ckpt_path.unlink(missing_ok=True)
+            model_path.unlink(missing_ok=True)
+            raise
     else:  # every epoch ran before the interruption: only the predictions are missing
         load_weights(model_path, learn.model, dls.device)
 
@@ -289,6 +342,9 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         device=dls.device,
         mixed_precision=tc.mixed_precision,
     )
+    oof_file = fdir / RunDir.FOLD_OOF_FILE
+    n_outputs = len(run.task.output_columns(run.classes))
+    _check_probabilities(probs, n_outputs=n_outputs, arch=arch, fold=fold, file=oof_file)
     y_valid = run.targets[valid_idx]
     scores = {name: run.task.score(name, y_valid, probs) for name in run.task.metrics}
     folds_valid = run.folds.iloc[valid_idx]
@@ -320,7 +376,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         seconds=round(time.perf_counter() - start_time, 3),
         oof=oof,
     )
-    write_csv(fdir / RunDir.FOLD_OOF_FILE, oof)
+    write_csv(oof_file, oof)
     info = result.to_json() | {
         "monitor": tc.monitor,
         "normalization": {"name": tc.image_normalization, "mean": mean, "std": std},
@@ -497,6 +553,8 @@ def train_cv(
     )
     write_json(run.cv_report_file(".json"), report)
     write_text(run.cv_report_file(".md"), report_markdown(report))
+    for message in report["warnings"]:
+        warnings.warn(message, EmoUtilsWarning, stacklevel=2)
     return CVResult(
         run_dir=run.path,
         classes=classes,

@@ -18,9 +18,10 @@ from fastai.optimizer import OptimWrapper
 from fastcore.basics import noop
 from torch import nn
 
+from .._console import interactive
 from ..config import TrainConfig
 from ..tasks import Task, get_task
-from .callbacks import LazyProgressCallback
+from .callbacks import EpochLineLogger, LazyProgressCallback
 
 __all__ = ["make_learner"]
 
@@ -43,7 +44,9 @@ def make_learner(
     from the fold's training targets) and metrics (:meth:`~emo_utils.tasks.Task.fastai_metrics`),
     fastai's ``MixUp`` when ``config.mixup > 0`` and mixed precision (bf16 where
     supported, else fp16) when ``config.mixed_precision`` and the data is on a GPU.
-    ``progress=False`` removes the progress bars and the per-epoch table.
+    ``progress=False`` removes the progress bars and the per-epoch table; where no one
+    watches (:func:`emo_utils._console.interactive` is false: a log file, CI) the bars are
+    replaced by one plain line per epoch.
     """
     task = get_task(task) if isinstance(task, str) else task
     loss = task.make_loss(
@@ -67,7 +70,7 @@ def make_learner(
         learn.add_cb(MixedPrecision(amp_mode=mode))
     learn.remove_cb(ProgressCallback)
     if progress:
-        learn.add_cb(LazyProgressCallback())
+        learn.add_cb(LazyProgressCallback() if interactive() else EpochLineLogger())
     else:
         learn.logger = noop
     return learn

@@ -1,4 +1,9 @@
-"""The cross-validation report of a run: ``cv_report.json`` and its Markdown rendering."""
+"""The cross-validation report of a run: ``cv_report.json`` and its Markdown rendering.
+
+The report holds the majority-class baseline (the score of always predicting the most
+frequent class, scikit-learn's ``DummyClassifier(strategy="most_frequent")``, under each
+metric) and a warning for every model whose OOF score is at or below it.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,73 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
+from sklearn.dummy import DummyClassifier
 
 from ..data.duplicates import describe_groups
 from ..metrics import per_class_report
 from ..tables import markdown_table
 from ..tasks import Task
 
-__all__ = ["cv_report", "report_markdown"]
+__all__ = ["baseline_warnings", "cv_report", "majority_baseline", "report_markdown"]
+
+
+def majority_baseline(
+    targets: np.ndarray, *, task: Task, n_outputs: int
+) -> tuple[dict[str, float], int]:
+    """Scores of always predicting the most frequent class, under each of the task's metrics.
+
+    Parameters
+    ----------
+    targets : numpy.ndarray
+        Encoded targets (class indices) of every clip.
+    task : Task
+        Scores the constant prediction (:meth:`~emo_utils.tasks.Task.score`).
+    n_outputs : int
+        Probability columns of the task's outputs.
+
+    Returns
+    -------
+    scores : dict of str to float
+        Metric -> baseline score.
+    majority : int
+        Index of the most frequent class.
+    """
+    targets = np.asarray(targets)
+    x = np.zeros((len(targets), 1))
+    dummy = DummyClassifier(strategy="most_frequent").fit(x, targets)
+    probs = np.zeros((len(targets), n_outputs))
+    probs[:, dummy.classes_.astype(int)] = dummy.predict_proba(x)
+    majority = int(dummy.classes_[np.argmax(dummy.class_prior_)])
+    return {name: task.score(name, targets, probs) for name in task.metrics}, majority
+
+
+def baseline_warnings(report: dict[str, Any]) -> list[str]:
+    """One message per architecture and metric whose OOF score is at or below the baseline.
+
+    Parameters
+    ----------
+    report : dict
+        The content of ``cv_report.json`` (:func:`cv_report`).
+
+    Returns
+    -------
+    list of str
+        Empty when every model beats the majority-class baseline under every metric.
+    """
+    base = report.get("baseline")
+    if not base:
+        return []
+    out = []
+    for arch, r in report["architectures"].items():
+        for m in report["metrics"]:
+            score = r["overall"][m]
+            if not score > base["scores"][m]:  # NaN counts as at or below
+                out.append(
+                    f"{arch}: OOF {m} {score:.4f} is at or below the majority-class baseline "
+                    f"{base['scores'][m]:.4f} (always predicting {base['class']!r}); the model "
+                    "learned nothing useful (learning rate, epochs, labels or features)"
+                )
+    return out
 
 
 def cv_report(
@@ -79,6 +144,14 @@ def cv_report(
         "n_folds": n_folds,
         "architectures": archs,
     }
+    if len(targets):
+        scores, majority = majority_baseline(targets, task=task, n_outputs=len(columns))
+        report["baseline"] = {
+            "strategy": "most_frequent",
+            "class": list(columns)[majority],
+            "scores": scores,
+        }
+    report["warnings"] = baseline_warnings(report)
     if groups is not None:
         report["groups"] = describe_groups(groups)
     return report
@@ -110,6 +183,15 @@ def report_markdown(report: dict[str, Any]) -> str:
             [[a, *(r["overall"][m] for m in metrics)] for a, r in report["architectures"].items()],
         ),
     ]
+    if base := report.get("baseline"):
+        lines += [
+            "",
+            f"Majority-class baseline (always `{base['class']}`): "
+            + ", ".join(f"{m} {base['scores'][m]:.4f}" for m in metrics)
+            + ".",
+        ]
+    if report.get("warnings"):
+        lines += ["", "## Warnings", "", *(f"- **{w}**" for w in report["warnings"])]
     for arch, r in report["architectures"].items():
         fold_rows = [
             [f["fold"], f["n_valid"], f["best_epoch"], *(f[m] for m in metrics)] for f in r["folds"]
