@@ -42,7 +42,7 @@ from scipy.stats import rankdata
 
 from .config import Config, DataConfig
 from .data.competition import Competition, load_competition
-from .ensemble import _check_probas, _check_weights, geometric_mean_proba, mean_proba, vote_shares
+from .ensemble import check_probas, check_weights, geometric_mean_proba, mean_proba, vote_shares
 from .errors import ConfigError, SubmissionError, TrainingError
 from .fileio import atomic_path, read_csv, write_csv, write_json
 from .runs import RunDir
@@ -302,7 +302,7 @@ def vote_submissions(
             "submission_format", submission_format, f"known formats: {sorted(VOTE_RULES)}"
         )
     competition, data_config = _competition(data_dir, data_config)
-    w = _check_weights(weights, len(paths))
+    w = check_weights(weights, len(paths))
     names = _names(paths)
     labels = pd.DataFrame(
         {n: _read_submission(p, competition) for n, p in zip(names, paths, strict=True)}
@@ -359,11 +359,11 @@ def rank_mean(
     -------
     numpy.ndarray, shape (n_samples, n_classes)
     """
-    p = _check_probas(probas)
+    p = check_probas(probas)
     ranks = rankdata(p, axis=1)
     n = p.shape[1]
     scaled = (ranks - 1) / (n - 1) if n > 1 else np.full_like(ranks, 0.5)
-    return np.average(scaled, axis=0, weights=_check_weights(weights, p.shape[0]))
+    return np.average(scaled, axis=0, weights=check_weights(weights, p.shape[0]))
 
 
 #: Blend name -> function ``(probas, *, weights) -> (n_samples, n_classes)``.

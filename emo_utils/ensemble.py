@@ -62,6 +62,8 @@ __all__ = [
     "EnsembleReport",
     "StackingEnsemble",
     "VotingEnsemble",
+    "check_probas",
+    "check_weights",
     "evaluate_ensembles",
     "geometric_mean_proba",
     "make_ensemble",
@@ -77,7 +79,7 @@ GEOMETRIC_EPS = 1e-12
 
 
 # ---------------------------------------------------------------------------- validation
-def _check_probas(probas: np.ndarray) -> np.ndarray:
+def check_probas(probas: np.ndarray) -> np.ndarray:
     """``probas`` as float64 of shape ``(n_models, n_samples, n_classes)``, finite, >= 0."""
     arr = np.asarray(probas, dtype=np.float64)
     if arr.ndim != 3 or 0 in arr.shape:
@@ -90,7 +92,7 @@ def _check_probas(probas: np.ndarray) -> np.ndarray:
     return arr
 
 
-def _check_weights(weights: Sequence[float] | np.ndarray | None, n_models: int) -> np.ndarray:
+def check_weights(weights: Sequence[float] | np.ndarray | None, n_models: int) -> np.ndarray:
     """Model weights as a float64 array of length ``n_models`` (all ones when ``None``)."""
     if weights is None or len(weights) == 0:
         return np.ones(n_models)
@@ -123,8 +125,8 @@ def vote_shares(
     -------
     numpy.ndarray, shape (n_samples, n_classes)
     """
-    p = _check_probas(probas)
-    w = _check_weights(weights, p.shape[0])
+    p = check_probas(probas)
+    w = check_weights(weights, p.shape[0])
     votes = np.eye(p.shape[2])[p.argmax(axis=2)]  # (n_models, n_samples, n_classes) one-hot
     return np.einsum("m,mnc->nc", w, votes) / w.sum()
 
@@ -167,8 +169,8 @@ def mode_vote(
     >>> mode_vote(p).tolist()  # sums: class 0 = 2.0, class 1 = 2.0 -> lowest index
     [0]
     """
-    p = _check_probas(probas)
-    w = _check_weights(weights, p.shape[0])
+    p = check_probas(probas)
+    w = check_weights(weights, p.shape[0])
     counts = vote_shares(p, weights=w)
     soft = np.einsum("m,mnc->nc", w, p)
     tied = np.isclose(counts, counts.max(axis=1, keepdims=True), rtol=1e-9, atol=1e-12)
@@ -193,8 +195,8 @@ def mean_proba(
     numpy.ndarray, shape (n_samples, n_classes)
         Rows sum to 1 when every model's rows do.
     """
-    p = _check_probas(probas)
-    return np.average(p, axis=0, weights=_check_weights(weights, p.shape[0]))
+    p = check_probas(probas)
+    return np.average(p, axis=0, weights=check_weights(weights, p.shape[0]))
 
 
 def geometric_mean_proba(
@@ -220,8 +222,8 @@ def geometric_mean_proba(
     numpy.ndarray, shape (n_samples, n_classes)
         Finite, non-negative, rows sum to 1.
     """
-    p = _check_probas(probas)
-    w = _check_weights(weights, p.shape[0])
+    p = check_probas(probas)
+    w = check_weights(weights, p.shape[0])
     log_mean = np.average(np.log(np.clip(p, eps, None)), axis=0, weights=w)
     return softmax(log_mean, axis=1)  # exp and renormalise, computed stably
 
@@ -271,7 +273,7 @@ class VotingEnsemble:
 
     def fit(self, probas: np.ndarray, y: np.ndarray | None = None) -> VotingEnsemble:
         """Check ``probas`` and one weight per model; learn nothing and return ``self``."""
-        _check_weights(self.weights, _check_probas(probas).shape[0])
+        check_weights(self.weights, check_probas(probas).shape[0])
         return self
 
     def predict_proba(self, probas: np.ndarray) -> np.ndarray:
@@ -300,7 +302,7 @@ STACKING_MODELS: dict[str, Callable[[int], ClassifierMixin]] = {
 
 def _stack_features(probas: np.ndarray) -> np.ndarray:
     """``(n_models, n_samples, n_classes)`` -> ``(n_samples, n_models * n_classes)``."""
-    p = _check_probas(probas)
+    p = check_probas(probas)
     return p.transpose(1, 0, 2).reshape(p.shape[1], -1)
 
 
@@ -605,7 +607,7 @@ def score_ensembles(
     -------
     EnsembleReport
     """
-    p = _check_probas(probas)
+    p = check_probas(probas)
     y = np.asarray(y, dtype=np.int64)
     get_metric(metric)
     resolve_method(method, next(iter(ENSEMBLES)))  # fail on an unknown name before scoring
