@@ -40,6 +40,9 @@ shorter than its header claims             :class:`~emo_utils.errors.EmoUtilsWar
                                            kept
 extension libsndfile cannot read           :func:`check_formats` raises one
                                            :class:`~emo_utils.errors.DataError` listing them all
+                                           (training files; test files get a failed row)
+text file under an audio name              :class:`~emo_utils.errors.AudioError`; reasons never
+                                           quote a file's bytes
 ========================================  =====================================================
 """
 
@@ -69,6 +72,7 @@ __all__ = [
     "crop_start",
     "load_audio",
     "load_clip",
+    "unreadable_formats",
 ]
 
 #: Seconds decoded beyond each end of the wanted window, so the resampler sees the same
@@ -173,6 +177,27 @@ def crop_start(
 
 
 # ---------------------------------------------------------------------------- formats
+def unreadable_formats(paths: Iterable[str | os.PathLike]) -> dict[str, list[str]]:
+    """Files whose extension libsndfile cannot read, by extension.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+
+    Returns
+    -------
+    dict
+        Lower-case extension (with dot) -> the files with it, in input order; empty when
+        every file is readable (files without extension count as readable).
+    """
+    bad: dict[str, list[str]] = {}
+    for p in paths:
+        ext = Path(p).suffix.lower()
+        if ext and ext not in SUPPORTED_EXTENSIONS:
+            bad.setdefault(ext, []).append(os.fspath(p))
+    return bad
+
+
 def check_formats(paths: Iterable[str | os.PathLike]) -> None:
     """Fail before any work starts if some files have a format libsndfile cannot read.
 
@@ -188,11 +213,7 @@ def check_formats(paths: Iterable[str | os.PathLike]) -> None:
         Listing every unsupported extension with its count and example files, e.g.
         ``.m4a`` (AAC in MP4, which needs ffmpeg), or ``.mp3`` with libsndfile < 1.1.
     """
-    bad: dict[str, list[str]] = {}
-    for p in paths:
-        ext = Path(p).suffix.lower()
-        if ext and ext not in SUPPORTED_EXTENSIONS:
-            bad.setdefault(ext, []).append(os.fspath(p))
+    bad = unreadable_formats(paths)
     if not bad:
         return
     parts = [
@@ -209,12 +230,15 @@ def check_formats(paths: Iterable[str | os.PathLike]) -> None:
 
 # ---------------------------------------------------------------------------- diagnosis
 def _looks_like_text(head: bytes) -> bool:
+    """Whether ``head`` is printable UTF-8 text (the bytes are inspected, never quoted)."""
     if not head or b"\x00" in head:
         return False
     try:
         text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3 or exc.reason != "unexpected end of data":
+            return False
+        text = head[: exc.start].decode("utf-8")  # a character cut at the end of the head
     return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
 
 
@@ -244,10 +268,11 @@ def _diagnose_mp4(head: bytes, size: int, path: Path) -> str | None:
 
 
 def _diagnose_text(head: bytes, size: int, path: Path) -> str | None:
+    # Never quote the text: a CSV row may point at a private file (reasons reach stdout,
+    # the cache's failures.csv and the submission's failures file).
     if not _looks_like_text(head):
         return None
-    preview = head[:40].decode("utf-8", errors="replace").splitlines()[0] if head.strip() else ""
-    return f"text file, not audio (starts with {preview!r})"
+    return f"text file, not audio ({size} bytes of text, no audio header)"
 
 
 def _diagnose_mp3(head: bytes, size: int, path: Path) -> str | None:
@@ -257,6 +282,7 @@ def _diagnose_mp3(head: bytes, size: int, path: Path) -> str | None:
 
 
 #: Diagnosers tried in order on a file libsndfile refused: ``f(head, size, path) -> reason``.
+#: A reason describes the problem and never quotes the file's bytes.
 _DIAGNOSERS: tuple[Callable[[bytes, int, Path], str | None], ...] = (
     _diagnose_id3,
     _diagnose_mp4,
