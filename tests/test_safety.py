@@ -8,6 +8,7 @@ epoch on a folder whose ``test.csv`` lists an ``.m4a`` and a text file saved as 
 from __future__ import annotations
 
 import json
+import re
 import warnings
 from pathlib import Path
 
@@ -138,7 +139,11 @@ def test_text_disguised_as_wav_is_diagnosed_without_quoting_it(tmp_path):
     [
         ({"features.fmax": 9000}, "features.fmax", r"<= audio\.sample_rate / 2 = 8000 Hz"),
         ({"features.fmin": 8000}, "features.fmin", r"< audio\.sample_rate / 2"),
-        ({"features.n_fft": 16}, "features.n_fft", r"too small for features\.n_mels = 32.*n_fft >="),
+        (
+            {"features.n_fft": 16},
+            "features.n_fft",
+            r"too small for features\.n_mels = 32.*n_fft >=",
+        ),
         ({"features.n_fft": 128, "features.n_mels": 128}, "features.n_fft", r"n_mels <= \d+"),
         ({"features.win_length": 1024}, "features.win_length", r"\[0, n_fft=512\]"),
     ],
@@ -152,7 +157,6 @@ def test_physically_impossible_feature_settings_are_config_errors(overrides, fie
 def test_the_advised_n_fft_and_n_mels_really_work():
     with pytest.raises(ConfigError) as info:
         CONFIG.override({"features.n_fft": 128, "features.n_mels": 64})
-    import re
 
     n_fft = int(re.search(r"n_fft >= (\d+)", info.value.reason).group(1))
     n_mels = int(re.search(r"n_mels <= (\d+)", info.value.reason).group(1))
