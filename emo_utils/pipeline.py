@@ -498,7 +498,7 @@ def predict_and_submit(
 def _check_test_split(data_dir: str | os.PathLike, config: Config) -> None:
     """Before training: the test CSV, its paths and the sample submission are valid.
 
-    Test files in a format libsndfile cannot read do not stop the run: they are announced
+    Test files in a format no backend reads do not stop the run: they are announced
     now (one warning) and get fallback rows in the submission after training.
 
     Raises
@@ -514,8 +514,8 @@ def _check_test_split(data_dir: str | os.PathLike, config: Config) -> None:
     if bad:
         n = sum(len(files) for files in bad.values())
         warnings.warn(
-            f"{n} test file(s) in format(s) libsndfile cannot read ({', '.join(sorted(bad))}) "
-            "will get fallback rows in the submission; convert them (e.g. `ffmpeg -i clip.m4a "
+            f"{n} test file(s) in format(s) no backend reads ({', '.join(sorted(bad))}) "
+            "will get fallback rows in the submission; convert them (e.g. `ffmpeg -i clip.wv "
             "clip.flac`) for real predictions",
             EmoUtilsWarning,
             stacklevel=3,

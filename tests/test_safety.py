@@ -245,10 +245,12 @@ def test_fold_advice_for_a_single_clip_class_says_to_drop_or_merge_it():
 
 # ============================================================================ test files
 def test_undecodable_test_files_get_fallback_rows_after_training(tmp_path):
-    data = _folder(tmp_path / "data", test=["t0.wav", "clip.m4a", "secret.wav", "t1.wav"])
+    names = ["t0.wav", "clip.wv", "fake.m4a", "secret.wav", "t1.wav"]
+    data = _folder(tmp_path / "data", test=names)
     write_tone(data / "test" / "t0.wav", sr=16000, seconds=1.0, freq=300.0)
     write_tone(data / "test" / "t1.wav", sr=16000, seconds=1.0, freq=3000.0)
-    write_fake_m4a(data / "test" / "clip.m4a")
+    write_fake_m4a(data / "test" / "clip.wv")  # an extension no backend reads
+    write_fake_m4a(data / "test" / "fake.m4a")  # PyAV reads .m4a, but this one is damaged
     write_text_as_audio(data / "test" / "secret.wav", SECRET * 3)
     run, subs = tmp_path / "run", tmp_path / "subs"
     with warnings.catch_warnings(record=True) as caught:
@@ -263,18 +265,19 @@ def test_undecodable_test_files_get_fallback_rows_after_training(tmp_path):
             progress=False,
         )
     texts = [str(w.message) for w in caught]
-    assert any("1 test file(s) in format(s) libsndfile cannot read (.m4a)" in t for t in texts)
+    assert any("1 test file(s) in format(s) no backend reads (.wv)" in t for t in texts)
     sub = pd.read_csv(result.submission, dtype=str, keep_default_na=False)
-    assert sub["filename"].tolist() == ["t0.wav", "clip.m4a", "secret.wav", "t1.wav"]
+    assert sub["filename"].tolist() == names
     assert set(sub["emotion"]) <= set(_FREQ)
     failures = pd.read_csv(next(subs.glob("*failures.csv")), dtype=str, keep_default_na=False)
     reasons = dict(zip(failures["filename"], failures["reason"], strict=True))
-    assert set(reasons) == {"clip.m4a", "secret.wav"}
-    assert "unsupported format '.m4a'" in reasons["clip.m4a"]
+    assert set(reasons) == {"clip.wv", "fake.m4a", "secret.wav"}
+    assert "unsupported format '.wv'" in reasons["clip.wv"]
+    assert "not a readable audio file (ffmpeg" in reasons["fake.m4a"]
     assert "text file, not audio" in reasons["secret.wav"]
     summary = json.loads((run / "summary.json").read_text())
     fallback = {k: v for k, v in summary["counts"].items() if k.startswith("test fallback row")}
-    assert sum(fallback.values()) == 2
+    assert sum(fallback.values()) == 3
     # No reason anywhere quotes the text file's content.
     everywhere = [
         (run / "summary.json").read_text(),
@@ -287,9 +290,9 @@ def test_undecodable_test_files_get_fallback_rows_after_training(tmp_path):
 
 
 def test_unreadable_training_formats_still_stop_before_work(tmp_path):
-    data = _folder(tmp_path / "data", train_extra={"bad.m4a": "sad"}, test=["angry_0.wav"])
-    write_fake_m4a(data / "train" / "bad.m4a")
-    with pytest.raises(DataError, match=r"\.m4a \(1 file"):
+    data = _folder(tmp_path / "data", train_extra={"bad.wv": "sad"}, test=["angry_0.wav"])
+    write_fake_m4a(data / "train" / "bad.wv")
+    with pytest.raises(DataError, match=r"\.wv \(1 file"):
         train(
             data,
             run_dir=tmp_path / "run",

@@ -426,7 +426,7 @@ def build_cache(
     ConfigError
         ``features.channels`` names a channel that is not registered (before any work).
     DataError
-        Some training files have an extension libsndfile cannot read (before any work
+        Some training files have an extension no decoder reads (before any work
         starts).  Test files with such an extension get a failed row with the reason.
 
     Warns
@@ -456,7 +456,7 @@ def build_cache(
         return store
 
     if split == "train":
-        # Test files in a format libsndfile cannot read become failed rows (fallback rows of
+        # Test files in a format no decoder reads become failed rows (fallback rows of
         # the submission) instead: a run never stops after training because of test data.
         check_formats(plan.clips)
     if chunk_size < 1:
