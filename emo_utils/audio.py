@@ -368,11 +368,10 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     ext = path.suffix.lower()
-    if ext and ext not in SUPPORTED_EXTENSIONS:
+    if ext and ext not in SUPPORTED_EXTENSIONS:  # PyAV formats go to _open_av instead
         raise AudioError(
             path,
-            f"unsupported format {ext!r} (libsndfile {sf.__libsndfile_version__} reads "
-            f"{' '.join(sorted(SUPPORTED_EXTENSIONS))})",
+            f"unsupported format {ext!r} (readable: {' '.join(readable_extensions())})",
         )
     try:
         return sf.SoundFile(path)

@@ -200,7 +200,7 @@ BAD_CASES = [
     ("truncated_mp3", "m.mp3", lambda p: write_truncated_mp3(p, keep_bytes=200), "no decodable"),
     ("nan", "n.wav", write_nan_wav, "NaN/inf"),
     ("m4a_content", "a.wav", write_fake_m4a, "MP4/M4A"),
-    ("m4a_extension", "a.m4a", write_fake_m4a, r"not a readable audio file \(ffmpeg"),
+    ("m4a_extension", "a.m4a", write_fake_m4a, "not a readable audio file (ffmpeg"),
     ("unreadable_extension", "a.wv", write_fake_m4a, "unsupported format '.wv'"),
 ]
 
