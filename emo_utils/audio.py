@@ -1,10 +1,11 @@
 """Decoding audio files into fixed-length mono clips.
 
 Every file is decoded with :mod:`soundfile` (libsndfile; version 1.1 or later also reads
-mp3), mixed to mono with :func:`librosa.to_mono`, resampled with :func:`librosa.resample`
+mp3), or, for the formats libsndfile cannot read (:data:`AV_EXTENSIONS`: AAC/M4A,
+WebM/Opus, WMA, AMR), with PyAV (:mod:`av`, ffmpeg's libraries), then mixed to mono with :func:`librosa.to_mono`, resampled with :func:`librosa.resample`
 (soxr, librosa's default ``soxr_hq`` quality) and returned as float32.  This is exactly the
 arithmetic of :func:`librosa.load`, without its deprecated audioread fallback: a file
-libsndfile cannot read is an :class:`~emo_utils.errors.AudioError` naming the file and a
+neither backend can read is an :class:`~emo_utils.errors.AudioError` naming the file and a
 human-readable reason, never a silent retry with another decoder.
 
 Only the part of a file that is needed is decoded: :func:`load_audio` seeks to the window
@@ -38,8 +39,11 @@ zero samples                               :class:`~emo_utils.errors.AudioError`
 shorter than ``audio.min_duration``        :class:`~emo_utils.errors.EmoUtilsWarning`, zero-padded
 shorter than its header claims             :class:`~emo_utils.errors.EmoUtilsWarning`, decoded part
                                            kept
-extension libsndfile cannot read           :func:`check_formats` raises one
+extension no backend reads                 :func:`check_formats` raises one
                                            :class:`~emo_utils.errors.DataError` listing them all
+                                           (training files; test files get a failed row)
+text file under an audio name              :class:`~emo_utils.errors.AudioError`; reasons never
+                                           quote a file's bytes
 ========================================  =====================================================
 """
 
@@ -49,9 +53,10 @@ import contextlib
 import math
 import os
 import warnings
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import librosa
 import numpy as np
@@ -61,6 +66,7 @@ from .config import AudioConfig
 from .errors import AudioError, ConfigError, DataError, EmoUtilsWarning
 
 __all__ = [
+    "AV_EXTENSIONS",
     "CROP_POLICIES",
     "SUPPORTED_EXTENSIONS",
     "AudioInfo",
@@ -69,6 +75,8 @@ __all__ = [
     "crop_start",
     "load_audio",
     "load_clip",
+    "readable_extensions",
+    "unreadable_formats",
 ]
 
 #: Seconds decoded beyond each end of the wanted window, so the resampler sees the same
@@ -108,6 +116,28 @@ def _supported_extensions() -> dict[str, str]:
 #: File extension (lower case, with dot) -> libsndfile format, for this libsndfile build.
 #: ``.mp3`` is present only with libsndfile 1.1 or later.
 SUPPORTED_EXTENSIONS: dict[str, str] = _supported_extensions()
+
+#: Extensions libsndfile cannot read that are decoded with PyAV (ffmpeg's libraries) when
+#: :mod:`av` is installed: AAC/ALAC in MP4, WebM/Matroska (Opus, Vorbis), WMA, AMR.
+AV_EXTENSIONS: tuple[str, ...] = tuple(
+    ext
+    for ext in (".m4a", ".mp4", ".aac", ".webm", ".mka", ".mkv", ".wma", ".asf", ".amr", ".3gp")
+    if ext not in SUPPORTED_EXTENSIONS
+)
+
+try:
+    import av
+except ImportError:  # optional: without it, AV_EXTENSIONS are unreadable formats
+    av = None
+
+
+def readable_extensions() -> tuple[str, ...]:
+    """Every extension one of the backends reads: libsndfile's, plus PyAV's if installed."""
+    return tuple(sorted({*SUPPORTED_EXTENSIONS, *(AV_EXTENSIONS if av is not None else ())}))
+
+
+def _uses_av(path: str | os.PathLike) -> bool:
+    return av is not None and Path(path).suffix.lower() in AV_EXTENSIONS
 
 
 # ---------------------------------------------------------------------------- crop policies
@@ -173,8 +203,30 @@ def crop_start(
 
 
 # ---------------------------------------------------------------------------- formats
+def unreadable_formats(paths: Iterable[str | os.PathLike]) -> dict[str, list[str]]:
+    """Files whose extension no backend reads, by extension.
+
+    Parameters
+    ----------
+    paths : iterable of path-like
+
+    Returns
+    -------
+    dict
+        Lower-case extension (with dot) -> the files with it, in input order; empty when
+        every file is readable (files without extension count as readable).
+    """
+    readable = set(readable_extensions())
+    bad: dict[str, list[str]] = {}
+    for p in paths:
+        ext = Path(p).suffix.lower()
+        if ext and ext not in readable:
+            bad.setdefault(ext, []).append(os.fspath(p))
+    return bad
+
+
 def check_formats(paths: Iterable[str | os.PathLike]) -> None:
-    """Fail before any work starts if some files have a format libsndfile cannot read.
+    """Fail before any work starts if some files have a format no backend can read.
 
     Parameters
     ----------
@@ -188,11 +240,7 @@ def check_formats(paths: Iterable[str | os.PathLike]) -> None:
         Listing every unsupported extension with its count and example files, e.g.
         ``.m4a`` (AAC in MP4, which needs ffmpeg), or ``.mp3`` with libsndfile < 1.1.
     """
-    bad: dict[str, list[str]] = {}
-    for p in paths:
-        ext = Path(p).suffix.lower()
-        if ext and ext not in SUPPORTED_EXTENSIONS:
-            bad.setdefault(ext, []).append(os.fspath(p))
+    bad = unreadable_formats(paths)
     if not bad:
         return
     parts = [
@@ -201,20 +249,23 @@ def check_formats(paths: Iterable[str | os.PathLike]) -> None:
     ]
     raise DataError(
         f"{sum(len(v) for v in bad.values())} audio file(s) in format(s) that libsndfile "
-        f"{sf.__libsndfile_version__} cannot read: {'; '.join(parts)}. "
-        f"Readable extensions: {' '.join(sorted(SUPPORTED_EXTENSIONS))}. "
-        "Convert the files first, e.g. `ffmpeg -i clip.m4a clip.flac`."
+        f"{sf.__libsndfile_version__}{'' if av is None else ' and PyAV'} cannot read: "
+        f"{'; '.join(parts)}. Readable extensions: {' '.join(readable_extensions())}. "
+        "Convert the files first, e.g. `ffmpeg -i clip.wv clip.flac`."
     )
 
 
 # ---------------------------------------------------------------------------- diagnosis
 def _looks_like_text(head: bytes) -> bool:
+    """Whether ``head`` is printable UTF-8 text (the bytes are inspected, never quoted)."""
     if not head or b"\x00" in head:
         return False
     try:
         text = head.decode("utf-8")
-    except UnicodeDecodeError:
-        return False
+    except UnicodeDecodeError as exc:
+        if exc.start < len(head) - 3 or exc.reason != "unexpected end of data":
+            return False
+        text = head[: exc.start].decode("utf-8")  # a character cut at the end of the head
     return all(ch.isprintable() or ch in "\r\n\t" for ch in text)
 
 
@@ -244,10 +295,11 @@ def _diagnose_mp4(head: bytes, size: int, path: Path) -> str | None:
 
 
 def _diagnose_text(head: bytes, size: int, path: Path) -> str | None:
+    # Never quote the text: a CSV row may point at a private file (reasons reach stdout,
+    # the cache's failures.csv and the submission's failures file).
     if not _looks_like_text(head):
         return None
-    preview = head[:40].decode("utf-8", errors="replace").splitlines()[0] if head.strip() else ""
-    return f"text file, not audio (starts with {preview!r})"
+    return f"text file, not audio ({size} bytes of text, no audio header)"
 
 
 def _diagnose_mp3(head: bytes, size: int, path: Path) -> str | None:
@@ -257,6 +309,7 @@ def _diagnose_mp3(head: bytes, size: int, path: Path) -> str | None:
 
 
 #: Diagnosers tried in order on a file libsndfile refused: ``f(head, size, path) -> reason``.
+#: A reason describes the problem and never quotes the file's bytes.
 _DIAGNOSERS: tuple[Callable[[bytes, int, Path], str | None], ...] = (
     _diagnose_id3,
     _diagnose_mp4,
@@ -315,11 +368,10 @@ def _open(path: str | os.PathLike) -> sf.SoundFile:
     if size == 0:
         raise AudioError(path, "empty file (0 bytes)")
     ext = path.suffix.lower()
-    if ext and ext not in SUPPORTED_EXTENSIONS:
+    if ext and ext not in SUPPORTED_EXTENSIONS:  # PyAV formats go to _open_av instead
         raise AudioError(
             path,
-            f"unsupported format {ext!r} (libsndfile {sf.__libsndfile_version__} reads "
-            f"{' '.join(sorted(SUPPORTED_EXTENSIONS))})",
+            f"unsupported format {ext!r} (readable: {' '.join(readable_extensions())})",
         )
     try:
         return sf.SoundFile(path)
@@ -333,12 +385,153 @@ def audio_info(path: str | os.PathLike) -> AudioInfo:
     Raises
     ------
     AudioError
-        The file is missing, empty or not readable by libsndfile.
+        The file is missing, empty or not readable by libsndfile (or PyAV, for
+        :data:`AV_EXTENSIONS`).
     """
+    if _uses_av(path):
+        with _open_av(path) as (container, stream):
+            native, claimed = _av_rate_and_frames(container, stream)
+            return AudioInfo(
+                os.fspath(path),
+                native,
+                claimed,
+                stream.codec_context.channels,
+                container.format.name.upper(),
+                stream.codec_context.name.upper(),
+            )
     with _open(path) as fh:
         return AudioInfo(
             os.fspath(path), fh.samplerate, fh.frames, fh.channels, fh.format, fh.subtype
         )
+
+
+# ---------------------------------------------------------------------------- PyAV backend
+def _av_detail(exc: Exception) -> str:
+    """Ffmpeg's message without the file name or any file bytes."""
+    return str(getattr(exc, "strerror", "") or type(exc).__name__).strip()
+
+
+@contextlib.contextmanager
+def _open_av(path: str | os.PathLike) -> Iterator[tuple[Any, Any]]:
+    """Open with PyAV; yield ``(container, first audio stream)`` or raise an AudioError."""
+    path = Path(path)
+    if not path.is_file():
+        raise AudioError(path, "file not found" if not path.exists() else "not a regular file")
+    if path.stat().st_size == 0:
+        raise AudioError(path, "empty file (0 bytes)")
+    try:
+        container = av.open(os.fspath(path), mode="r")
+    except (av.FFmpegError, UnicodeDecodeError) as exc:
+        with open(path, "rb") as fh:
+            head = fh.read(512)
+        reason = _diagnose_text(head, path.stat().st_size, path)
+        raise AudioError(
+            path, reason or f"not a readable audio file (ffmpeg: {_av_detail(exc)})"
+        ) from exc
+    with container:
+        if not container.streams.audio:
+            raise AudioError(path, "no audio stream in the container")
+        yield container, container.streams.audio[0]
+
+
+def _av_rate_and_frames(container: Any, stream: Any) -> tuple[int, int]:
+    """Native rate and claimed frames (the container's estimate; 0 when unknown)."""
+    native = int(stream.codec_context.sample_rate or stream.rate or 0)
+    if native <= 0:
+        raise AudioError(container.name, "audio stream without a sample rate")
+    if stream.duration is not None and stream.time_base is not None:
+        seconds = float(stream.duration * stream.time_base)
+    elif container.duration is not None:
+        seconds = container.duration / av.time_base
+    else:
+        seconds = 0.0
+    return native, max(0, round(seconds * native))
+
+
+def _av_frames(container: Any, stream: Any) -> Iterator[np.ndarray]:
+    """Float32 ``(n, channels)`` blocks of every decoded audio frame, from the start.
+
+    Positions are counted in decoded samples from the first one, which is exact; seeking
+    in compressed containers is not (timestamps in milliseconds, decoder pre-roll).
+    """
+    converter = av.AudioResampler(format="fltp")  # sample format only: rate and layout kept
+    for frame in container.decode(stream):
+        for converted in converter.resample(frame):
+            yield np.ascontiguousarray(converted.to_ndarray().T, dtype=np.float32)
+
+
+def _read_window_av(
+    path: str | os.PathLike,
+    *,
+    sample_rate: int,
+    max_duration: float | None,
+    crop: str,
+    rng: np.random.Generator | None,
+) -> _Window:
+    """The window (plus resampler margins) of a file PyAV decodes.
+
+    Decoding starts at the first sample and stops after the window: the ``"start"`` window
+    (the default) decodes only itself, a later window also what precedes it, because
+    seeking in compressed containers is not sample-exact.  A container that does not state
+    its length, or a window other than ``"start"``, is first counted by decoding the file
+    once (the stated length includes the codec's padding).
+    """
+    with _open_av(path) as (container, stream):
+        native, claimed = _av_rate_and_frames(container, stream)
+    if claimed <= 0 or crop != "start":
+        # A window placed from the length needs it exactly: containers may state it with
+        # the codec's padding (Opus pre-skip) and decoders may return end padding (AAC
+        # without an edit list); the smaller of the stated and the decoded count is the
+        # audio (the "start" window stops at the stated length the same way).
+        counted = _av_count_frames(path)
+        claimed = min(claimed, counted) if claimed > 0 else counted
+        if claimed <= 0:
+            raise AudioError(path, "no audio samples could be decoded")
+    start, lead, want, margin = _window_bounds(
+        native=native,
+        claimed=claimed,
+        sample_rate=sample_rate,
+        max_duration=max_duration,
+        crop=crop,
+        rng=rng,
+    )
+    first, n_read = start - lead, lead + want + margin
+    blocks: list[np.ndarray] = []
+    got, error = 0, ""
+    with _open_av(path) as (container, stream):
+        try:
+            position = 0
+            for block in _av_frames(container, stream):
+                lo = max(0, first + got - position)
+                position += len(block)
+                if lo >= len(block):
+                    continue
+                part = block[lo : lo + n_read - got]
+                blocks.append(part)
+                got += len(part)
+                if got >= n_read:
+                    break
+        except av.FFmpegError as exc:
+            error = f"ffmpeg: {_av_detail(exc)}"
+    if got < n_read and not error:  # the end of the file: now its exact length is known
+        claimed = min(claimed, first + got)
+    channels = blocks[0].shape[1] if blocks else 1
+    frames = np.concatenate(blocks) if blocks else np.zeros((0, channels), np.float32)
+    if len(frames) == 0 and error:
+        raise AudioError(path, f"decoding failed: {error}")
+    return _Window(frames, native, claimed, start, lead, n_read, error)
+
+
+def _av_count_frames(path: str | os.PathLike) -> int:
+    """Frames of a file whose container does not state its length (decodes it all)."""
+    total = 0
+    with _open_av(path) as (container, stream):
+        try:
+            for block in _av_frames(container, stream):
+                total += len(block)
+        except av.FFmpegError:
+            pass  # what decoded counts; the window read reports the error
+    return total
 
 
 def _read_frames(fh: sf.SoundFile, path: str | os.PathLike, n: int) -> tuple[np.ndarray, str]:
@@ -419,18 +612,49 @@ def load_audio(
     EmoUtilsWarning
         The file holds fewer frames than its header claims (the decoded part is returned).
     """
+    read = _read_window_av if _uses_av(path) else _read_window_sf
+    window = read(path, sample_rate=sample_rate, max_duration=max_duration, crop=crop, rng=rng)
+    return _finish(
+        path, window, sample_rate=sample_rate, max_duration=max_duration, res_type=res_type
+    )
+
+
+@dataclass
+class _Window:
+    """Decoded frames of a window plus what :func:`_finish` needs to check and cut them."""
+
+    frames: np.ndarray  # (n, channels) float32 at the native rate
+    native: int  # native rate
+    claimed: int  # frames the header claims
+    start: int  # first frame of the wanted window
+    lead: int  # frames decoded before ``start`` (resampler context)
+    n_read: int  # frames asked for
+    error: str = ""  # decoding error after which the part that decoded was kept
+    header_notes: tuple[str, ...] = ()
+
+
+def _read_window_sf(
+    path: str | os.PathLike,
+    *,
+    sample_rate: int,
+    max_duration: float | None,
+    crop: str,
+    rng: np.random.Generator | None,
+) -> _Window:
+    """The window (plus resampler margins) of a file libsndfile reads."""
     with _open(path) as fh:
         native = fh.samplerate
         claimed = fh.frames
         if claimed <= 0:
             raise AudioError(path, "no audio samples (header only, empty data)")
-        want = claimed if max_duration is None else min(claimed, math.ceil(max_duration * native))
-        start = crop_start(total=claimed, size=want, policy=crop, rng=rng)
-        resampling = native != sample_rate
-        margin = round(RESAMPLE_MARGIN * native) if resampling else 0
-        # Align the leading margin so it maps to a whole number of output samples.
-        step = native // math.gcd(native, sample_rate)
-        lead = (min(start, margin) // step) * step
+        start, lead, want, margin = _window_bounds(
+            native=native,
+            claimed=claimed,
+            sample_rate=sample_rate,
+            max_duration=max_duration,
+            crop=crop,
+            rng=rng,
+        )
         if start - lead:
             _seek(fh, path, start - lead)
         n_read = lead + want + margin
@@ -441,6 +665,46 @@ def load_audio(
             _seek(fh, path, 0)
             lead, start, n_read = 0, 0, want + margin
             frames, error = _read_frames(fh, path, n_read)
+    return _Window(frames, native, claimed, start, lead, n_read, error, tuple(header_notes))
+
+
+def _window_bounds(
+    *,
+    native: int,
+    claimed: int,
+    sample_rate: int,
+    max_duration: float | None,
+    crop: str,
+    rng: np.random.Generator | None,
+) -> tuple[int, int, int, int]:
+    """``(start, lead, want, margin)`` in native frames: the window and its context.
+
+    ``start`` is the window's first frame, ``want`` its length; ``lead`` frames before it
+    and ``margin`` after it are decoded too when resampling, so the resampler sees the same
+    context as on the whole file.
+    """
+    want = claimed if max_duration is None else min(claimed, math.ceil(max_duration * native))
+    start = crop_start(total=claimed, size=want, policy=crop, rng=rng)
+    margin = round(RESAMPLE_MARGIN * native) if native != sample_rate else 0
+    # Align the leading margin so it maps to a whole number of output samples.
+    step = native // math.gcd(native, sample_rate)
+    lead = (min(start, margin) // step) * step
+    return start, lead, want, margin
+
+
+def _finish(
+    path: str | os.PathLike,
+    window: _Window,
+    *,
+    sample_rate: int,
+    max_duration: float | None,
+    res_type: str,
+) -> np.ndarray:
+    """Check, mix to mono, resample and cut a decoded window (both backends)."""
+    frames, native, claimed = window.frames, window.native, window.claimed
+    start, lead, n_read = window.start, window.lead, window.n_read
+    error, header_notes = window.error, list(window.header_notes)
+    resampling = native != sample_rate
     expected = min(n_read, claimed - (start - lead))
     missing = expected - len(frames)
     if len(frames) == 0:

@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import hashlib
 import importlib
 import json
 import math
 import os
 import types
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -183,6 +185,11 @@ class DataConfig:
         The task-registry entry (:data:`emo_utils.tasks.TASKS`): how targets are read, the
         loss, metrics, folds, OOF/submission formats.  Default ``"classification"``
         (single-label, one class per clip).
+    allow_outside_paths : bool
+        If False (default) a CSV row whose file name is an absolute path, holds a ``..``
+        component, or resolves (through symlinks) outside the data folder stops every stage
+        before any work, all such rows listed in one error.  Symlinks that stay inside the
+        data folder are always allowed.  Set it to True only for CSVs you trust.
     """
 
     train_csv: str = "train.csv"
@@ -194,6 +201,7 @@ class DataConfig:
     label_column: str = "emotion"
     skip_bad_train: bool = False
     task: str = "classification"
+    allow_outside_paths: bool = False
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -558,6 +566,7 @@ class Config:
                 self.ensemble.weights,
                 f"needs one weight per architecture ({len(self.train.architectures)})",
             )
+        _check_physical_limits(self.audio, self.features)
         if self.ensemble.tta_windows:
             _check(
                 self.audio.max_duration > self.audio.duration,
@@ -589,16 +598,30 @@ class Config:
 
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> Config:
-        """Load a ``.json``, ``.yaml`` or ``.yml`` file."""
+        """Load a ``.json``, ``.yaml`` or ``.yml`` file.
+
+        Raises
+        ------
+        ConfigError
+            The file is missing, empty, not UTF-8 text (binary, UTF-16, latin-1), cannot be
+            parsed, or holds an invalid value; the message names the file or field.
+        """
         path = Path(path)
         if not path.is_file():
             raise ConfigError("<file>", os.fspath(path), "config file does not exist")
-        text = path.read_text(encoding="utf-8")
+        text = _read_config_text(path)
         try:
             data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise ConfigError("<file>", os.fspath(path), f"cannot be parsed: {exc}") from exc
-        return cls.from_dict(data or {})
+        if data is None:  # only comments or blank lines
+            raise ConfigError(
+                "<file>",
+                os.fspath(path),
+                "config file holds no settings (only blank lines or comments); write `{}` "
+                "to mean every default, or use a preset",
+            )
+        return cls.from_dict(data)
 
     @classmethod
     def preset(cls, name: str) -> Config:
@@ -669,6 +692,94 @@ class Config:
         audio = {k: v for k, v in data["audio"].items() if k not in _NOT_IN_FEATURE_HASH}
         payload = json.dumps({"audio": audio, "features": data["features"]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
+def _read_config_text(path: Path) -> str:
+    """The text of a config file, or a :class:`ConfigError` naming the file and problem."""
+    name = os.fspath(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError("<file>", name, f"cannot be read ({exc.strerror})") from exc
+    if not raw.strip():
+        raise ConfigError("<file>", name, "config file is empty; write `{}` to mean every default")
+    if raw.startswith((b"\xff\xfe", b"\xfe\xff")) or (len(raw) > 1 and raw[1:2] == b"\x00"):
+        raise ConfigError("<file>", name, "config file is UTF-16 text; save it as UTF-8")
+    if b"\x00" in raw:
+        raise ConfigError("<file>", name, "config file is binary, not JSON or YAML text")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            "<file>",
+            name,
+            f"config file is not UTF-8 text (undecodable byte at offset {exc.start}); "
+            "save it as UTF-8",
+        ) from exc
+    return text.removeprefix("\ufeff")
+
+
+def _check_physical_limits(audio: AudioConfig, features: FeatureConfig) -> None:
+    """Checks that need both sections: ``fmax`` below Nyquist, no empty mel filter.
+
+    Raises
+    ------
+    ConfigError
+        ``features.fmax`` or ``features.fmin`` above ``audio.sample_rate / 2``, or a mel
+        filter of the bank that covers no FFT bin (``features.n_fft`` too small for
+        ``features.n_mels``; the message names the largest ``n_mels`` that works and the
+        smallest power-of-two ``n_fft`` that does).
+    """
+    nyquist = audio.sample_rate / 2
+    _check(
+        features.fmax <= nyquist,
+        "features.fmax",
+        features.fmax,
+        f"must be <= audio.sample_rate / 2 = {nyquist:g} Hz (0 means the Nyquist frequency)",
+    )
+    _check(
+        features.fmin < nyquist,
+        "features.fmin",
+        features.fmin,
+        f"must be < audio.sample_rate / 2 = {nyquist:g} Hz",
+    )
+    if _empty_mel_filters(
+        audio.sample_rate, features.n_fft, features.n_mels, features.fmin, features.fmax
+    ):
+        n_fft = features.n_fft
+        while n_fft < 2**20 and _empty_mel_filters(
+            audio.sample_rate, n_fft, features.n_mels, features.fmin, features.fmax
+        ):
+            n_fft *= 2
+        n_mels = features.n_mels
+        while n_mels > 1 and _empty_mel_filters(
+            audio.sample_rate, features.n_fft, n_mels, features.fmin, features.fmax
+        ):
+            n_mels -= 1
+        raise ConfigError(
+            "features.n_fft",
+            features.n_fft,
+            f"too small for features.n_mels = {features.n_mels} at {audio.sample_rate} Hz "
+            f"(fmin {features.fmin:g}, fmax {features.fmax or nyquist:g}): some mel filters "
+            f"would cover no FFT bin and give empty image rows; use n_fft >= {n_fft} or "
+            f"n_mels <= {n_mels}",
+        )
+
+
+@functools.lru_cache(maxsize=64)
+def _empty_mel_filters(sample_rate: int, n_fft: int, n_mels: int, fmin: float, fmax: float) -> bool:
+    """Whether :func:`librosa.filters.mel` has an all-zero filter (librosa's own test)."""
+    import librosa  # the bank itself; imported only when a config is validated
+    import numpy as np
+
+    fmax = fmax or sample_rate / 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # librosa warns "Empty filters detected"
+        weights = librosa.filters.mel(
+            sr=sample_rate, n_fft=n_fft, n_mels=n_mels, fmin=fmin, fmax=fmax
+        )
+    mel_f = librosa.mel_frequencies(n_mels + 2, fmin=fmin, fmax=fmax)
+    return not bool(np.all((mel_f[:-2] == 0) | (weights.max(axis=1) > 0)))
 
 
 def resolve_config(

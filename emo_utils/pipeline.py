@@ -29,6 +29,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from .audio import unreadable_formats
 from .config import Config
 from .data.competition import Competition, load_competition
 from .ensemble import EnsembleReport, evaluate_ensembles, make_ensemble
@@ -519,6 +520,33 @@ def predict_and_submit(
     )
 
 
+def _check_test_split(data_dir: str | os.PathLike, config: Config) -> None:
+    """Before training: the test CSV, its paths and the sample submission are valid.
+
+    Test files in a format no backend reads do not stop the run: they are announced
+    now (one warning) and get fallback rows in the submission after training.
+
+    Raises
+    ------
+    DataError
+        From :func:`~emo_utils.data.competition.load_competition` (CSV columns, encodings,
+        paths outside the data folder, the sample submission's columns).
+    """
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmoUtilsWarning)  # train() reports the CSV warnings
+        comp = load_competition(data_dir, config.data)
+    bad = unreadable_formats(comp.test["path"])
+    if bad:
+        n = sum(len(files) for files in bad.values())
+        warnings.warn(
+            f"{n} test file(s) in format(s) no backend reads ({', '.join(sorted(bad))}) "
+            "will get fallback rows in the submission; convert them (e.g. `ffmpeg -i clip.wv "
+            "clip.flac`) for real predictions",
+            EmoUtilsWarning,
+            stacklevel=3,
+        )
+
+
 def run_pipeline(
     data_dir: str | os.PathLike,
     *,
@@ -538,6 +566,7 @@ def run_pipeline(
         "progress": progress,
         "report": collector,
     }
+    _check_test_split(data_dir, config)
     train(data_dir, run_dir=run_dir, config=config, **kwargs)
     result = predict(data_dir, run_dir=run_dir, submissions_dir=submissions_dir, **kwargs)
     result.seconds = time.perf_counter() - start

@@ -47,6 +47,7 @@ __all__ = [
     "write_tone",
     "write_truncated_mp3",
     "write_truncated_wav",
+    "write_with_av",
 ]
 
 
@@ -313,3 +314,41 @@ def write_competition(
     )
     pd.DataFrame({"filename": list(test)}).to_csv(root / "test.csv", index=False)
     return root
+
+
+def write_with_av(
+    path: str | os.PathLike,
+    y: np.ndarray,
+    *,
+    sr: int,
+    container: str,
+    codec: str,
+    bit_rate: int | None = None,
+) -> Path:
+    """Encode ``y`` (``(n,)`` or ``(n, channels)`` float) with PyAV (ffmpeg's encoders).
+
+    E.g. ``container="mp4", codec="aac"`` (M4A), ``"webm", "libopus"``, ``"asf", "wmav2"``.
+    Frames of the encoder's frame size are fed with running timestamps, as ffmpeg does.
+    """
+    import av
+
+    path = _prepare(path)
+    y = np.asarray(y, dtype=np.float32)
+    y = y[:, None] if y.ndim == 1 else y
+    layout = {1: "mono", 2: "stereo"}[y.shape[1]]
+    with av.open(os.fspath(path), "w", format=container) as out:
+        stream = out.add_stream(codec, rate=sr)
+        stream.layout = layout
+        if bit_rate:
+            stream.bit_rate = bit_rate
+        size = stream.codec_context.frame_size or 1024
+        for i in range(0, len(y), size):
+            frame = av.AudioFrame.from_ndarray(
+                np.ascontiguousarray(y[i : i + size].T), format="fltp", layout=layout
+            )
+            frame.sample_rate, frame.pts = sr, i
+            for packet in stream.encode(frame):
+                out.mux(packet)
+        for packet in stream.encode(None):
+            out.mux(packet)
+    return path

@@ -200,7 +200,8 @@ BAD_CASES = [
     ("truncated_mp3", "m.mp3", lambda p: write_truncated_mp3(p, keep_bytes=200), "no decodable"),
     ("nan", "n.wav", write_nan_wav, "NaN/inf"),
     ("m4a_content", "a.wav", write_fake_m4a, "MP4/M4A"),
-    ("m4a_extension", "a.m4a", write_fake_m4a, "unsupported format '.m4a'"),
+    ("m4a_extension", "a.m4a", write_fake_m4a, "not a readable audio file (ffmpeg"),
+    ("unreadable_extension", "a.wv", write_fake_m4a, "unsupported format '.wv'"),
 ]
 
 
@@ -267,12 +268,12 @@ def test_supported_extensions_cover_the_competition_formats():
 
 
 def test_check_formats_lists_every_unreadable_extension_at_once(tmp_path):
-    paths = [tmp_path / "a.wav", tmp_path / "b.m4a", tmp_path / "c.M4A", tmp_path / "d.aac"]
+    paths = [tmp_path / "a.wav", tmp_path / "b.wv", tmp_path / "c.WV", tmp_path / "d.ape"]
     with pytest.raises(DataError) as info:
         check_formats(paths)
     message = str(info.value)
     assert "3 audio file(s)" in message
-    assert ".m4a (2 file(s)" in message
-    assert ".aac (1 file(s)" in message
+    assert ".wv (2 file(s)" in message
+    assert ".ape (1 file(s)" in message
     assert "a.wav" not in message
-    check_formats([tmp_path / "x.wav", tmp_path / "y.MP3", tmp_path / "noext"])
+    check_formats([tmp_path / "x.wav", tmp_path / "y.MP3", tmp_path / "noext", tmp_path / "z.m4a"])

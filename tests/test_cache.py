@@ -401,10 +401,10 @@ def test_failed_training_files_stop_training_with_every_reason(tmp_path):
 
 def test_unreadable_format_fails_before_any_work(tmp_path):
     comp = make_competition(tmp_path / "data")
-    write_fake_m4a(comp.root / "train" / "z.m4a")
-    write_competition(comp.root, train={**dict.fromkeys(TRAIN, "a"), "z.m4a": "b"}, test=["t1.wav"])
+    write_fake_m4a(comp.root / "train" / "z.wv")
+    write_competition(comp.root, train={**dict.fromkeys(TRAIN, "a"), "z.wv": "b"}, test=["t1.wav"])
     comp = load_competition(comp.root)
-    with pytest.raises(DataError, match=r"\.m4a \(1 file"):
+    with pytest.raises(DataError, match=r"\.wv \(1 file"):
         build_cache(comp, "train", config=CONFIG, n_jobs=1, progress=False)
     assert not (comp.root / ".emo_cache").exists()
 

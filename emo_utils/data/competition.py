@@ -16,7 +16,12 @@ Rules applied to the CSVs (each is tested and listed in the README):
 * ``test.csv`` rows are kept exactly as given (order and duplicates), because the
   submission needs one row per test row;
 * file names are looked up as written and, failing that, in the other Unicode normal form
-  (NFC/NFD), since archives made on macOS store decomposed names.
+  (NFC/NFD), since archives made on macOS store decomposed names;
+* a file name that is an absolute path, holds a ``..`` component, or resolves through a
+  symlink outside the data folder is an error listing every such row, before any work,
+  unless ``data.allow_outside_paths`` (symlinks inside the folder are fine);
+* an empty or non-UTF-8 CSV (train, test or sample submission) is an error naming the file
+  and the problem.
 """
 
 from __future__ import annotations
@@ -26,7 +31,7 @@ import unicodedata
 import warnings
 from collections import Counter
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
@@ -86,8 +91,17 @@ def _read_csv(path: Path, required: dict[str, str]) -> pd.DataFrame:
     if not path.is_file():
         raise DataError(f"{path}: CSV file not found")
     try:
-        df = pd.read_csv(path, dtype=str, keep_default_na=False, skipinitialspace=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        df = pd.read_csv(
+            path, dtype=str, keep_default_na=False, skipinitialspace=False, encoding="utf-8"
+        )
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(f"{path}: empty file (expected a header line and rows)") from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: not UTF-8 text (undecodable byte at offset {exc.start}, e.g. latin-1); "
+            "save it as UTF-8"
+        ) from exc
+    except pd.errors.ParserError as exc:
         raise DataError(f"{path}: cannot be parsed as CSV ({exc})") from exc
     df.columns = [str(c).strip() for c in df.columns]
     missing = [c for c in required if c not in df.columns]
@@ -106,10 +120,29 @@ def _read_csv(path: Path, required: dict[str, str]) -> pd.DataFrame:
 
 
 def read_sample_submission_columns(path: Path, config: DataConfig) -> tuple[str, str]:
-    """Columns of the sample submission, or ``(filename_column, label_column)`` if absent."""
+    """Columns of the sample submission, or ``(filename_column, label_column)`` if absent.
+
+    Raises
+    ------
+    DataError
+        The file is empty, not UTF-8, not CSV, or does not have exactly two columns.
+    """
     if not path.is_file():
         return (config.filename_column, config.label_column)
-    header = pd.read_csv(path, nrows=0).columns
+    try:
+        header = pd.read_csv(path, nrows=0, encoding="utf-8").columns
+    except pd.errors.EmptyDataError as exc:
+        raise DataError(
+            f"{path}: sample submission is empty (expected a header line such as "
+            f"'{config.filename_column},{config.label_column}'); fix or delete it"
+        ) from exc
+    except UnicodeDecodeError as exc:
+        raise DataError(
+            f"{path}: sample submission is not UTF-8 text (undecodable byte at offset "
+            f"{exc.start}, e.g. latin-1); save it as UTF-8"
+        ) from exc
+    except pd.errors.ParserError as exc:
+        raise DataError(f"{path}: sample submission cannot be parsed as CSV ({exc})") from exc
     if len(header) != 2:
         raise DataError(f"{path}: expected 2 columns (file name, label), found {list(header)}")
     return (str(header[0]).strip(), str(header[1]).strip())
@@ -129,6 +162,45 @@ def resolve_audio_path(folder: Path, filename: str) -> Path:
         if alt.exists():
             return alt
     return candidate
+
+
+def _outside_reason(name: str, folder: Path, bases: tuple[str, ...]) -> str | None:
+    """Why ``name`` (a CSV file name) leads outside the data folder, or None."""
+    pure = Path(name)
+    if pure.is_absolute() or PureWindowsPath(name).is_absolute() or name.startswith(("/", "\\")):
+        return "absolute path"
+    if ".." in pure.parts or ".." in PureWindowsPath(name).parts:
+        return "'..' component"
+    target = resolve_audio_path(folder, name)
+    if not os.path.lexists(target):
+        return None  # missing files fail later with "file not found"
+    real = os.path.realpath(target)
+    if not any(real == base or real.startswith(base + os.sep) for base in bases):
+        return "symlink resolving outside the data folder"
+    return None
+
+
+def _check_inside(csv: Path, names: pd.Series, folder: Path, root: Path) -> None:
+    """Refuse CSV rows whose file lies outside the data folder (or the audio folder).
+
+    Raises
+    ------
+    DataError
+        Naming the CSV, every such row (line number, name, why) and
+        ``data.allow_outside_paths``.
+    """
+    bases = tuple(dict.fromkeys(os.path.realpath(p) for p in (root, folder)))
+    bad = []
+    for i, name in enumerate(names):
+        reason = _outside_reason(name, folder, bases)
+        if reason is not None:
+            bad.append(f"line {i + 2} {name!r} ({reason})")
+    if bad:
+        raise DataError(
+            f"{csv}: {len(bad)} row(s) name files outside the data folder {root}: "
+            f"{'; '.join(bad)}. File names must be relative paths inside the data folder; "
+            "set data.allow_outside_paths: true only if you trust this CSV."
+        )
 
 
 def _clean_labels(labels: pd.Series, path: Path, notes: list[dict[str, str]]) -> pd.Series:
@@ -168,7 +240,8 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
     Raises
     ------
     DataError
-        Missing folder, CSV or column; blank label; conflicting labels for one file.
+        Missing folder, CSV or column; empty or non-UTF-8 CSV; blank label; conflicting
+        labels for one file; file names leading outside the data folder.
     """
     config = config or DataConfig()
     root = Path(data_dir)
@@ -182,6 +255,7 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
     train = pd.DataFrame(
         {"filename": train[fcol].str.strip(), "label": _clean_labels(train[lcol], train_csv, notes)}
     )
+    train_names = train["filename"].copy()  # every CSV row, for the path check's line numbers
 
     per_file = train.groupby("filename", sort=False)["label"].unique()
     conflicts = {name: sorted(labels) for name, labels in per_file.items() if len(labels) > 1}
@@ -205,6 +279,10 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
     test_dir = root / config.test_audio_dir
     train["path"] = [str(resolve_audio_path(train_dir, name)) for name in train["filename"]]
     test["path"] = [str(resolve_audio_path(test_dir, name)) for name in test["filename"]]
+
+    if not config.allow_outside_paths:
+        _check_inside(train_csv, train_names, train_dir, root)
+        _check_inside(test_csv, test["filename"], test_dir, root)
 
     classes = tuple(sorted(train["label"].unique()))
     if len(classes) < 2:

@@ -68,10 +68,18 @@ def check_fold_counts(
     unit = "clips" if groups is None else "distinct groups"
     too_few = {str(k): int(v) for k, v in counts.items() if v < n_folds}
     if too_few:
+        largest = int(counts.min())  # the most folds every class can fill
+        if largest >= 2:
+            advice = f"Lower train.n_folds to {largest} or add clips of those classes."
+        else:
+            single = sorted(str(k) for k, v in counts.items() if v < 2)
+            advice = (
+                f"Class(es) {single} have a single {unit[:-1]}, so not even 2 folds work: "
+                "drop those rows or merge the class into another, or add clips of it."
+            )
         raise TrainingError(
             f"train.n_folds = {n_folds}, but class(es) {too_few} have fewer {unit} than folds: "
-            f"every fold needs at least one of each class. Lower train.n_folds to "
-            f"{max(2, int(counts.min()))} or add clips of those classes."
+            f"every fold needs at least one of each class. {advice}"
         )
 
 
