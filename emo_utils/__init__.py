@@ -13,6 +13,7 @@ The stages, in the order data flows through them (``docs/design.md`` has the con
 ``emo_utils.ensemble``     mode vote, probability averaging, stacking, chosen on OOF
 ``emo_utils.submission``   the competition CSV, validated against ``test.csv``
 ``emo_utils.reports``      run reports and EDA plots (read only)
+``emo_utils.endgame``      vote over submission files, blend probability files, gather runs
 ``emo_utils.pipeline``     all stages in order (what ``python -m emo_utils run`` calls)
 ``emo_utils.runs``         ``RunDir``: every path and reader of a run folder
 =========================  ==============================================================

@@ -83,6 +83,7 @@ from sklearn.decomposition import PCA
 from sklearn.neighbors import NearestNeighbors
 from tqdm.auto import tqdm
 
+from .._console import interactive
 from ..errors import AudioError, ConfigError, DataError, EmoUtilsWarning
 from ..fileio import write_csv, write_json
 
@@ -324,9 +325,11 @@ def _fingerprint_all(
     jobs = Parallel(n_jobs=n_jobs, return_as="generator")(
         delayed(_fingerprint_file)(p, settings, index_step) for p in paths
     )
-    return list(
-        tqdm(jobs, total=len(paths), desc="fingerprints", unit="clip", disable=not progress)
-    )
+    bars = progress and interactive()
+    out = list(tqdm(jobs, total=len(paths), desc="fingerprints", unit="clip", disable=not bars))
+    if progress and not bars:
+        print(f"fingerprints: {len(paths)} clips", flush=True)
+    return out
 
 
 # ---------------------------------------------------------------------------- matching

@@ -47,6 +47,7 @@ from joblib import Parallel, delayed
 from scipy import signal
 from tqdm.auto import tqdm
 
+from .._console import interactive
 from ..errors import ConfigError, DataError
 from ..fileio import atomic_path, read_json, write_csv, write_json
 
@@ -865,9 +866,12 @@ def make_demo_dataset(
     jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
         delayed(_write_clip)(*task) for task in todo
     )
-    with tqdm(total=len(todo), desc="demo clips", unit="clip", disable=not progress) as bar:
+    bars = progress and interactive()
+    with tqdm(total=len(todo), desc="demo clips", unit="clip", disable=not bars) as bar:
         for _ in jobs:
             bar.update()
+    if progress and not bars:
+        print(f"demo clips: {len(todo)} written, {len(files) - len(todo)} reused", flush=True)
 
     train = plan[plan["split"] == "train"]
     test = plan[plan["split"] == "test"]
