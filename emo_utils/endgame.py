@@ -42,7 +42,14 @@ from scipy.stats import rankdata
 
 from .config import Config, DataConfig
 from .data.competition import Competition, load_competition
-from .ensemble import check_probas, check_weights, geometric_mean_proba, mean_proba, vote_shares
+from .ensemble import (
+    at_max,
+    check_probas,
+    check_weights,
+    geometric_mean_proba,
+    mean_proba,
+    vote_shares,
+)
 from .errors import ConfigError, SubmissionError, TrainingError
 from .fileio import atomic_path, read_csv, write_csv, write_json
 from .runs import RunDir
@@ -198,11 +205,11 @@ def _vote_single_label(
     codes = labels.apply(lambda col: col.map(index)).to_numpy(np.int64).T  # (n_files, n_rows)
     one_hot = np.eye(len(classes))[codes]  # each file votes for its label
     counts = vote_shares(one_hot, weights=weights)  # (n_rows, n_classes)
-    tied = np.isclose(counts, counts.max(axis=1, keepdims=True), rtol=1e-9, atol=1e-12)
+    tied = at_max(counts)
     n_ties = int((tied.sum(axis=1) > 1).sum())
     if probabilities is not None:
-        soft = np.where(tied, np.einsum("m,mnc->nc", weights, probabilities), -np.inf)
-        tied &= np.isclose(soft, soft.max(axis=1, keepdims=True), rtol=1e-9, atol=1e-12)
+        soft = np.einsum("m,mnc->nc", weights, probabilities)
+        tied &= at_max(np.where(tied, soft, -np.inf))
     # Earliest file whose label is still tied: the order given decides what is left.
     first = np.argmax(np.take_along_axis(tied, codes.T, axis=1), axis=1)
     winners = codes[first, np.arange(codes.shape[1])]

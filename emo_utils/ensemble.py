@@ -62,6 +62,7 @@ __all__ = [
     "EnsembleReport",
     "StackingEnsemble",
     "VotingEnsemble",
+    "at_max",
     "check_probas",
     "check_weights",
     "evaluate_ensembles",
@@ -131,6 +132,29 @@ def vote_shares(
     return np.einsum("m,mnc->nc", w, votes) / w.sum()
 
 
+def at_max(scores: np.ndarray) -> np.ndarray:
+    """Mask of the entries equal to their row's maximum, up to float rounding.
+
+    The tie rule of every vote: relative tolerance ``1e-9`` (absolute ``1e-12``), so float
+    rounding in weights cannot decide a tie; ``-inf`` entries are never at the maximum of a
+    row holding a finite value.
+
+    Parameters
+    ----------
+    scores : numpy.ndarray, shape (n_samples, n_classes)
+
+    Returns
+    -------
+    numpy.ndarray of bool, shape (n_samples, n_classes)
+
+    Examples
+    --------
+    >>> at_max(np.array([[1.0, 1.0 + 1e-12, 0.5]])).tolist()
+    [[True, True, False]]
+    """
+    return np.isclose(scores, scores.max(axis=1, keepdims=True), rtol=1e-9, atol=1e-12)
+
+
 def mode_vote(
     probas: np.ndarray, *, weights: Sequence[float] | np.ndarray | None = None
 ) -> np.ndarray:
@@ -173,10 +197,8 @@ def mode_vote(
     w = check_weights(weights, p.shape[0])
     counts = vote_shares(p, weights=w)
     soft = np.einsum("m,mnc->nc", w, p)
-    tied = np.isclose(counts, counts.max(axis=1, keepdims=True), rtol=1e-9, atol=1e-12)
-    key = np.where(tied, soft, -np.inf)
-    best = key.max(axis=1, keepdims=True)
-    still_tied = tied & np.isclose(key, best, rtol=1e-9, atol=1e-12)
+    tied = at_max(counts)
+    still_tied = tied & at_max(np.where(tied, soft, -np.inf))
     return still_tied.argmax(axis=1).astype(np.int64)  # first True = lowest class index
 
 
@@ -617,9 +639,6 @@ def score_ensembles(
             f"{p.shape[1]} labels (got {y.shape})"
         )
     methods = list(ENSEMBLES) if methods is None else list(methods)
-    unknown = [m for m in methods if m not in ENSEMBLES]
-    if unknown:
-        raise ConfigError("ensemble.method", unknown, f"unknown method; known: {list(ENSEMBLES)}")
     metrics = list(METRICS) if metrics is None else list(metrics)
     names_in_order = [metric, *(m for m in metrics if m != metric)]
 
