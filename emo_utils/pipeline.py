@@ -35,7 +35,7 @@ from .data.competition import Competition, load_competition
 from .ensemble import EnsembleReport, evaluate_ensembles, make_ensemble
 from .errors import EmoUtilsWarning, SubmissionError
 from .features import FeatureStore, build_cache, default_cache_dir
-from .fileio import read_json, write_json
+from .fileio import write_json
 from .infer.predict import ModelLoader, predict_test
 from .runs import RunDir
 from .submission import SUBMISSION_FORMATS, SubmissionFiles, class_prior, failures_from_store
@@ -286,10 +286,9 @@ def train(
 
 def _baseline_warnings(run: RunDir, ensemble_scores: dict[str, float], metric: str) -> list[str]:
     """``cv_report.json``'s warnings, plus ensembles at or below the majority-class baseline."""
-    path = run.cv_report_file(".json")
-    if not path.is_file():
+    report = run.read_cv_report()
+    if report is None:
         return []
-    report = read_json(path)
     out = list(report.get("warnings", []))
     base = report.get("baseline", {}).get("scores", {}).get(metric)
     if base is not None:
@@ -482,9 +481,9 @@ def predict_and_submit(
         stacking_model=config.ensemble.stacking_model,
         seed=config.train.seed,
     )
-    if report.method == "stacking":
-        oof = run.load_oof(archs, classes)
-        ensemble.fit(oof.probas, oof.y)
+    # Every ensemble is fitted on the OOF predictions (voting only checks them).
+    oof = run.load_oof(archs, classes)
+    ensemble.fit(oof.probas, oof.y)
     labels = np.full(len(store), -1, dtype=np.int64)
     proba = np.full((len(store), len(classes)), np.nan)
     if ok.any():

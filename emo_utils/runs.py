@@ -305,6 +305,36 @@ class RunDir:
         else:
             write_json(self.classes_file, list(classes))
 
+    # ------------------------------------------------------------------ reports
+    def _read_report(self, path: Path) -> dict[str, Any] | None:
+        if not path.is_file():
+            return None
+        try:
+            report = read_json(path)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path}: cannot be read ({exc}); rerun the stage") from exc
+        return report if isinstance(report, dict) else {}
+
+    def read_cv_report(self) -> dict[str, Any] | None:
+        """``cv_report.json`` (``None`` before training finished; ``{}`` if not an object).
+
+        Raises
+        ------
+        CheckpointError
+            The file is damaged.
+        """
+        return self._read_report(self.cv_report_file(".json"))
+
+    def read_ensemble_report(self) -> dict[str, Any] | None:
+        """``ensemble_report.json`` (``None`` when absent; ``{}`` if not an object).
+
+        Raises
+        ------
+        CheckpointError
+            The file is damaged.
+        """
+        return self._read_report(self.ensemble_report_file(".json"))
+
     # ------------------------------------------------------------------ fold results
     def read_done(self, arch: str, fold: int) -> dict[str, Any]:
         """The content of a fold's ``done.json``.

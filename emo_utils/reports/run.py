@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -24,7 +24,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import CacheError, ConfigError, DataError, EmoUtilsWarning, TrainingError
-from ..fileio import read_csv, read_json, write_csv, write_text
+from ..fileio import read_csv, write_csv, write_text
 from ..runs import OOF, RunDir
 from ..tables import markdown_table
 from .plots import (
@@ -118,12 +118,12 @@ def _report_scores(run: RunDir) -> tuple[pd.DataFrame, str, str] | None:
     :func:`emo_utils.ensemble.evaluate_ensembles` writes; ``None`` when there is none or
     it does not have that structure (the scores are then recomputed from the OOF files).
     """
-    path = run.ensemble_report_file(".json")
-    if not path.is_file():
+    report = run.read_ensemble_report()
+    if report is None:
         return None
-    report = read_json(path)
-    rows = report.get("rows") if isinstance(report, Mapping) else None
-    metric = report.get("metric") if isinstance(report, Mapping) else None
+    path = run.ensemble_report_file(".json")
+    rows = report.get("rows")
+    metric = report.get("metric")
     table = pd.DataFrame(rows) if isinstance(rows, list) and rows else None
     if table is None or not isinstance(metric, str) or not {"name", "kind", metric} <= set(table):
         warnings.warn(
