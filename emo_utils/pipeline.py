@@ -246,6 +246,7 @@ def train(
     collector = report or RunReport()
     run = RunDir(run_dir)
     run.check_config(config)
+    cache = _cache_dir(Path(data_dir), cache_dir)
     with collector.recording():
         comp = load_competition(data_dir, config.data)
         check_training_setup(comp, config)  # architectures, weights, folds: before any work
@@ -253,7 +254,7 @@ def train(
             comp,
             "train",
             config=config,
-            cache_dir=_cache_dir(Path(data_dir), cache_dir),
+            cache_dir=cache,
             n_jobs=n_jobs,
             progress=progress,
         )
@@ -265,7 +266,7 @@ def train(
             found = duplicate_groups_for(
                 usable,
                 config,
-                _cache_dir(Path(data_dir), cache_dir),
+                cache,
                 n_jobs=n_jobs,
                 progress=progress,
             )

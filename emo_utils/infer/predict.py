@@ -254,11 +254,10 @@ def predict_test(
     batch_size = batch_size or 2 * config.train.batch_size
     columns = task.output_columns(classes)
     results: dict[str, np.ndarray] = {}
+    folds = range(n_folds) if store.ok.any() else range(0)  # no image: no model to load
     for arch in archs:
         total = np.zeros((len(store), len(columns)))
-        for fold in range(n_folds):
-            if not store.ok.any():
-                break
+        for fold in folds:
             model = loader(run.path, arch=arch, fold=fold, device=dev)
             probs = predict_rows(
                 model,

@@ -26,8 +26,8 @@ __all__ = [
     "ModelFamily",
     "build_model",
     "check_architectures",
+    "check_local_weights",
     "check_normalization",
-    "check_weights",
     "register_family",
     "resolve_architecture",
     "select_device",
@@ -129,7 +129,7 @@ def check_normalization(architectures: Sequence[str], name: str) -> None:
             )
 
 
-def check_weights(architectures: Sequence[str], weights_dir: str | os.PathLike) -> None:
+def check_local_weights(architectures: Sequence[str], weights_dir: str | os.PathLike) -> None:
     """Fail before any work when local pretrained weights are missing for a name."""
     for arch in architectures:
         family, name = resolve_architecture(arch)

@@ -61,8 +61,8 @@ from ..models import (
     NormalizedModel,
     build_model,
     check_architectures,
+    check_local_weights,
     check_normalization,
-    check_weights,
     image_statistics,
     select_device,
 )
@@ -88,10 +88,10 @@ def _oof_frame(
     labels: Sequence[str],
     fold: np.ndarray,
     probs: np.ndarray,
-    classes: Sequence[str],
+    columns: Sequence[str],
 ) -> pd.DataFrame:
     df = pd.DataFrame({"filename": list(filenames), "label": list(labels), "fold": fold})
-    return pd.concat([df, pd.DataFrame(probs, columns=list(classes))], axis=1)
+    return pd.concat([df, pd.DataFrame(probs, columns=list(columns))], axis=1)
 
 
 @dataclass
@@ -181,6 +181,7 @@ class _Run:
     task: Task
     store: FeatureStore
     classes: tuple[str, ...]
+    columns: list[str]  # the task's output columns of OOF files
     folds: pd.DataFrame  # filename, label, fold (competition order)
     store_rows: np.ndarray  # store row of every folds row
     targets: np.ndarray  # encoded target of every folds row
@@ -209,17 +210,17 @@ def _check_probabilities(
 
 def _finished_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     done = run.run.fold_file(arch, fold, RunDir.DONE_FILE)
+    oof_file = run.run.fold_file(arch, fold, RunDir.FOLD_OOF_FILE)
     fix = f"delete {done} to train the fold again"
     info = run.run.read_done(arch, fold)
     oof = run.run.read_fold_oof(arch, fold)
     expected = run.folds["filename"][run.folds["fold"] == fold]
-    if set(oof.get("filename", [])) != set(expected) or not set(run.classes) <= set(oof.columns):
+    if set(oof.get("filename", [])) != set(expected) or not set(run.columns) <= set(oof.columns):
         raise CheckpointError(
-            f"{arch} fold {fold}: {run.run.fold_file(arch, fold, RunDir.FOLD_OOF_FILE)} does not "
-            f"match the fold's clips or classes in folds.csv / classes.json; {fix}"
+            f"{arch} fold {fold}: {oof_file} does not match the fold's clips or classes in "
+            f"folds.csv / classes.json; {fix}"
         )
-    oof_file = run.run.fold_file(arch, fold, RunDir.FOLD_OOF_FILE)
-    if not np.isfinite(oof[list(run.classes)].to_numpy(dtype=np.float64)).all():
+    if not np.isfinite(oof[run.columns].to_numpy(dtype=np.float64)).all():
         raise CheckpointError(
             f"{arch} fold {fold}: {oof_file} holds NaN or empty probabilities (a blown-up "
             f"training); {fix}"
@@ -343,8 +344,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         mixed_precision=tc.mixed_precision,
     )
     oof_file = fdir / RunDir.FOLD_OOF_FILE
-    n_outputs = len(run.task.output_columns(run.classes))
-    _check_probabilities(probs, n_outputs=n_outputs, arch=arch, fold=fold, file=oof_file)
+    _check_probabilities(probs, n_outputs=len(run.columns), arch=arch, fold=fold, file=oof_file)
     y_valid = run.targets[valid_idx]
     scores = {name: run.task.score(name, y_valid, probs) for name in run.task.metrics}
     folds_valid = run.folds.iloc[valid_idx]
@@ -353,7 +353,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         folds_valid["label"],
         folds_valid["fold"].to_numpy(),
         probs,
-        run.classes,
+        run.columns,
     )
     epochs_run = tc.epochs
     if stopper is not None and stopper.stopped_epoch is not None:
@@ -436,7 +436,7 @@ def check_training_setup(competition: Competition, config: Config) -> None:
     check_architectures(tc.architectures)
     check_normalization(tc.architectures, tc.image_normalization)
     if tc.pretrained and tc.weights_dir:
-        check_weights(tc.architectures, tc.weights_dir)
+        check_local_weights(tc.architectures, tc.weights_dir)
     task.check_counts(competition.train["label"].tolist(), n_folds=tc.n_folds)
 
 
@@ -518,6 +518,7 @@ def train_cv(
         task=task,
         store=store,
         classes=classes,
+        columns=task.output_columns(classes),
         folds=folds[["filename", "label", "fold"]],
         store_rows=rows,
         targets=task.encode(folds["label"].tolist(), classes),
@@ -577,4 +578,4 @@ def _merge_oof(run: _Run, arch: str, results: list[FoldResult]) -> pd.DataFrame:
             f"({missing[:5]}); the fold files disagree with folds.csv"
         )
     merged = merged.set_index("filename").loc[run.folds["filename"]].reset_index()
-    return merged[["filename", "label", "fold", *run.classes]]
+    return merged[["filename", "label", "fold", *run.columns]]
