@@ -80,7 +80,7 @@ def training_data_factory():
 
 
 #: The shared run's config: timm's tiny ``test_resnet`` from scratch, 3 folds x 2 epochs.
-#: ``tests/test_training.py`` checks its own ``CONFIG`` equals this one.
+#: ``tests/test_training.py`` uses it as its ``CONFIG``.
 TRAINED_RUN_CONFIG = Config().override(
     {
         "train.architectures": ["test_resnet"],

@@ -15,6 +15,7 @@ import pandas as pd
 import pytest
 import timm
 import torch
+from conftest import TRAINED_RUN_CONFIG
 from fastai.callback.core import Callback
 from fastai.callback.progress import ProgressCallback
 
@@ -33,20 +34,7 @@ MODEL_FILE, CHECKPOINT_FILE, LOG_FILE = RunDir.MODEL_FILE, RunDir.CHECKPOINT_FIL
 DONE_FILE, FOLD_OOF_FILE = RunDir.DONE_FILE, RunDir.FOLD_OOF_FILE
 
 ARCH = "test_resnet"
-CONFIG = Config().override(
-    {
-        "train.architectures": [ARCH],
-        "train.pretrained": False,
-        "train.n_folds": 3,
-        "train.epochs": 2,
-        "train.batch_size": 8,
-        "train.lr": 3e-3,
-        "train.label_smoothing": 0.1,
-        "train.class_weights": True,
-        "train.mixup": 0.4,
-        "train.monitor": "f1_macro",
-    }
-)
+CONFIG = TRAINED_RUN_CONFIG  # the shared session run's config (tests/conftest.py)
 
 
 class Interrupt(Exception):
@@ -96,7 +84,7 @@ class EpochRecorder(Callback):
 @pytest.fixture(scope="module")
 def cv_run(trained_run, training_data):
     """The session's shared tiny run (read-only: copy it before writing into it)."""
-    assert trained_run.config == CONFIG, "conftest's TRAINED_RUN_CONFIG must equal CONFIG"
+    assert trained_run.config == CONFIG, "the shared run must be trained with TRAINED_RUN_CONFIG"
     assert trained_run.store is training_data[1]
     return trained_run.result, trained_run.run_dir
 
