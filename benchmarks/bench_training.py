@@ -95,6 +95,7 @@ def full_loop(store, targets, config, n_classes, device, n_valid, epochs, progre
         dls,
         model,
         config=tc,
+        task=config.data.task,
         n_classes=n_classes,
         train_targets=targets[n_valid:],
         progress=progress,
