@@ -220,24 +220,45 @@ def _run(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
+#: ``demo --task`` -> (default preset, default data folder, default run folder).
+_DEMOS = {
+    "classification": ("cpu_demo", "data/demo", "runs/demo"),
+    "multilabel": ("cpu_demo_multilabel", "data/demo_multilabel", "runs/demo_multilabel"),
+}
+
+
 def _demo(p: argparse.ArgumentParser) -> Runner:
     p.add_argument(
-        "--data", type=Path, default=Path("data/demo"), help="demo data folder (generated once)"
+        "--task",
+        choices=sorted(_DEMOS),
+        default="classification",
+        help="which demo: single-label emotions (default) or multi-label tagging",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="demo data folder, generated once (default: data/demo or data/demo_multilabel)",
     )
     _add_run(p, required=False)
     _add_config(p)
     _add_runtime(p)
-    p.add_argument("--n-train", type=int, default=350)
-    p.add_argument("--n-test", type=int, default=150)
+    p.add_argument("--n-train", type=int, default=None, help="default: the generator's")
+    p.add_argument("--n-test", type=int, default=None, help="default: the generator's")
     _add_submissions(p)
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import run_demo
 
-        cfg = _config_from_args(args, default_preset="cpu_demo")
+        preset, data, run_dir = _DEMOS[args.task]
+        cfg = _config_from_args(args, default_preset=preset)
+        if cfg.data.task != args.task:
+            raise ConfigError(
+                "data.task", cfg.data.task, f"differs from --task {args.task}; give one of them"
+            )
         result = run_demo(
-            args.data,
-            run_dir=args.run or Path("runs/demo"),
+            args.data or Path(data),
+            run_dir=args.run or Path(run_dir),
             config=cfg,
             n_train=args.n_train,
             n_test=args.n_test,

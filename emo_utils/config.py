@@ -60,6 +60,8 @@ __all__ = [
 ]
 
 CACHE_DTYPES = ("float16", "float32")
+#: ``ensemble.pool``: how the views (windows, shifts) of a clip are pooled per class.
+POOLS = ("mean", "max")
 
 #: ``train.monitor`` may also name the validation loss (not a metric of the registry).
 _MONITOR_LOSS = "valid_loss"
@@ -104,6 +106,11 @@ def registry_names(kind: str) -> tuple[str, ...]:
     except KeyError:
         raise ValueError(f"unknown registry kind {kind!r}; known: {sorted(_REGISTRIES)}") from None
     return tuple(sorted(getattr(importlib.import_module(module), attribute)))
+
+
+def _task(name: str) -> Any:
+    """The registered task ``name`` (imported lazily, like :func:`registry_names`)."""
+    return importlib.import_module("emo_utils.tasks").get_task(name)
 
 
 def _check(ok: bool, name: str, value: object, reason: str) -> None:
@@ -190,6 +197,17 @@ class DataConfig:
         component, or resolves (through symlinks) outside the data folder stops every stage
         before any work, all such rows listed in one error.  Symlinks that stay inside the
         data folder are always allowed.  Set it to True only for CSVs you trust.
+    label_separator : str
+        Multi-label tasks: the separator of the labels in ``label_column`` (default ``","``
+        as in Freesound's ``"Bark,Dog"``; ``" "`` for space-separated lists) and of the
+        label-list column of the submission.
+    label_columns : tuple of str
+        Multi-label tasks: the 0/1 columns of ``train.csv``, one per label.  Empty (the
+        default) means: ``label_column`` when ``train.csv`` has it, else the sample
+        submission's label columns.
+    empty_label : str
+        Multi-label tasks: the label given to a clip whose label list is empty (e.g.
+        ``"Silence"``).  Empty (the default): such a clip is an error listing the rows.
     """
 
     train_csv: str = "train.csv"
@@ -202,10 +220,20 @@ class DataConfig:
     skip_bad_train: bool = False
     task: str = "classification"
     allow_outside_paths: bool = False
+    label_separator: str = ","
+    label_columns: tuple[str, ...] = ()
+    empty_label: str = ""
+
+    @property
+    def label_kind(self) -> str:
+        """How ``train.csv`` holds the targets for ``task``: ``"single"`` or ``"multi"``."""
+        return _task(self.task).label_kind
 
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
+            if f.name in ("label_separator", "empty_label"):
+                continue
             if f.type == "str" or isinstance(value, str):
                 _check(
                     isinstance(value, str) and value.strip() != "",
@@ -220,6 +248,26 @@ class DataConfig:
             "must differ from data.filename_column",
         )
         _registered("data.task", self.task, "task")
+        _check(
+            isinstance(self.label_separator, str) and len(self.label_separator) > 0,
+            "data.label_separator",
+            self.label_separator,
+            "must be a non-empty string (e.g. ',' or ' ')",
+        )
+        _check(
+            isinstance(self.empty_label, str) and self.empty_label == self.empty_label.strip(),
+            "data.empty_label",
+            self.empty_label,
+            "must be a label name without surrounding spaces, or empty",
+        )
+        _check(
+            all(isinstance(c, str) and c.strip() for c in self.label_columns)
+            and len(set(self.label_columns)) == len(self.label_columns)
+            and self.filename_column not in self.label_columns,
+            "data.label_columns",
+            self.label_columns,
+            "must be distinct non-empty column names other than data.filename_column",
+        )
 
 
 @dataclass(frozen=True)
@@ -395,11 +443,26 @@ class TrainConfig:
     epochs, batch_size, lr, weight_decay : int, int, float, float
         One-cycle schedule settings.
     label_smoothing : float
-        Label smoothing of the cross-entropy loss (0 = off).
+        Label smoothing of the loss (0 = off): cross-entropy's, or for multi-label tasks
+        targets pulled from 0/1 to ``eps/2`` and ``1 - eps/2``.
     class_weights : bool
-        Weight the loss by inverse class frequency.
+        Weight the loss by inverse class frequency (single-label tasks).
+    loss : str or None
+        The task's loss (:attr:`emo_utils.tasks.Task.losses`): ``"cross_entropy"`` for
+        classification, ``"bce"`` or ``"focal"`` for multi-label.  ``None`` (default): the
+        task's first; :class:`Config` resolves it.
+    focal_gamma : float
+        Focusing parameter of the focal loss (``loss = "focal"``).
+    balanced_sampling : bool
+        Multi-label tasks: draw training clips with probability proportional to the inverse
+        frequency of their rarest label (fastai's ``WeightedDL``), so rare labels are seen
+        as often as common ones.
+    mixup_targets : {"mix", "union"}
+        Multi-label tasks with ``mixup > 0``: the targets of a mixed clip are the same mix
+        of both clips' labels (``"mix"``, fastai's default) or their union (``"union"``,
+        the element-wise max: a sound mixed in is still present).
     monitor : str or None
-        Metric that picks the best epoch: a name in :data:`emo_utils.metrics.METRICS` or
+        Metric that picks the best epoch: a metric of the task (``Task.metrics``) or
         ``"valid_loss"``.  ``None`` (the default) means ``ensemble.metric``; :class:`Config`
         resolves it, so a saved ``config.json`` holds the name.
     early_stopping_patience : int
@@ -429,6 +492,10 @@ class TrainConfig:
     weight_decay: float = 1e-2
     label_smoothing: float = 0.0
     class_weights: bool = False
+    loss: str | None = None
+    focal_gamma: float = 2.0
+    balanced_sampling: bool = False
+    mixup_targets: str = "mix"
     monitor: str | None = None
     early_stopping_patience: int = 0
     mixed_precision: bool = True
@@ -471,8 +538,9 @@ class TrainConfig:
             self.label_smoothing,
             "must be a number in [0, 1)",
         )
-        if self.monitor is not None:
-            _registered("train.monitor", self.monitor, "metric", extra=(_MONITOR_LOSS,))
+        _positive("train.focal_gamma", self.focal_gamma, allow_zero=True)
+        _choice("train.mixup_targets", self.mixup_targets, ("mix", "union"))
+        # train.monitor and train.loss depend on data.task: Config checks them.
         _registered("train.image_normalization", self.image_normalization, "image_normalization")
         for name in ("time_shift", "freq_mask", "time_mask"):
             _probability(f"train.{name}", getattr(self, name))
@@ -491,12 +559,28 @@ class EnsembleConfig:
         ``"stacking"``, or ``"best"`` (whichever scored best on OOF).
     weights : tuple of float
         Optional per-architecture weights, in the order of ``train.architectures``.
-    metric : str
-        Competition metric used to score OOF predictions, a name in
-        :data:`emo_utils.metrics.METRICS`; also the default of ``train.monitor``.
+    metric : str or None
+        Competition metric used to score OOF predictions, one of the task's metrics
+        (``Task.metrics``: :data:`emo_utils.metrics.METRICS` for classification,
+        :data:`emo_utils.metrics.MULTILABEL_METRICS` for multi-label); also the default of
+        ``train.monitor``.  ``None`` (default): the task's default (``"accuracy"``,
+        multi-label ``"map"``); :class:`Config` resolves it.
     tta_windows : bool
         Average over every ``duration`` window of long clips (needs
-        ``audio.max_duration > audio.duration``).
+        ``audio.max_duration > audio.duration``).  Multi-label tasks always predict from
+        every window (whole-clip predictions, pooled by ``pool``).
+    pool : str or None
+        How the views of a clip are pooled into its probabilities: ``"mean"`` or
+        ``"max"`` (per class).  ``None`` (default): the task's (classification ``"mean"``;
+        multi-label ``"max"``, because a label that sounds in one window of a long clip is
+        present in the clip).
+    threshold : {"per_label", "global"}
+        Multi-label tasks: decision thresholds tuned on OOF per label, or one for all.
+    min_positives : int
+        Multi-label tasks: a label with fewer OOF positives gets the global threshold.
+    vote_k : int
+        Multi-label ``"mode"`` ensemble: a label is present when at least ``vote_k`` models
+        pass their thresholds (0, the default: a majority).
     tta_shifts : int
         Number of extra time-rolled copies averaged at test time (0 = off).
     stacking_model : str
@@ -506,13 +590,22 @@ class EnsembleConfig:
 
     method: str = "mode"
     weights: tuple[float, ...] = ()
-    metric: str = "accuracy"
+    metric: str | None = None
     tta_windows: bool = False
     tta_shifts: int = 0
     stacking_model: str = "logistic"
+    pool: str | None = None
+    threshold: str = "per_label"
+    min_positives: int = 5
+    vote_k: int = 0
 
     def __post_init__(self) -> None:
-        _registered("ensemble.method", self.method, "ensemble", extra=(_BEST_METHOD,))
+        _check(
+            isinstance(self.method, str) and self.method.strip() != "",
+            "ensemble.method",
+            self.method,
+            "must be an ensemble method name",
+        )
         _check(
             all(_is_number(w) and math.isfinite(w) and w >= 0 for w in self.weights)
             and (len(self.weights) == 0 or sum(self.weights) > 0),
@@ -520,9 +613,14 @@ class EnsembleConfig:
             self.weights,
             "must be non-negative finite numbers, not all zero",
         )
-        _registered("ensemble.metric", self.metric, "metric")
+        # ensemble.metric and ensemble.method depend on data.task: Config checks them.
         _integer("ensemble.tta_shifts", self.tta_shifts, minimum=0)
         _registered("ensemble.stacking_model", self.stacking_model, "stacking_model")
+        if self.pool is not None:
+            _choice("ensemble.pool", self.pool, POOLS)
+        _choice("ensemble.threshold", self.threshold, ("per_label", "global"))
+        _integer("ensemble.min_positives", self.min_positives, minimum=1)
+        _integer("ensemble.vote_k", self.vote_k, minimum=0)
 
 
 #: Audio fields that do not change a cached image (see :meth:`Config.feature_hash`).
@@ -555,10 +653,7 @@ class Config:
                 getattr(self, name),
                 f"must be a {cls.__name__}",
             )
-        if self.train.monitor is None:  # "the ensemble metric", stored resolved
-            object.__setattr__(
-                self, "train", dataclasses.replace(self.train, monitor=self.ensemble.metric)
-            )
+        self._resolve_task_defaults()
         if self.ensemble.weights:
             _check(
                 len(self.ensemble.weights) == len(self.train.architectures),
@@ -573,6 +668,41 @@ class Config:
                 "ensemble.tta_windows",
                 True,
                 "needs audio.max_duration > audio.duration (only one window is cached)",
+            )
+
+    def _resolve_task_defaults(self) -> None:
+        """Fill the task-dependent ``None`` fields and check names against the task.
+
+        ``ensemble.metric``, ``ensemble.pool`` and ``train.loss`` default to the task's
+        (:attr:`emo_utils.tasks.Task.defaults`), ``train.monitor`` to ``ensemble.metric``;
+        they are stored resolved, so a saved ``config.json`` holds the names.
+        """
+        task = _task(self.data.task)
+        ens = self.ensemble
+        resolved = {
+            "metric": ens.metric if ens.metric is not None else task.defaults["ensemble.metric"],
+            "pool": ens.pool if ens.pool is not None else task.defaults["ensemble.pool"],
+        }
+        ens = dataclasses.replace(ens, **resolved)
+        tr = self.train
+        tr = dataclasses.replace(
+            tr,
+            loss=tr.loss if tr.loss is not None else task.losses[0],
+            monitor=tr.monitor if tr.monitor is not None else ens.metric,
+        )
+        object.__setattr__(self, "ensemble", ens)
+        object.__setattr__(self, "train", tr)
+        for name, value, choices in (
+            ("ensemble.metric", ens.metric, task.metrics),
+            ("train.monitor", tr.monitor, (*task.metrics, _MONITOR_LOSS)),
+            ("ensemble.method", ens.method, (*task.ensembles, _BEST_METHOD)),
+            ("train.loss", tr.loss, task.losses),
+        ):
+            _check(
+                value in choices,
+                name,
+                value,
+                f"must be one of {sorted(choices)} for data.task = {self.data.task!r}",
             )
 
     # ------------------------------------------------------------------ building
@@ -625,7 +755,11 @@ class Config:
 
     @classmethod
     def preset(cls, name: str) -> Config:
-        """A named preset: ``"default"`` (GPU, real data) or ``"cpu_demo"`` (small and fast)."""
+        """A named preset of :data:`PRESETS`.
+
+        ``"default"`` (GPU, real data), ``"cpu_demo"`` (small and fast) or
+        ``"cpu_demo_multilabel"`` (the multi-label demo).
+        """
         try:
             overrides = PRESETS[name]
         except KeyError:
@@ -644,8 +778,22 @@ class Config:
         monitor is not, and the monitor was the old metric, the monitor becomes the new one.
         """
         data = self.to_dict()
+        if "data.task" in overrides:
+            # Fields still at the old task's defaults follow the new task's.
+            old = _task(self.data.task)
+            current = {
+                "ensemble.metric": self.ensemble.metric,
+                "ensemble.pool": self.ensemble.pool,
+                "train.loss": self.train.loss,
+            }
+            defaults = {**old.defaults, "train.loss": old.losses[0]}
+            for key, value in current.items():
+                if key not in overrides and value == defaults.get(key):
+                    section, _, name = key.partition(".")
+                    data[section][name] = None
+        metric_follows = "ensemble.metric" in overrides or data["ensemble"]["metric"] is None
         if (
-            "ensemble.metric" in overrides
+            metric_follows
             and "train.monitor" not in overrides
             and self.train.monitor == self.ensemble.metric
         ):
@@ -854,5 +1002,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.batch_size": 32,
         "train.lr": 3e-3,
         "train.mixup": 0.0,
+    },
+    # The multi-label demo (emo_utils.datasets.multilabel): Freesound-style CSVs, clips of
+    # 0.5-12 s cached whole, random training windows, whole-clip max-pooled predictions.
+    "cpu_demo_multilabel": {
+        "data.task": "multilabel",
+        "data.filename_column": "fname",
+        "data.label_column": "labels",
+        "data.empty_label": "Silence",
+        "features.n_mels": 64,
+        "features.n_fft": 1024,
+        "features.hop_length": 512,
+        "audio.sample_rate": 16000,
+        "audio.max_duration": 12.0,
+        "audio.train_crop": "random",
+        "train.architectures": ["resnest14d", "resnet18"],
+        "train.pretrained": False,
+        "train.epochs": 8,
+        "train.batch_size": 32,
+        "train.lr": 3e-3,
+        "train.mixup": 0.4,
+        "train.mixup_targets": "union",
+        "train.balanced_sampling": True,
     },
 }

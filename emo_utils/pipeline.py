@@ -32,17 +32,29 @@ import torch
 from .audio import unreadable_formats
 from .config import Config
 from .data.competition import Competition, load_competition
-from .ensemble import EnsembleReport, evaluate_ensembles, make_ensemble
-from .errors import EmoUtilsWarning, SubmissionError
+from .ensemble import (
+    EnsembleReport,
+    evaluate_ensembles,
+    make_ensemble,
+    make_multilabel_ensemble,
+)
+from .datasets import make_demo_dataset, make_multilabel_demo
+from .errors import ConfigError, EmoUtilsWarning, SubmissionError
 from .features import FeatureStore, build_cache, default_cache_dir
 from .fileio import write_json
 from .infer.predict import ModelLoader, predict_test
 from .runs import RunDir
-from .submission import SUBMISSION_FORMATS, SubmissionFiles, class_prior, failures_from_store
+from .submission import (
+    SUBMISSION_FORMATS,
+    SubmissionFiles,
+    failures_from_store,
+    probabilities_path,
+)
 from .tasks import get_task
 
 __all__ = [
     "PipelineResult",
+    "DEMO_DATASETS",
     "RunReport",
     "SubmissionOutcome",
     "predict",
@@ -67,7 +79,9 @@ class PipelineResult:
         Method -> OOF score.
     submission : pathlib.Path or None
     test_score : float or None
-        Score on held-out answers (demo only).
+        Score on held-out answers (demo only), the competition metric.
+    test_scores : dict
+        Every metric of the task on the held-out answers (demo only).
     summary : dict
         Counts of skips, warnings and fallbacks by reason.
     seconds : float
@@ -81,6 +95,7 @@ class PipelineResult:
     ensemble_scores: dict[str, float] = field(default_factory=dict)
     submission: Path | None = None
     test_score: float | None = None
+    test_scores: dict[str, float] = field(default_factory=dict)
     metric: str = "accuracy"
     summary: dict[str, Any] = field(default_factory=dict)
     seconds: float = 0.0
@@ -97,6 +112,12 @@ class PipelineResult:
             out.append(f"OOF {self.metric} ensemble {method:<15s} {score:.4f}")
         if self.test_score is not None:
             out.append(f"held-out test {self.metric} of the submission: {self.test_score:.4f}")
+            others = {m: v for m, v in self.test_scores.items() if m != self.metric}
+            if others:
+                out.append(
+                    "held-out test, other metrics: "
+                    + ", ".join(f"{m} {v:.4f}" for m, v in others.items())
+                )
         if self.submission is not None:
             out.append(f"submission: {self.submission}")
         counts = self.summary.get("counts", {})
@@ -416,6 +437,67 @@ class SubmissionOutcome:
         }
 
 
+def _combine_single(
+    run: RunDir,
+    config: Config,
+    report: EnsembleReport,
+    oof: Any,
+    stacked: np.ndarray,
+    ok: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Class index (``-1`` where not ``ok``) and probabilities of the single-label ensemble."""
+    ensemble = make_ensemble(
+        report.method,
+        weights=config.ensemble.weights or None,
+        stacking_model=config.ensemble.stacking_model,
+        seed=config.train.seed,
+    )
+    # Every ensemble is fitted on the OOF predictions (voting only checks them).
+    ensemble.fit(oof.probas, oof.y)
+    labels = np.full(stacked.shape[1], -1, dtype=np.int64)
+    proba = np.full(stacked.shape[1:], np.nan)
+    if ok.any():
+        labels[ok] = ensemble.predict(stacked[:, ok])
+        proba[ok] = ensemble.predict_proba(stacked[:, ok])
+    return labels, proba
+
+
+def _combine_multi(
+    run: RunDir,
+    config: Config,
+    report: EnsembleReport,
+    oof: Any,
+    stacked: np.ndarray,
+    ok: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """0/1 labels and probabilities of the multi-label ensemble, at the OOF-tuned thresholds.
+
+    ``thresholds.json`` (written by the ensemble stage) holds the thresholds of every model
+    and method; the ``mode`` vote's models vote at their own.
+    """
+    ec = config.ensemble
+    thresholds = run.read_thresholds(oof.classes)
+    ensemble = make_multilabel_ensemble(
+        report.method,
+        weights=ec.weights or None,
+        k=ec.vote_k or None,
+        threshold_mode=ec.threshold,
+        min_positives=ec.min_positives,
+        seed=config.train.seed,
+    )
+    ensemble.fit(oof.probas, oof.y)
+    labels = np.zeros(stacked.shape[1:], dtype=np.int64)
+    proba = np.full(stacked.shape[1:], np.nan)
+    if ok.any():
+        proba[ok] = ensemble.predict_proba(stacked[:, ok])
+        labels[ok] = (proba[ok] >= thresholds[report.method]).astype(np.int64)
+    return labels, proba
+
+
+#: ``Task.label_kind`` -> how the models' test probabilities become the submission's labels.
+_COMBINERS = {"single": _combine_single, "multi": _combine_multi}
+
+
 def predict_and_submit(
     competition: Competition,
     store: FeatureStore,
@@ -476,26 +558,16 @@ def predict_and_submit(
         )
     stacked = np.stack([probabilities[a] for a in archs])  # (n_models, n_test, n_classes)
     ok = np.isfinite(stacked).all(axis=(0, 2))
-    ensemble = make_ensemble(
-        report.method,
-        weights=config.ensemble.weights or None,
-        stacking_model=config.ensemble.stacking_model,
-        seed=config.train.seed,
-    )
-    # Every ensemble is fitted on the OOF predictions (voting only checks them).
-    oof = run.load_oof(archs, classes)
-    ensemble.fit(oof.probas, oof.y)
-    labels = np.full(len(store), -1, dtype=np.int64)
-    proba = np.full((len(store), len(classes)), np.nan)
-    if ok.any():
-        labels[ok] = ensemble.predict(stacked[:, ok])
-        proba[ok] = ensemble.predict_proba(stacked[:, ok])
+    task = get_task(config.data.task)
+    oof = run.load_oof(archs, classes, encode=task.encode)
+    prior = task.prior(task.encode(competition.train["label"].tolist(), classes), len(classes))
     failures = failures_from_store(store)
     # Rows the models could not score for another reason also fall back, with a reason.
     for row in np.flatnonzero(~ok):
         failures.setdefault(int(row), "no test probabilities")
-    task = get_task(config.data.task)
-    fallback = task.fallback(class_prior(competition))
+    combine = _COMBINERS[task.label_kind]
+    labels, proba = combine(run, config, report, oof, stacked, ok)
+    fallback = task.fallback(prior)
     files = SUBMISSION_FORMATS[task.submission_format](
         competition,
         labels,
@@ -506,6 +578,7 @@ def predict_and_submit(
         probabilities=proba,
         data_config=config.data,
         fallback=fallback,
+        prior=prior,
     )
     labels[list(failures)] = fallback
     return SubmissionOutcome(
@@ -573,24 +646,86 @@ def run_pipeline(
     return result
 
 
+def _held_out_single(
+    config: Config, submission: Path, answers: pd.DataFrame, classes: tuple[str, ...]
+) -> dict[str, float]:
+    """Every metric of a single-label submission against the answers."""
+    from .metrics import METRICS
+
+    sub = pd.read_csv(submission, dtype=str, keep_default_na=False)
+    name_col, label_col = sub.columns
+    truth = sub[name_col].map(dict(zip(answers.iloc[:, 0], answers.iloc[:, 1], strict=True)))
+    task = get_task(config.data.task)
+    return {m: float(METRICS[m](truth, sub[label_col])) for m in task.metrics}
+
+
+def _held_out_multi(
+    config: Config, submission: Path, answers: pd.DataFrame, classes: tuple[str, ...]
+) -> dict[str, float]:
+    """Every metric of a multi-label submission against the answers.
+
+    Threshold-free metrics score the probabilities file; F1 scores the submitted labels.
+    """
+    from .data.labels import join_labels
+
+    task = get_task(config.data.task)
+    sep, empty = config.data.label_separator, config.data.empty_label
+
+    def targets(texts: pd.Series) -> np.ndarray:
+        lists = [[p.strip() for p in str(t).split(sep) if p.strip()] for t in texts]
+        return task.encode([join_labels(x or ([empty] if empty else [])) for x in lists], classes)
+
+    truth_by_name = dict(zip(answers.iloc[:, 0], answers.iloc[:, 1], strict=True))
+    proba = pd.read_csv(probabilities_path(submission), keep_default_na=False)
+    names = proba.iloc[:, 0].astype(str)
+    y = targets(names.map(truth_by_name))
+    p = proba[list(classes)].to_numpy(np.float64)
+    sub = pd.read_csv(submission, dtype=str, keep_default_na=False)
+    if len(sub.columns) == 2:
+        decisions = targets(sub.iloc[:, 1])
+    else:
+        decisions = task.decode(p)  # probability columns: labels at 0.5
+    return {
+        m: task.score(m, y, decisions if m.startswith("f1") else p, thresholds=0.5)
+        for m in task.metrics
+    }
+
+
+#: ``Task.label_kind`` -> scorer of a demo submission against ``test_answers.csv``.
+_HELD_OUT_SCORERS = {"single": _held_out_single, "multi": _held_out_multi}
+
+#: ``data.task`` -> the generator of its demo competition folder.
+DEMO_DATASETS = {"classification": make_demo_dataset, "multilabel": make_multilabel_demo}
+
+
 def run_demo(
     data_dir: str | os.PathLike,
     *,
     run_dir: str | os.PathLike,
     config: Config,
-    n_train: int = 350,
-    n_test: int = 150,
+    n_train: int | None = None,
+    n_test: int | None = None,
     submissions_dir: str | os.PathLike = "submissions",
     cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
 ) -> PipelineResult:
-    """Generate the demo folder (once), run the pipeline, score the submission on held-out answers."""
-    from .datasets import make_demo_dataset
-    from .metrics import METRICS
+    """Generate the demo folder (once), run the pipeline, score the submission on held-out answers.
 
+    The demo of ``config.data.task`` (:data:`DEMO_DATASETS`): the single-label emotion
+    demo, or the multi-label tagging demo.  ``n_train`` / ``n_test`` default to the
+    generator's defaults.  The held-out scores of every task metric are in
+    ``result.test_scores``; ``result.test_score`` is the competition metric's.
+    """
     start = time.perf_counter()
-    data_dir = make_demo_dataset(data_dir, n_train=n_train, n_test=n_test, progress=progress)
+    try:
+        generator = DEMO_DATASETS[config.data.task]
+    except KeyError:
+        raise ConfigError(
+            "data.task", config.data.task, f"no demo data for this task; demos: {sorted(DEMO_DATASETS)}"
+        ) from None
+    sizes = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v is not None}
+    data_dir = generator(data_dir, **sizes, progress=progress)
     result = run_pipeline(
         data_dir,
         run_dir=run_dir,
@@ -601,9 +736,9 @@ def run_demo(
         progress=progress,
     )
     answers = pd.read_csv(Path(data_dir) / "test_answers.csv", dtype=str, keep_default_na=False)
-    submission = pd.read_csv(result.submission, dtype=str, keep_default_na=False)
-    name_col, label_col = submission.columns
-    truth = submission[name_col].map(dict(zip(answers.iloc[:, 0], answers.iloc[:, 1], strict=True)))
-    result.test_score = float(METRICS[config.ensemble.metric](truth, submission[label_col]))
+    classes = RunDir(run_dir).read_classes()
+    scorer = _HELD_OUT_SCORERS[get_task(config.data.task).label_kind]
+    result.test_scores = scorer(config, result.submission, answers, tuple(classes))
+    result.test_score = result.test_scores[config.ensemble.metric]
     result.seconds = time.perf_counter() - start
     return result

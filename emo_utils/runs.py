@@ -29,7 +29,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from .errors import CheckpointError, ConfigError, TrainingError
+from .errors import CheckpointError, ConfigError, DataError, TrainingError
 from .fileio import read_csv, read_json, remove_temp_files, write_json
 
 if TYPE_CHECKING:
@@ -56,8 +56,8 @@ class OOF:
     Attributes
     ----------
     probas : numpy.ndarray, shape (n_models, n_samples, n_classes)
-    y : numpy.ndarray of int64, shape (n_samples,)
-        Class index of every clip.
+    y : numpy.ndarray of int64, shape (n_samples,) or (n_samples, n_classes)
+        Class index of every clip, or its multi-hot targets (multi-label runs).
     folds : numpy.ndarray of int64, shape (n_samples,)
     filenames : list of str
     architectures : list of str
@@ -154,6 +154,15 @@ class RunDir:
     def ensemble_report_file(self, suffix: str = ".json") -> Path:
         """``ensemble_report.json`` or ``ensemble_report.md``."""
         return self.path / f"ensemble_report{suffix}"
+
+    @property
+    def thresholds_file(self) -> Path:
+        """``RUN/thresholds.json``: multi-label decision thresholds tuned on OOF.
+
+        ``{"classes": [...], "thresholds": {model or method: [one per class]}}``, written by
+        the ensemble stage and applied to the test predictions.
+        """
+        return self.path / "thresholds.json"
 
     def fold_dir(self, arch: str, fold: int) -> Path:
         """``RUN/models/ARCH/fold{k}``."""
@@ -335,6 +344,30 @@ class RunDir:
         """
         return self._read_report(self.ensemble_report_file(".json"))
 
+    def read_thresholds(self, classes: Sequence[str]) -> dict[str, np.ndarray]:
+        """``thresholds.json``: model or method name -> thresholds ``(n_classes,)``.
+
+        Raises
+        ------
+        CheckpointError
+            Missing, damaged, or made for other classes; naming the file and the fix.
+        """
+        path = self.thresholds_file
+        fix = "run the predict stage again to tune the thresholds on the OOF predictions"
+        try:
+            data = read_json(path)
+        except (OSError, json.JSONDecodeError) as exc:
+            raise CheckpointError(f"{path}: cannot read ({exc}); {fix}") from exc
+        if not isinstance(data, dict) or list(data.get("classes", [])) != list(classes):
+            raise CheckpointError(f"{path}: made for other classes than {list(classes)}; {fix}")
+        out = {}
+        for name, values in dict(data.get("thresholds", {})).items():
+            arr = np.asarray(values, dtype=np.float64)
+            if arr.shape != (len(classes),) or not np.all(np.isfinite(arr)):
+                raise CheckpointError(f"{path}: thresholds of {name!r} are damaged; {fix}")
+            out[str(name)] = arr
+        return out
+
     # ------------------------------------------------------------------ fold results
     def read_done(self, arch: str, fold: int) -> dict[str, Any]:
         """The content of a fold's ``done.json``.
@@ -366,7 +399,27 @@ class RunDir:
                 f"{self.fold_file(arch, fold, self.DONE_FILE)} to train the fold again"
             ) from exc
 
-    def load_oof(self, architectures: Sequence[str], classes: Sequence[str] | None = None) -> OOF:
+    def _encode_labels(
+        self,
+        labels: list[str],
+        classes: tuple[str, ...],
+        index: dict[str, int],
+        encode: Callable[[list[str], Sequence[str]], np.ndarray] | None,
+    ) -> np.ndarray:
+        if encode is None:
+            return np.array([index[label] for label in labels], dtype=np.int64)
+        try:
+            return np.asarray(encode(labels, classes)).astype(np.int64)
+        except DataError as exc:
+            raise CheckpointError(f"{self.oof_dir}: {exc}") from exc
+
+    def load_oof(
+        self,
+        architectures: Sequence[str],
+        classes: Sequence[str] | None = None,
+        *,
+        encode: Callable[[list[str], Sequence[str]], np.ndarray] | None = None,
+    ) -> OOF:
         """Read ``oof/ARCH.csv`` of every architecture and align their rows by file name.
 
         Parameters
@@ -375,6 +428,10 @@ class RunDir:
             Which files to read, in this order.
         classes : sequence of str, optional
             Class names in index order (default: ``classes.json``).
+        encode : callable, optional
+            ``encode(labels, classes) -> targets``, the task's
+            (:meth:`emo_utils.tasks.Task.encode`) for targets other than one class index
+            per clip (multi-label); default: the class index of each label.
 
         Raises
         ------
@@ -403,7 +460,7 @@ class RunDir:
             probs = df[list(classes)].apply(pd.to_numeric, errors="coerce")
             if probs.isna().any().any():
                 raise CheckpointError(f"{path}: missing or non-numeric probabilities")
-            unknown = sorted(set(df["label"]) - set(index))
+            unknown = sorted(set(df["label"]) - set(index)) if encode is None else []
             if unknown:
                 raise CheckpointError(f"{path}: labels not in classes.json: {unknown[:10]}")
             if df["filename"].duplicated().any():
@@ -423,7 +480,7 @@ class RunDir:
         first = frames[0]
         return OOF(
             probas=np.stack([df[list(classes)].to_numpy(np.float64) for df in frames]),
-            y=first["label"].map(index).to_numpy(np.int64),
+            y=self._encode_labels(first["label"].tolist(), classes, index, encode),
             folds=first["fold"].to_numpy(np.int64),
             filenames=[str(f) for f in order],
             architectures=list(architectures),

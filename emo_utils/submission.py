@@ -42,10 +42,13 @@ __all__ = [
     "class_prior",
     "failures_from_store",
     "fallback_label",
+    "make_label_sets_submission",
     "make_submission",
     "probabilities_path",
     "submission_name",
+    "validate_label_sets_submission",
     "validate_submission",
+    "write_label_sets_submission",
     "write_submission",
 ]
 
@@ -203,36 +206,13 @@ def make_submission(
     return submission, failed
 
 
-def validate_submission(
+def _check_rows(
     submission: pd.DataFrame,
+    fcol: str,
     competition: Competition,
-    *,
-    data_config: DataConfig | None = None,
+    data_config: DataConfig | None,
 ) -> None:
-    """Check a submission against ``test.csv`` and the sample submission's columns.
-
-    Checks: the columns equal ``competition.submission_columns`` (and the header of the
-    sample submission on disk, when ``data_config`` is given and the file exists); one row
-    per ``test.csv`` row; the file names equal ``test.csv``'s in order (re-read from disk
-    when ``data_config`` is given); no missing label; every label is a class.
-
-    Raises
-    ------
-    SubmissionError
-        Naming the first failed check.
-    """
-    columns = list(competition.submission_columns)
-    where = "submission"
-    if data_config is not None:
-        sample = competition.root / data_config.sample_submission
-        if sample.is_file():
-            columns = list(read_sample_submission_columns(sample, data_config))
-            where = str(sample)
-    if list(submission.columns) != columns:
-        raise SubmissionError(
-            f"submission columns {list(submission.columns)} differ from {columns} ({where})"
-        )
-    fcol, lcol = columns
+    """One row per ``test.csv`` row, with its file names in its order (re-read from disk)."""
     expected = competition.test["filename"].tolist()
     source = "test.csv"
     if data_config is not None:
@@ -254,6 +234,49 @@ def validate_submission(
             f"submission file names differ from {source} at {len(wrong)} row(s), first at "
             f"row {i}: {names[i]!r} != {expected[i]!r}"
         )
+
+
+def _expected_columns(
+    competition: Competition, data_config: DataConfig | None
+) -> tuple[list[str], str]:
+    """The submission columns (the sample submission's on disk when there is one) and where from."""
+    columns = list(competition.submission_columns)
+    where = "submission"
+    if data_config is not None:
+        sample = competition.root / data_config.sample_submission
+        if sample.is_file():
+            columns = list(read_sample_submission_columns(sample, data_config))
+            where = str(sample)
+    return columns, where
+
+
+def validate_submission(
+    submission: pd.DataFrame,
+    competition: Competition,
+    *,
+    data_config: DataConfig | None = None,
+) -> None:
+    """Check a submission against ``test.csv`` and the sample submission's columns.
+
+    Checks: the columns equal ``competition.submission_columns`` (and the header of the
+    sample submission on disk, when ``data_config`` is given and the file exists); one row
+    per ``test.csv`` row; the file names equal ``test.csv``'s in order (re-read from disk
+    when ``data_config`` is given); no missing label; every label is a class.
+
+    Raises
+    ------
+    SubmissionError
+        Naming the first failed check.
+    """
+    columns, where = _expected_columns(competition, data_config)
+    if list(submission.columns) != columns:
+        raise SubmissionError(
+            f"submission columns {list(submission.columns)} differ from {columns} ({where})"
+        )
+    if len(columns) != 2:
+        raise SubmissionError(f"a single-label submission has 2 columns; {where} has {columns}")
+    fcol, lcol = columns
+    _check_rows(submission, fcol, competition, data_config)
     labels = submission[lcol]
     blank = labels.isna() | (labels.astype(str).str.strip() == "")
     if blank.any():
@@ -279,6 +302,7 @@ def write_submission(
     probabilities: np.ndarray | None = None,
     data_config: DataConfig | None = None,
     fallback: int | None = None,
+    prior: np.ndarray | None = None,
 ) -> SubmissionFiles:
     """Validate and atomically write the submission, its probabilities and its failures.
 
@@ -301,6 +325,8 @@ def write_submission(
     fallback : int, optional
         Class index of the failed rows (the task's :meth:`~emo_utils.tasks.Task.fallback`);
         default :func:`fallback_label`.
+    prior : numpy.ndarray, shape (n_classes,), optional
+        Probabilities written for the failed rows; default :func:`class_prior`.
 
     Returns
     -------
@@ -324,7 +350,8 @@ def write_submission(
         raise SubmissionError(
             f"probabilities have shape {probabilities.shape}; expected ({n_test}, {n_classes})"
         )
-    probabilities[failed["row"].to_numpy(np.int64)] = class_prior(competition)
+    prior = class_prior(competition) if prior is None else np.asarray(prior, dtype=np.float64)
+    probabilities[failed["row"].to_numpy(np.int64)] = prior
     if not np.all(np.isfinite(probabilities)):
         bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
         raise SubmissionError(f"probabilities of rows {bad[:10].tolist()} are not finite")
@@ -345,6 +372,217 @@ def write_submission(
     return files
 
 
+def make_label_sets_submission(
+    competition: Competition,
+    decisions: np.ndarray,
+    probabilities: np.ndarray,
+    *,
+    failures: Mapping[int, str] | None = None,
+    fallback: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+    separator: str = ",",
+) -> tuple[pd.DataFrame, pd.DataFrame, np.ndarray]:
+    """Build (without writing) a multi-label submission, its failures and probabilities.
+
+    Parameters
+    ----------
+    competition : Competition
+        Test rows, classes and submission columns: ``(file name, label list)`` writes the
+        present labels joined by ``separator`` (sorted; ``""`` when none is present),
+        ``(file name, *classes)`` writes one probability column per label in the sample
+        submission's order.
+    decisions : numpy.ndarray, shape (n_test, n_classes)
+        1 where a label is present (thresholded ensemble output); rows of ``failures`` are
+        ignored.
+    probabilities : numpy.ndarray, shape (n_test, n_classes)
+        The ensemble's probabilities (NaN allowed in failure rows).
+    failures : mapping of int to str, optional
+        ``row -> reason`` of the test rows without model output.
+    fallback : numpy.ndarray, shape (n_classes,), optional
+        0/1 labels of the failure rows (:meth:`emo_utils.tasks.Task.fallback`); default none.
+    prior : numpy.ndarray, shape (n_classes,), optional
+        Probabilities written for the failure rows; default ``fallback``.
+    separator : str
+        Joins the labels of the label-list column (``data.label_separator``).
+
+    Returns
+    -------
+    submission, failures, probabilities : DataFrame, DataFrame, numpy.ndarray
+
+    Raises
+    ------
+    SubmissionError
+        Wrong shapes, a failure row outside the test set, or non-finite probabilities in a
+        row that is not a listed failure.
+    """
+    n_test, n_classes = len(competition.test), len(competition.classes)
+    decisions = np.asarray(decisions)
+    proba = np.array(probabilities, dtype=np.float64)
+    for name, arr in (("decisions", decisions), ("probabilities", proba)):
+        if arr.shape != (n_test, n_classes):
+            raise SubmissionError(
+                f"{name} have shape {arr.shape}; expected ({n_test}, {n_classes}): one row per "
+                "test.csv row, one column per label"
+            )
+    failures = dict(failures or {})
+    outside = sorted(r for r in failures if not 0 <= r < n_test)
+    if outside:
+        raise SubmissionError(f"failure rows {outside[:10]} are outside 0..{n_test - 1}")
+    fallback = np.zeros(n_classes, np.int64) if fallback is None else np.asarray(fallback)
+    prior = fallback.astype(np.float64) if prior is None else np.asarray(prior, np.float64)
+    rows = np.fromiter(failures, dtype=np.int64, count=len(failures))
+    present = (decisions > 0).astype(np.int64)
+    present[rows] = fallback
+    proba[rows] = prior
+    bad = np.flatnonzero(~np.isfinite(proba).all(axis=1))
+    if bad.size:
+        names = competition.test["filename"].iloc[bad[:10]].tolist()
+        raise SubmissionError(
+            f"{bad.size} test row(s) have no probabilities and are not listed as failures: "
+            f"rows {bad[:10].tolist()} ({names})"
+        )
+    fcol = competition.submission_columns[0]
+    filenames = competition.test["filename"].tolist()
+    classes = list(competition.classes)
+    if len(competition.submission_columns) == 2:
+        lcol = competition.submission_columns[1]
+        texts = [separator.join(c for c, p in zip(classes, row, strict=True) if p) for row in present]
+        submission = pd.DataFrame({fcol: filenames, lcol: texts}, columns=[fcol, lcol])
+    else:
+        label_columns = list(competition.submission_columns[1:])
+        order = [classes.index(c) for c in label_columns]
+        submission = pd.DataFrame(proba[:, order], columns=label_columns)
+        submission.insert(0, fcol, filenames)
+    fallback_text = separator.join(c for c, p in zip(classes, fallback, strict=True) if p)
+    order = sorted(failures)
+    failed = pd.DataFrame(
+        {
+            "row": order,
+            fcol: [filenames[r] for r in order],
+            "reason": [failures[r] for r in order],
+            "fallback": [fallback_text] * len(order),
+        },
+        columns=["row", fcol, "reason", "fallback"],
+    )
+    return submission, failed, proba
+
+
+def validate_label_sets_submission(
+    submission: pd.DataFrame,
+    competition: Competition,
+    *,
+    data_config: DataConfig | None = None,
+) -> None:
+    """Check a multi-label submission against ``test.csv`` and the sample submission.
+
+    Checks: the columns (the sample submission's on disk when ``data_config`` is given);
+    one row per ``test.csv`` row with its file names in order; label lists hold only
+    classes (split on ``data_config.label_separator``); probability columns are finite
+    numbers in [0, 1].
+
+    Raises
+    ------
+    SubmissionError
+        Naming the first failed check.
+    """
+    columns, where = _expected_columns(competition, data_config)
+    if list(submission.columns) != columns:
+        raise SubmissionError(
+            f"submission columns {list(submission.columns)} differ from {columns} ({where})"
+        )
+    _check_rows(submission, columns[0], competition, data_config)
+    if len(columns) == 2:
+        sep = data_config.label_separator if data_config is not None else ","
+        found = {
+            label.strip()
+            for text in submission[columns[1]].fillna("").astype(str)
+            for label in text.split(sep)
+            if label.strip()
+        }
+        unknown = sorted(found - set(competition.classes))
+        if unknown:
+            raise SubmissionError(
+                f"submission labels {unknown[:10]} are not classes {list(competition.classes)}"
+            )
+        return
+    values = submission[columns[1:]].apply(pd.to_numeric, errors="coerce").to_numpy(np.float64)
+    bad = ~np.isfinite(values) | (values < 0) | (values > 1)
+    if bad.any():
+        row = int(np.flatnonzero(bad.any(axis=1))[0])
+        raise SubmissionError(f"submission probabilities must be numbers in [0, 1]; row {row} is not")
+
+
+def write_label_sets_submission(
+    competition: Competition,
+    decisions: np.ndarray,
+    *,
+    out_dir: str | os.PathLike,
+    run_name: str,
+    method: str,
+    probabilities: np.ndarray,
+    failures: Mapping[int, str] | None = None,
+    data_config: DataConfig | None = None,
+    fallback: np.ndarray | None = None,
+    prior: np.ndarray | None = None,
+) -> SubmissionFiles:
+    """Validate and atomically write a multi-label submission and its companions.
+
+    The same three files as :func:`write_submission` (``NAME.csv``,
+    ``NAME.probabilities.csv`` with one column per class, ``NAME.failures.csv``); the rows
+    and columns are built by :func:`make_label_sets_submission` and checked by
+    :func:`validate_label_sets_submission` before anything is written.
+
+    Parameters
+    ----------
+    competition : Competition
+    decisions : numpy.ndarray, shape (n_test, n_classes)
+        1 where a label is present.
+    out_dir : str or os.PathLike
+    run_name, method : str
+        Name the files ``<run_name>__<method>.*``.
+    probabilities : numpy.ndarray, shape (n_test, n_classes)
+    failures : mapping of int to str, optional
+    data_config : DataConfig, optional
+        The label separator, and ``test.csv`` / the sample submission re-read for validation.
+    fallback, prior : numpy.ndarray, shape (n_classes,), optional
+        Labels and probabilities of the failure rows.
+
+    Returns
+    -------
+    SubmissionFiles
+    """
+    sep = data_config.label_separator if data_config is not None else ","
+    submission, failed, proba = make_label_sets_submission(
+        competition,
+        decisions,
+        probabilities,
+        failures=failures,
+        fallback=fallback,
+        prior=prior,
+        separator=sep,
+    )
+    validate_label_sets_submission(submission, competition, data_config=data_config)
+    fcol = competition.submission_columns[0]
+    proba_df = pd.DataFrame(proba, columns=list(competition.classes))
+    proba_df.insert(0, fcol, submission[fcol].to_numpy())
+    out_dir = Path(out_dir)
+    stem = submission_name(run_name, method)
+    files = SubmissionFiles(
+        submission=out_dir / f"{stem}.csv",
+        probabilities=probabilities_path(out_dir / f"{stem}.csv"),
+        failures=out_dir / f"{stem}.failures.csv",
+    )
+    write_csv(files.probabilities, proba_df)
+    write_csv(files.failures, failed)
+    write_csv(files.submission, submission)  # last: it exists only with its companions
+    return files
+
+
 #: ``Task.submission_format`` -> the writer of that format.  A task whose submission rows
-#: differ (several labels per row, a score per pair) registers its writer here.
-SUBMISSION_FORMATS: dict[str, Callable[..., SubmissionFiles]] = {"label": write_submission}
+#: differ (a score per pair) registers its writer here.  ``"label"``: one class per row
+#: (:func:`write_submission`); ``"labels"``: a label list or one probability column per
+#: label (:func:`write_label_sets_submission`).
+SUBMISSION_FORMATS: dict[str, Callable[..., SubmissionFiles]] = {
+    "label": write_submission,
+    "labels": write_label_sets_submission,
+}

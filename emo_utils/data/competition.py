@@ -7,9 +7,11 @@ configurable in :class:`~emo_utils.config.DataConfig`).
 Rules applied to the CSVs (each is tested and listed in the README):
 
 * a missing column is an error naming the CSV and the column;
-* a blank label is an error listing the rows;
-* labels are stripped of surrounding whitespace; labels that differ only in case are merged
-  to their most common spelling with a warning;
+* labels are read by the task's label reader (:mod:`emo_utils.data.labels`: one label, or
+  a label list / 0/1 columns for multi-label tasks): a blank label (an empty list without
+  ``data.empty_label``) is an error listing the rows; labels are stripped of surrounding
+  whitespace; labels that differ only in case are merged to their most common spelling
+  with a warning;
 * one file name with two different labels is an error;
 * a file name repeated in ``train.csv`` with the same label is kept once, with a warning
   (so a clip can never sit in two folds or count twice in the OOF predictions);
@@ -29,7 +31,6 @@ from __future__ import annotations
 import os
 import unicodedata
 import warnings
-from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
@@ -37,6 +38,7 @@ import pandas as pd
 
 from ..config import DataConfig
 from ..errors import DataError, EmoUtilsWarning
+from .labels import LABEL_READERS
 
 __all__ = [
     "Competition",
@@ -63,7 +65,8 @@ class Competition:
         Sorted class names; class index ``i`` means ``classes[i]``.
     submission_columns : tuple of str
         ``(filename column, label column)`` of the submission, from the sample submission
-        when present.
+        when present; multi-label: ``(filename column, label-list column)`` or the file
+        name column and one probability column per class.
     notes : list of dict
         Warnings raised while reading (``{"file", "reason"}``), for the end-of-run report.
     """
@@ -72,7 +75,7 @@ class Competition:
     train: pd.DataFrame
     test: pd.DataFrame
     classes: tuple[str, ...]
-    submission_columns: tuple[str, str]
+    submission_columns: tuple[str, ...]
     notes: list[dict[str, str]] = field(default_factory=list)
 
     @property
@@ -119,13 +122,33 @@ def _read_csv(path: Path, required: dict[str, str]) -> pd.DataFrame:
     return df
 
 
-def read_sample_submission_columns(path: Path, config: DataConfig) -> tuple[str, str]:
+def _check_submission_columns(
+    columns: tuple[str, ...], classes: tuple[str, ...], path: Path, label_kind: str
+) -> tuple[str, ...]:
+    """The submission columns, checked against the task's label kind and the classes.
+
+    Single-label: file name and label.  Multi-label: file name and a label-list column, or
+    file name and one probability column per class (every class, no other).
+    """
+    if len(columns) == 2:
+        return columns
+    if label_kind == "multi" and sorted(columns[1:]) == sorted(classes):
+        return columns
+    expected = (
+        "2 columns (file name, label)"
+        if label_kind == "single"
+        else f"2 columns (file name, label list) or the file name and one column per label {list(classes)}"
+    )
+    raise DataError(f"{path}: expected {expected}, found {list(columns)}")
+
+
+def read_sample_submission_columns(path: Path, config: DataConfig) -> tuple[str, ...]:
     """Columns of the sample submission, or ``(filename_column, label_column)`` if absent.
 
     Raises
     ------
     DataError
-        The file is empty, not UTF-8, not CSV, or does not have exactly two columns.
+        The file is empty, not UTF-8, not CSV, or has fewer than two columns.
     """
     if not path.is_file():
         return (config.filename_column, config.label_column)
@@ -143,9 +166,9 @@ def read_sample_submission_columns(path: Path, config: DataConfig) -> tuple[str,
         ) from exc
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: sample submission cannot be parsed as CSV ({exc})") from exc
-    if len(header) != 2:
-        raise DataError(f"{path}: expected 2 columns (file name, label), found {list(header)}")
-    return (str(header[0]).strip(), str(header[1]).strip())
+    if len(header) < 2:
+        raise DataError(f"{path}: expected a file name column and label column(s), found {list(header)}")
+    return tuple(str(c).strip() for c in header)
 
 
 def resolve_audio_path(folder: Path, filename: str) -> Path:
@@ -203,26 +226,6 @@ def _check_inside(csv: Path, names: pd.Series, folder: Path, root: Path) -> None
         )
 
 
-def _clean_labels(labels: pd.Series, path: Path, notes: list[dict[str, str]]) -> pd.Series:
-    labels = labels.str.strip()
-    blank = [i + 2 for i, label in enumerate(labels) if label == ""]
-    if blank:
-        raise DataError(f"{path}: blank label on line(s) {blank[:20]} ({len(blank)} in all)")
-    spellings: dict[str, Counter] = {}
-    for label in labels:
-        spellings.setdefault(label.casefold(), Counter())[label] += 1
-    canonical = {}
-    for counts in spellings.values():
-        # Most common spelling wins; ties go to the alphabetically first one.
-        best = sorted(counts.items(), key=lambda kv: (-kv[1], kv[0]))[0][0]
-        canonical.update({spelling: best for spelling in counts})
-        if len(counts) > 1:
-            reason = f"labels differing only in case merged to {best!r}: {sorted(counts)}"
-            warnings.warn(f"{path}: {reason}", EmoUtilsWarning, stacklevel=3)
-            notes.append({"file": str(path), "reason": reason})
-    return labels.map(canonical)
-
-
 def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = None) -> Competition:
     """Read and validate a competition folder.
 
@@ -248,13 +251,13 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
     if not root.is_dir():
         raise DataError(f"{root}: data folder not found")
     notes: list[dict[str, str]] = []
-    fcol, lcol = config.filename_column, config.label_column
+    fcol = config.filename_column
 
     train_csv = root / config.train_csv
-    train = _read_csv(train_csv, {fcol: "data.filename_column", lcol: "data.label_column"})
-    train = pd.DataFrame(
-        {"filename": train[fcol].str.strip(), "label": _clean_labels(train[lcol], train_csv, notes)}
-    )
+    sample_columns = read_sample_submission_columns(root / config.sample_submission, config)
+    raw = _read_csv(train_csv, {fcol: "data.filename_column"})
+    labels, classes = LABEL_READERS[config.label_kind](raw, train_csv, config, sample_columns, notes)
+    train = pd.DataFrame({"filename": raw[fcol].str.strip(), "label": labels})
     train_names = train["filename"].copy()  # every CSV row, for the path check's line numbers
 
     per_file = train.groupby("filename", sort=False)["label"].unique()
@@ -284,10 +287,11 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
         _check_inside(train_csv, train_names, train_dir, root)
         _check_inside(test_csv, test["filename"], test_dir, root)
 
-    classes = tuple(sorted(train["label"].unique()))
     if len(classes) < 2:
         raise DataError(f"{train_csv}: needs at least 2 classes, found {list(classes)}")
-    columns = read_sample_submission_columns(root / config.sample_submission, config)
+    columns = _check_submission_columns(
+        sample_columns, classes, root / config.sample_submission, config.label_kind
+    )
     return Competition(
         root=root,
         train=train,

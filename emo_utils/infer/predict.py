@@ -13,8 +13,11 @@ Views (``ensemble`` section of the config, applied to OOF and test alike):
 * ``tta_shifts = k`` -- ``k`` extra copies of every view rolled in time by
   ``j * window_frames // (k + 1)`` frames, ``j = 1..k``.
 
-The probabilities of a clip are the mean over its views.  Views are built a chunk of rows at
-a time, so memory does not grow with the test set.
+The probabilities of a clip are pooled over its views per class: the mean (``ensemble.pool
+= "mean"``, single-label default) or the maximum (``"max"``, the multi-label default: a
+label heard in one window of a long clip is present in the clip).  Tasks with whole-clip
+predictions (:attr:`emo_utils.tasks.Task.whole_clip`, multi-label) always use every window.
+Views are built a chunk of rows at a time, so memory does not grow with the test set.
 """
 
 from __future__ import annotations
@@ -45,13 +48,20 @@ __all__ = ["ModelLoader", "predict_rows", "predict_test", "tta_views", "view_set
 ModelLoader = Callable[..., torch.nn.Module]
 
 
-def view_settings(config: Config) -> dict[str, object]:
-    """The view keyword arguments of :func:`predict_rows` / :func:`tta_views` for a config."""
-    return {
+def view_settings(config: Config, *, pool: bool = True) -> dict[str, object]:
+    """The view keyword arguments of :func:`predict_rows` for a config.
+
+    ``pool=False`` leaves out ``pool`` (the keyword arguments of :func:`tta_views`).
+    """
+    task = get_task(config.data.task)
+    settings: dict[str, object] = {
         "crop": config.audio.crop,
-        "tta_windows": config.ensemble.tta_windows,
+        "tta_windows": config.ensemble.tta_windows or task.whole_clip,
         "tta_shifts": config.ensemble.tta_shifts,
     }
+    if pool:
+        settings["pool"] = config.ensemble.pool
+    return settings
 
 
 def tta_views(
@@ -118,13 +128,14 @@ def predict_rows(
     crop: str = "start",
     tta_windows: bool = False,
     tta_shifts: int = 0,
+    pool: str = "mean",
     batch_size: int = 64,
     device: str | torch.device | None = None,
     mixed_precision: bool = False,
     progress: bool = False,
     desc: str = "",
 ) -> np.ndarray:
-    """Probabilities of ``rows``: the task's activation per view, averaged over views.
+    """Probabilities of ``rows``: the task's activation per view, pooled over views.
 
     Parameters
     ----------
@@ -139,6 +150,8 @@ def predict_rows(
         turns logits into probabilities.
     crop, tta_windows, tta_shifts
         The views (see :func:`tta_views`; :func:`view_settings` reads them from a config).
+    pool : {"mean", "max"}
+        How a clip's views are pooled, per class (``ensemble.pool``).
     batch_size : int
         Views per forward pass.
     device : str or torch.device, optional
@@ -156,6 +169,8 @@ def predict_rows(
         One row per requested row, in order; NaN for rows without an image.
     """
     task = get_task(task) if isinstance(task, str) else task
+    if pool not in ("mean", "max"):
+        raise TrainingError(f"pool must be 'mean' or 'max', got {pool!r}")
     dev = select_device(device)
     unique, inverse = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
     model = model.to(dev).eval()
@@ -183,11 +198,16 @@ def predict_rows(
             if out is None:
                 out = np.full((len(unique), probs.shape[1]), np.nan)
             local = np.searchsorted(part, owner)  # part is sorted: view -> position in part
-            sums = np.zeros((len(part), probs.shape[1]))
-            np.add.at(sums, local, probs)
             counts = np.bincount(local, minlength=len(part)).astype(np.float64)
             hit = counts > 0
-            out[start : start + len(part)][hit] = sums[hit] / counts[hit, None]
+            if pool == "max":
+                pooled = np.full((len(part), probs.shape[1]), -np.inf)
+                np.maximum.at(pooled, local, probs)
+                out[start : start + len(part)][hit] = pooled[hit]
+            else:
+                sums = np.zeros((len(part), probs.shape[1]))
+                np.add.at(sums, local, probs)
+                out[start : start + len(part)][hit] = sums[hit] / counts[hit, None]
     if out is None:
         return np.full((len(inverse), 0), np.nan)
     return out[inverse]

@@ -47,6 +47,17 @@ class Task:
     ensembles: ClassVar[tuple[str, ...]] = ()
     #: Submission row format (key of :data:`emo_utils.submission.SUBMISSION_FORMATS`).
     submission_format: ClassVar[str] = "label"
+    #: How ``train.csv`` holds the targets: ``"single"`` (one label per clip) or ``"multi"``
+    #: (a label list or 0/1 columns); a key of :data:`emo_utils.data.labels.LABEL_READERS`.
+    label_kind: ClassVar[str] = "single"
+    #: Loss names (``train.loss``); the first is the default.
+    losses: ClassVar[tuple[str, ...]] = ()
+    #: Defaults of the task-dependent config fields left ``None`` (``ensemble.metric``,
+    #: ``ensemble.pool``).
+    defaults: ClassVar[dict[str, Any]] = {}
+    #: Predict every window of a clip (whole-clip predictions), whatever
+    #: ``ensemble.tta_windows`` says.
+    whole_clip: ClassVar[bool] = False
 
     def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         """Targets of the training rows, as the loss expects them."""
@@ -68,8 +79,32 @@ class Task:
         """Probabilities ``(n, n_outputs)`` -> predictions (what the metrics compare)."""
         raise NotImplementedError
 
-    def score(self, name: str, targets: np.ndarray, proba: np.ndarray) -> float:
-        """Metric ``name`` of the predictions decoded from ``proba`` against ``targets``."""
+    def score(
+        self, name: str, targets: np.ndarray, proba: np.ndarray, *, thresholds: Any = None
+    ) -> float:
+        """Metric ``name`` of the predictions decoded from ``proba`` against ``targets``.
+
+        ``thresholds`` are the decision thresholds of tasks that have them (multi-label:
+        a float or one per label; default 0.5); single-label tasks ignore them.
+        """
+        raise NotImplementedError
+
+    def baseline(self, targets: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, str]:
+        """The probabilities of a model that ignores the audio, and what it predicts.
+
+        Scored by :meth:`score` into the CV report's baseline row (a model at or below it
+        learned nothing).  Returns ``(probabilities (n, len(classes)), description)``.
+        """
+        raise NotImplementedError
+
+    def per_class(
+        self, targets: np.ndarray, proba: np.ndarray, classes: Sequence[str]
+    ) -> dict[str, dict[str, float]]:
+        """Per-class scores of the CV report: ``{class: {"precision", "recall", "f1", ...}}``."""
+        raise NotImplementedError
+
+    def prior(self, targets: np.ndarray, n_classes: int) -> np.ndarray:
+        """Share of the training clips holding each class, shape ``(n_classes,)``."""
         raise NotImplementedError
 
     def split(
@@ -93,7 +128,7 @@ class Task:
         """The probability columns of OOF and prediction files."""
         return list(classes)
 
-    def fallback(self, prior: np.ndarray) -> int:
+    def fallback(self, prior: np.ndarray) -> Any:
         """The prediction written for a test row that has no model output."""
         raise NotImplementedError
 

@@ -9,13 +9,13 @@ prediction is the most probable class; folds are stratified by label
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 
 from ..data.folds import check_fold_counts, make_folds
 from ..errors import DataError
-from ..metrics import get_metric
+from ..metrics import get_metric, per_class_report
 from ._registry import Task, register_task
 
 if TYPE_CHECKING:
@@ -33,6 +33,8 @@ class Classification(Task):
     name = "classification"
     metrics = ("accuracy", "f1_macro", "f1_weighted")
     ensembles = ("mode", "mean", "geometric", "stacking")
+    losses = ("cross_entropy",)
+    defaults: ClassVar[dict[str, Any]] = {"ensemble.metric": "accuracy", "ensemble.pool": "mean"}
 
     def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         """Class index of every label, int64 ``(n,)``; :class:`DataError` on an unknown label."""
@@ -78,9 +80,37 @@ class Classification(Task):
         """The most probable class of every row (first on ties)."""
         return np.asarray(proba).argmax(axis=1)
 
-    def score(self, name: str, targets: np.ndarray, proba: np.ndarray) -> float:
+    def score(
+        self, name: str, targets: np.ndarray, proba: np.ndarray, *, thresholds: Any = None
+    ) -> float:
         """Metric ``name`` of the decoded classes against the class indices ``targets``."""
         return float(get_metric(name)(np.asarray(targets), self.decode(proba)))
+
+    def baseline(self, targets: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, str]:
+        """Always the most frequent class (``DummyClassifier(strategy="most_frequent")``).
+
+        The description is the class name.
+        """
+        n_outputs = len(classes)
+        from sklearn.dummy import DummyClassifier
+
+        targets = np.asarray(targets)
+        x = np.zeros((len(targets), 1))
+        dummy = DummyClassifier(strategy="most_frequent").fit(x, targets)
+        probs = np.zeros((len(targets), n_outputs))
+        probs[:, dummy.classes_.astype(int)] = dummy.predict_proba(x)
+        return probs, str(classes[int(dummy.classes_[np.argmax(dummy.class_prior_)])])
+
+    def per_class(
+        self, targets: np.ndarray, proba: np.ndarray, classes: Sequence[str]
+    ) -> dict[str, dict[str, float]]:
+        """Precision, recall, F1 and support of every class (argmax decisions)."""
+        return per_class_report(targets, self.decode(proba), classes)
+
+    def prior(self, targets: np.ndarray, n_classes: int) -> np.ndarray:
+        """Class frequencies of the class indices ``targets``."""
+        counts = np.bincount(np.asarray(targets, dtype=np.int64), minlength=n_classes)
+        return counts / max(1, counts.sum())
 
     def split(
         self,

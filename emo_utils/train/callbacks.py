@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 from fastai.callback.core import Callback, CancelFitException
+from fastai.callback.mixup import MixUp
 from fastai.callback.progress import CSVLogger, ProgressCallback
 from fastai.callback.tracker import (
     EarlyStoppingCallback,
@@ -41,6 +42,7 @@ __all__ = [
     "LazyProgressCallback",
     "ResumableEarlyStopping",
     "StopOnNonFiniteLoss",
+    "UnionMixUp",
 ]
 
 
@@ -316,3 +318,22 @@ def _plain(obj: Any) -> Any:
     if isinstance(obj, (list, tuple)):
         return type(obj)(_plain(v) for v in obj)
     return obj
+
+
+class UnionMixUp(MixUp):
+    """fastai's ``MixUp`` whose multi-label targets are the union of both clips' labels.
+
+    The images are mixed as in ``MixUp``; the target of a mixed clip is the element-wise
+    maximum of the two clips' targets instead of their mix (``train.mixup_targets =
+    "union"``): a sound mixed in at 30 % is still present.  Class-index targets (single
+    label) are left to ``MixUp``, which mixes the losses.
+    """
+
+    def before_batch(self) -> None:
+        """Mix the batch as ``MixUp`` does, then set the targets to the union."""
+        original = self.yb
+        super().before_batch()
+        if not self.stack_y:
+            self.learn.yb = tuple(
+                torch.maximum(a, b) for a, b in zip(self.yb1, original, strict=True)
+            )

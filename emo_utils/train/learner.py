@@ -21,7 +21,7 @@ from torch import nn
 from .._console import interactive
 from ..config import TrainConfig
 from ..tasks import Task, get_task
-from .callbacks import EpochLineLogger, LazyProgressCallback
+from .callbacks import EpochLineLogger, LazyProgressCallback, UnionMixUp
 
 __all__ = ["make_learner"]
 
@@ -42,7 +42,9 @@ def make_learner(
     AdamW (``OptimWrapper``), the task's loss (:meth:`~emo_utils.tasks.Task.make_loss`;
     single-label: cross-entropy with label smoothing and optional balanced class weights
     from the fold's training targets) and metrics (:meth:`~emo_utils.tasks.Task.fastai_metrics`),
-    fastai's ``MixUp`` when ``config.mixup > 0`` and mixed precision (bf16 where
+    fastai's ``MixUp`` when ``config.mixup > 0`` (multi-label targets: mixed, or their
+    union with ``mixup_targets = "union"``, :class:`~emo_utils.train.callbacks.UnionMixUp`)
+    and mixed precision (bf16 where
     supported, else fp16) when ``config.mixed_precision`` and the data is on a GPU.
     ``progress=False`` removes the progress bars and the per-epoch table; where no one
     watches (:func:`emo_utils._console.interactive` is false: a log file, CI) the bars are
@@ -52,7 +54,8 @@ def make_learner(
     loss = task.make_loss(
         config=config, targets=np.asarray(train_targets), n_classes=n_classes, device=dls.device
     )
-    cbs = [MixUp(config.mixup)] if config.mixup > 0 else []
+    mixup = UnionMixUp if config.mixup_targets == "union" else MixUp
+    cbs = [mixup(config.mixup)] if config.mixup > 0 else []
     learn = Learner(
         dls,
         model,

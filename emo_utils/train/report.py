@@ -12,20 +12,28 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from sklearn.dummy import DummyClassifier
 
 from ..data.duplicates import describe_groups
-from ..metrics import per_class_report
 from ..tables import markdown_table
 from ..tasks import Task
 
 __all__ = ["baseline_warnings", "cv_report", "majority_baseline", "report_markdown"]
 
 
+def _predicts(base: dict[str, Any]) -> str:
+    """What the baseline predicts, for messages (old reports have only ``class``)."""
+    if "class" in base:
+        return f"always predicting {base['class']!r}"
+    return str(base.get("predicts", ""))
+
+
 def majority_baseline(
-    targets: np.ndarray, *, task: Task, n_outputs: int
-) -> tuple[dict[str, float], int]:
-    """Scores of always predicting the most frequent class, under each of the task's metrics.
+    targets: np.ndarray, *, task: Task, classes: Sequence[str]
+) -> tuple[dict[str, float], str]:
+    """Scores of a model that ignores the audio, under each of the task's metrics.
+
+    Single-label: always the most frequent class; multi-label: every label at its training
+    frequency (:meth:`~emo_utils.tasks.Task.baseline`).
 
     Parameters
     ----------
@@ -33,23 +41,19 @@ def majority_baseline(
         Encoded targets (class indices) of every clip.
     task : Task
         Scores the constant prediction (:meth:`~emo_utils.tasks.Task.score`).
-    n_outputs : int
-        Probability columns of the task's outputs.
+    classes : sequence of str
+        The task's output columns.
 
     Returns
     -------
     scores : dict of str to float
         Metric -> baseline score.
-    majority : int
-        Index of the most frequent class.
+    what : str
+        What the baseline predicts: the most frequent class (single-label), or a
+        description.
     """
-    targets = np.asarray(targets)
-    x = np.zeros((len(targets), 1))
-    dummy = DummyClassifier(strategy="most_frequent").fit(x, targets)
-    probs = np.zeros((len(targets), n_outputs))
-    probs[:, dummy.classes_.astype(int)] = dummy.predict_proba(x)
-    majority = int(dummy.classes_[np.argmax(dummy.class_prior_)])
-    return {name: task.score(name, targets, probs) for name in task.metrics}, majority
+    probs, what = task.baseline(np.asarray(targets), classes)
+    return {name: task.score(name, targets, probs) for name in task.metrics}, what
 
 
 def baseline_warnings(report: dict[str, Any]) -> list[str]:
@@ -75,7 +79,7 @@ def baseline_warnings(report: dict[str, Any]) -> list[str]:
             if not score > base["scores"][m]:  # NaN counts as at or below
                 out.append(
                     f"{arch}: OOF {m} {score:.4f} is at or below the majority-class baseline "
-                    f"{base['scores'][m]:.4f} (always predicting {base['class']!r}); the model "
+                    f"{base['scores'][m]:.4f} ({_predicts(base)}); the model "
                     "learned nothing useful (learning rate, epochs, labels or features)"
                 )
     return out
@@ -115,7 +119,6 @@ def cv_report(
     columns = task.output_columns(classes)
     for arch, results in fold_results.items():
         probs = oofs[arch][columns].to_numpy()
-        pred = task.decode(probs)
         per_fold = pd.DataFrame([r.scores for r in results])
         archs[arch] = {
             "overall": {name: task.score(name, targets, probs) for name in task.metrics},
@@ -133,7 +136,7 @@ def cv_report(
                 }
                 for r in results
             ],
-            "per_class": per_class_report(targets, pred, classes),
+            "per_class": task.per_class(targets, probs, classes),
         }
     report = {
         "task": task.name,
@@ -145,12 +148,10 @@ def cv_report(
         "architectures": archs,
     }
     if len(targets):
-        scores, majority = majority_baseline(targets, task=task, n_outputs=len(columns))
-        report["baseline"] = {
-            "strategy": "most_frequent",
-            "class": list(columns)[majority],
-            "scores": scores,
-        }
+        scores, what = majority_baseline(targets, task=task, classes=columns)
+        report["baseline"] = {"predicts": what, "scores": scores}
+        if task.label_kind == "single":
+            report["baseline"] |= {"strategy": "most_frequent", "class": what}
     report["warnings"] = baseline_warnings(report)
     if groups is not None:
         report["groups"] = describe_groups(groups)
@@ -186,7 +187,7 @@ def report_markdown(report: dict[str, Any]) -> str:
     if base := report.get("baseline"):
         lines += [
             "",
-            f"Majority-class baseline (always `{base['class']}`): "
+            f"Baseline ({_predicts(base)}): "
             + ", ".join(f"{m} {base['scores'][m]:.4f}" for m in metrics)
             + ".",
         ]
@@ -209,11 +210,8 @@ def report_markdown(report: dict[str, Any]) -> str:
             "### Per class (out-of-fold)",
             "",
             *markdown_table(
-                ["class", "precision", "recall", "f1", "support"],
-                [
-                    [c, v["precision"], v["recall"], v["f1"], v["support"]]
-                    for c, v in r["per_class"].items()
-                ],
+                ["class", *(keys := list(next(iter(r["per_class"].values()), {})))],
+                [[c, *(v[k] for k in keys)] for c, v in r["per_class"].items()],
             ),
         ]
     return "\n".join(lines) + "\n"
