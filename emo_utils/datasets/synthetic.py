@@ -632,6 +632,20 @@ def _speech(v: _Voice, duration: float, sr: int, rng: np.random.Generator) -> np
     return speech / (rms + 1e-12)
 
 
+def _dry_speech(v: _Voice, duration: float, sr: int, rng: np.random.Generator) -> np.ndarray:
+    """The dry utterance (unit RMS while voiced) as ``round(duration * sr)`` samples at ``sr``.
+
+    Synthesised at ``sr``, or at half of it above 24 kHz and then resampled with
+    :func:`scipy.signal.resample_poly`; no background noise, no recording level.
+    """
+    n = round(duration * sr)
+    factor = 2 if sr > 24000 else 1
+    speech = _speech(v, duration, sr // factor, rng)
+    if factor > 1:
+        speech = signal.resample_poly(speech, factor, 1)
+    return np.pad(speech[:n], (0, max(0, n - len(speech))))
+
+
 def synthesize_voice(
     *,
     emotion: str,
@@ -680,12 +694,7 @@ def synthesize_voice(
     sr = int(sample_rate)
     n = round(duration * sr)
     voice = _Voice.draw(EMOTION_PROFILES[emotion], rng)
-
-    factor = 2 if sr > 24000 else 1
-    speech = _speech(voice, duration, sr // factor, rng)
-    if factor > 1:
-        speech = signal.resample_poly(speech, factor, 1)
-    speech = np.pad(speech[:n], (0, max(0, n - len(speech))))
+    speech = _dry_speech(voice, duration, sr, rng)
     speech *= 10 ** ((-22.0 + voice.level_db) / 20)
     noise_rms = 10 ** (
         (-22.0 + voice.level_db - rng.uniform(SPREADS["snr_db_low"], SPREADS["snr_db_high"])) / 20
