@@ -4,13 +4,22 @@ May import: ``config``, ``errors``, ``fileio``, ``audio`` (duplicates decode aud
 """
 
 from .competition import Competition, load_competition
-from .folds import check_fold_counts, load_or_create_folds, make_folds, read_folds
+from .folds import (
+    check_fold_counts,
+    check_multilabel_fold_counts,
+    load_or_create_folds,
+    make_folds,
+    make_multilabel_folds,
+    read_folds,
+)
 
 __all__ = [
     "Competition",
     "check_fold_counts",
+    "check_multilabel_fold_counts",
     "load_competition",
     "load_or_create_folds",
     "make_folds",
+    "make_multilabel_folds",
     "read_folds",
 ]

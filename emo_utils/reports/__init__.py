@@ -3,7 +3,9 @@
 ``plots`` draws figures from plain arrays (confusion matrices, ROC, training curves,
 scores, embedding maps, :func:`save_figure`); ``run`` reads a trained run folder through
 :class:`emo_utils.runs.RunDir` and writes ``RUN/report/`` (:func:`make_run_report`,
-``python -m emo_utils report``); ``eda`` describes a competition folder.  :func:`embed`
+``python -m emo_utils report``); ``multilabel`` tabulates and plots multi-label
+predictions (per-label table, PR and F1-threshold curves, co-occurrence, per-label outcomes,
+label-set names); ``eda`` describes a competition folder.  :func:`embed`
 lives in :mod:`emo_utils.infer.embed` and is re-exported here for the notebooks.
 May import every stage below it; nothing imports ``reports`` except ``pipeline``/``cli``.
 """
@@ -17,6 +19,14 @@ from .eda import (
     plot_formats,
     plot_signal_statistics,
     signal_statistics,
+)
+from .multilabel import (
+    label_set_names,
+    per_label_table,
+    plot_label_confusion,
+    plot_label_cooccurrence,
+    plot_pr_curves,
+    plot_threshold_f1,
 )
 from .plots import (
     PROJECTIONS,
@@ -37,7 +47,9 @@ __all__ = [
     "classification_table",
     "dataset_overview",
     "embed",
+    "label_set_names",
     "make_run_report",
+    "per_label_table",
     "plot_channel_grid",
     "plot_class_balance",
     "plot_classification_table",
@@ -45,9 +57,13 @@ __all__ = [
     "plot_durations",
     "plot_embedding_map",
     "plot_formats",
+    "plot_label_confusion",
+    "plot_label_cooccurrence",
+    "plot_pr_curves",
     "plot_roc_curves",
     "plot_scores",
     "plot_signal_statistics",
+    "plot_threshold_f1",
     "plot_training_curves",
     "read_training_logs",
     "save_figure",
