@@ -26,6 +26,7 @@ LAYERS = {
     "runs": 2,
     "audio": 2,
     "metrics": 2,
+    "thresholds": 2,
     "features": 3,
     "datasets": 3,
     "data": 4,

@@ -1,4 +1,7 @@
-"""Combining the predictions of several models, and choosing how on OOF predictions.
+"""Single-label ensembles: combining several models' class probabilities, chosen on OOF.
+
+(Multi-label ensembles are in :mod:`emo_utils.ensemble.multilabel`; both are importable
+from ``emo_utils.ensemble``.)
 
 Every combiner works on probabilities of shape ``(n_models, n_samples, n_classes)`` (one
 softmax output per model, e.g. the fold-averaged test probabilities of each architecture,
@@ -48,13 +51,13 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.model_selection import PredefinedSplit, StratifiedKFold, cross_val_predict
 
-from .config import Config
-from .errors import ConfigError, DataError, TrainingError
-from .fileio import write_json, write_text
-from .metrics import METRICS, get_metric
-from .runs import RunDir
-from .tables import markdown_table
-from .tasks import get_task
+from ..config import Config
+from ..errors import ConfigError, DataError, TrainingError
+from ..fileio import write_json, write_text
+from ..metrics import METRICS, get_metric
+from ..runs import RunDir
+from ..tables import markdown_table
+from ..tasks import get_task
 
 __all__ = [
     "ENSEMBLES",

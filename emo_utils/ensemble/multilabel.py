@@ -1,0 +1,812 @@
+"""Multi-label ensembles: combining several models' per-label sigmoid probabilities.
+
+Every combiner works on probabilities of shape ``(n_models, n_samples, n_labels)`` (one
+sigmoid output per model and label, each in ``[0, 1]``) and a 0/1 target matrix ``Y`` of
+shape ``(n_samples, n_labels)``:
+
+=============  ===========================================================================
+``mode``       k-of-n vote: each model decides every label at its own thresholds; a label
+               is present when at least ``k`` of the ``n`` models say so (default: a
+               strict majority, ``k = ceil((n + 1) / 2)``); optional model weights
+``mean``       weighted arithmetic mean of the probabilities, per label
+``geometric``  weighted geometric mean of the probabilities, per label (not renormalised:
+               labels are independent, unlike single-label classes)
+``rank``       weighted mean of each model's per-label ranks over the rows, scaled to [0, 1]
+``stacking``   one scikit-learn ``LogisticRegression`` per label on the models' logits of
+               that label; its OOF output is cross-validated over the OOF folds
+=============  ===========================================================================
+
+:data:`MULTILABEL_ENSEMBLES` maps each name to a factory ``(weights=None, **options) ->
+ensemble``; an ensemble has ``fit(probas, Y)``, ``predict_proba(probas)`` (``(n_samples,
+n_labels)`` scores in ``[0, 1]``), ``predict(probas, thresholds=None)`` (0/1 decisions) and
+``oof_predict_proba(probas, Y, folds)`` (scores of the OOF rows that never used the scored
+rows' labels).
+
+:func:`score_multilabel_ensembles` scores every single model and every method on OOF
+probabilities and returns the single-label :class:`~emo_utils.ensemble.EnsembleReport`
+with the thresholds to apply to the test set.
+
+Examples
+--------
+>>> import numpy as np
+>>> probas = np.array([[[0.9, 0.2]], [[0.6, 0.7]], [[0.1, 0.8]]])  # 3 models, 1 row, 2 labels
+>>> k_of_n_vote(probas).tolist()  # 2 of 3 models say yes to both labels
+[[1, 1]]
+>>> k_of_n_vote(probas, k=3).tolist()
+[[0, 0]]
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from functools import partial
+from typing import Any, Protocol
+
+import numpy as np
+import pandas as pd
+from scipy.special import logit
+from scipy.stats import rankdata
+from sklearn.base import clone
+from sklearn.linear_model import LogisticRegression
+from sklearn.model_selection import PredefinedSplit
+
+from ..errors import ConfigError, DataError, TrainingError
+from ..metrics import (
+    MULTILABEL_METRICS,
+    THRESHOLD_METRICS,
+    check_multilabel,
+    check_thresholds,
+    get_multilabel_metric,
+)
+from ..thresholds import THRESHOLD_MODES, cross_fit_thresholds, tune_thresholds
+from .single import GEOMETRIC_EPS, EnsembleReport, check_weights
+
+__all__ = [
+    "MULTILABEL_ENSEMBLES",
+    "KOfNVote",
+    "MultilabelAverage",
+    "MultilabelEnsemble",
+    "MultilabelStacking",
+    "check_multilabel_probas",
+    "default_k",
+    "k_of_n_vote",
+    "label_geometric_mean",
+    "label_mean",
+    "label_rank_mean",
+    "label_vote_shares",
+    "make_multilabel_ensemble",
+    "resolve_multilabel_method",
+    "score_multilabel_ensembles",
+]
+
+#: Vote shares and the vote threshold ``k / n`` are rounded to this many decimals, so float
+#: rounding in the weights cannot decide whether a label reached ``k`` votes.
+_VOTE_DECIMALS = 12
+
+#: Probabilities are clipped to ``[eps, 1 - eps]`` before the stacker's logit.
+STACKING_EPS = 1e-6
+
+
+# ---------------------------------------------------------------------------- validation
+def check_multilabel_probas(probas: np.ndarray) -> np.ndarray:
+    """``probas`` as float64 ``(n_models, n_samples, n_labels)``, every value in ``[0, 1]``.
+
+    Raises
+    ------
+    DataError
+        Another shape, an empty axis, or a value that is not a finite number in ``[0, 1]``.
+    """
+    p = np.asarray(probas, dtype=np.float64)
+    if p.ndim != 3 or 0 in p.shape:
+        raise DataError(
+            f"probas: expected a non-empty array of shape (n_models, n_samples, n_labels), "
+            f"got shape {p.shape}"
+        )
+    bad = ~(np.isfinite(p) & (p >= 0) & (p <= 1))
+    if bad.any():
+        raise DataError(
+            f"probas: must be finite probabilities in [0, 1], found {p[bad][0].item()!r}"
+        )
+    return p
+
+
+def _check_target(y_true: np.ndarray, p: np.ndarray) -> np.ndarray:
+    """``y_true`` as int64 ``(n_samples, n_labels)`` matching ``p``'s rows and labels."""
+    return check_multilabel(y_true, p[0])[0]
+
+
+def _check_folds(folds: Sequence[int] | np.ndarray | None, n_samples: int) -> np.ndarray:
+    f = None if folds is None else np.asarray(folds)
+    if f is None or f.shape != (n_samples,):
+        raise DataError(
+            f"folds: expected one fold per row, shape ({n_samples},), "
+            f"got {None if f is None else f.shape}"
+        )
+    if np.unique(f).size < 2:
+        raise DataError(f"folds: need at least 2 distinct folds, got {np.unique(f).tolist()}")
+    return f
+
+
+def default_k(n_models: int) -> int:
+    """The strict majority of ``n_models`` votes: ``ceil((n + 1) / 2)``.
+
+    Examples
+    --------
+    >>> [default_k(n) for n in (1, 2, 3, 4, 5)]
+    [1, 2, 2, 3, 3]
+    """
+    return math.ceil((n_models + 1) / 2)
+
+
+def _check_k(k: int | None, n_models: int) -> int:
+    if k is None:
+        return default_k(n_models)
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or not 1 <= k <= n_models:
+        raise ConfigError("ensemble.k", k, f"must be an integer from 1 to {n_models} (models)")
+    return int(k)
+
+
+def _model_thresholds(thresholds: float | np.ndarray, p: np.ndarray) -> np.ndarray:
+    """Model thresholds broadcast to ``p``'s shape ``(n_models, n_samples, n_labels)``.
+
+    Accepted: a float, ``(n_labels,)`` (the same for every model), ``(n_models, n_labels)``
+    or ``(n_models, n_samples, n_labels)`` (per-row, e.g. cross-fitted).
+    """
+    t = np.asarray(thresholds, dtype=np.float64)
+    n_models, _, n_labels = p.shape
+    if t.shape == (n_models, n_labels):
+        t = t[:, None, :]
+    elif t.shape not in ((), (n_labels,), p.shape):
+        raise DataError(
+            f"thresholds: expected a float, shape ({n_labels},), ({n_models}, {n_labels}) or "
+            f"{p.shape}, got shape {t.shape}"
+        )
+    if not np.all(np.isfinite(t)):
+        raise DataError(f"thresholds: must be finite, found {t[~np.isfinite(t)].flat[0].item()!r}")
+    return np.broadcast_to(t, p.shape)
+
+
+# ---------------------------------------------------------------------------- combiners
+def label_vote_shares(
+    probas: np.ndarray,
+    *,
+    thresholds: float | np.ndarray = 0.5,
+    weights: Sequence[float] | np.ndarray | None = None,
+) -> np.ndarray:
+    """Weighted share of the models that predict each label (``probas >= thresholds``).
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_labels)
+    thresholds : float or numpy.ndarray
+        Each model's decision thresholds: a float, ``(n_labels,)``, ``(n_models, n_labels)``
+        or ``(n_models, n_samples, n_labels)``.
+    weights : sequence of float, optional
+        One non-negative weight per model (default: one vote each).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_labels)
+        In ``[0, 1]``, rounded to 12 decimals.
+    """
+    p = check_multilabel_probas(probas)
+    w = check_weights(weights, p.shape[0])
+    votes = (p >= _model_thresholds(thresholds, p)).astype(np.float64)
+    return np.round(np.einsum("m,mnl->nl", w, votes) / w.sum(), _VOTE_DECIMALS)
+
+
+def _vote_threshold(k: int, n_models: int) -> float:
+    return round(k / n_models, _VOTE_DECIMALS)
+
+
+def k_of_n_vote(
+    probas: np.ndarray,
+    *,
+    k: int | None = None,
+    thresholds: float | np.ndarray = 0.5,
+    weights: Sequence[float] | np.ndarray | None = None,
+) -> np.ndarray:
+    """A label is present when at least ``k`` of the ``n`` models predict it.
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_labels)
+    k : int, optional
+        Votes needed, ``1 <= k <= n``; default the strict majority :func:`default_k`.
+    thresholds : float or numpy.ndarray
+        Each model's decision thresholds (see :func:`label_vote_shares`).
+    weights : sequence of float, optional
+        Model weights: a label is present when its weighted vote share reaches ``k / n``
+        (the weights scaled to sum to ``n`` and their count compared with ``k``).
+
+    Returns
+    -------
+    numpy.ndarray of int64 in {0, 1}, shape (n_samples, n_labels)
+    """
+    p = check_multilabel_probas(probas)
+    k = _check_k(k, p.shape[0])
+    shares = label_vote_shares(p, thresholds=thresholds, weights=weights)
+    return (shares >= _vote_threshold(k, p.shape[0])).astype(np.int64)
+
+
+def label_mean(
+    probas: np.ndarray, *, weights: Sequence[float] | np.ndarray | None = None
+) -> np.ndarray:
+    """Weighted arithmetic mean of the models' probabilities, label by label.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_labels)
+    """
+    p = check_multilabel_probas(probas)
+    return np.average(p, axis=0, weights=check_weights(weights, p.shape[0]))
+
+
+def label_geometric_mean(
+    probas: np.ndarray,
+    *,
+    weights: Sequence[float] | np.ndarray | None = None,
+    eps: float = GEOMETRIC_EPS,
+) -> np.ndarray:
+    """Weighted geometric mean of the models' probabilities, label by label.
+
+    Not renormalised across labels (each label is its own yes/no question).  Probabilities
+    are clipped to ``eps`` before the logarithm, so a 0 never gives ``-inf`` or NaN.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_labels)
+        In ``[0, 1]``.
+
+    Examples
+    --------
+    >>> label_geometric_mean(np.array([[[0.25, 1.0]], [[1.0, 0.04]]])).round(3).tolist()
+    [[0.5, 0.2]]
+    """
+    p = check_multilabel_probas(probas)
+    w = check_weights(weights, p.shape[0])
+    return np.exp(np.average(np.log(np.clip(p, eps, None)), axis=0, weights=w))
+
+
+def label_rank_mean(
+    probas: np.ndarray, *, weights: Sequence[float] | np.ndarray | None = None
+) -> np.ndarray:
+    """Weighted mean of rank-normalised scores, label by label.
+
+    Each model's column (one label) is ranked over the rows with
+    :func:`scipy.stats.rankdata` (ties get their average rank) and mapped to
+    ``(rank - 1) / (n_samples - 1)`` (0.5 for a single row), then averaged over models.
+    Ranks are relative to the rows given, so thresholds tuned on OOF rank scores carry over
+    to a test set only when its label frequencies are similar.
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_labels)
+        In ``[0, 1]``.
+    """
+    p = check_multilabel_probas(probas)
+    n = p.shape[1]
+    ranks = rankdata(p, axis=1)
+    scaled = (ranks - 1) / (n - 1) if n > 1 else np.full_like(ranks, 0.5)
+    return np.average(scaled, axis=0, weights=check_weights(weights, p.shape[0]))
+
+
+# ---------------------------------------------------------------------------- estimators
+class MultilabelEnsemble(Protocol):
+    """What every entry of :data:`MULTILABEL_ENSEMBLES` builds."""
+
+    def fit(self, probas: np.ndarray, y: np.ndarray) -> MultilabelEnsemble:
+        """Learn from OOF ``probas`` and targets ``y`` (or only check them); ``self``."""
+
+    def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        """Combined ``(n_samples, n_labels)`` scores in ``[0, 1]``."""
+
+    def predict(self, probas: np.ndarray, thresholds: Any = None) -> np.ndarray:
+        """0/1 decisions ``(n_samples, n_labels)``."""
+
+    def oof_predict_proba(self, probas: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+        """Scores of the OOF rows that never used the scored rows' labels."""
+
+
+def _decide(scores: np.ndarray, thresholds: float | np.ndarray) -> np.ndarray:
+    return (scores >= check_thresholds(thresholds, scores.shape)).astype(np.int64)
+
+
+@dataclass
+class KOfNVote:
+    """k-of-n vote over fixed models: ``mode`` of :data:`MULTILABEL_ENSEMBLES`.
+
+    Parameters
+    ----------
+    weights : sequence of float, optional
+        One weight per model (see :func:`k_of_n_vote`).
+    k : int, optional
+        Votes needed (default the strict majority :func:`default_k` of the models).
+    thresholds : float or numpy.ndarray
+        Each model's decision thresholds, float, ``(n_labels,)`` or ``(n_models,
+        n_labels)``; default 0.5.  Used when ``tune`` is ``None``.
+    tune : {None, "per_label", "global"}
+        When set, :meth:`fit` tunes each model's thresholds on the OOF rows with
+        :func:`emo_utils.thresholds.tune_thresholds` (this ``mode``), and
+        :meth:`oof_predict_proba` uses each model's cross-fitted thresholds instead
+        (:func:`emo_utils.thresholds.cross_fit_thresholds`).
+    min_positives : int
+        Passed to the threshold tuning.
+
+    Notes
+    -----
+    :meth:`predict_proba` returns the (weighted) vote share of every label, whose decision
+    threshold is :meth:`decision_threshold` ``= k / n``.
+    """
+
+    weights: Sequence[float] | None = None
+    k: int | None = None
+    thresholds: float | np.ndarray = 0.5
+    tune: str | None = None
+    min_positives: int = 5
+    thresholds_: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if self.tune is not None and self.tune not in THRESHOLD_MODES:
+            raise ConfigError(
+                "threshold_mode", self.tune, f"must be None or one of {list(THRESHOLD_MODES)}"
+            )
+        k = self.k
+        if k is not None and (isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1):
+            raise ConfigError("ensemble.k", k, "must be an integer >= 1 (votes needed)")
+
+    def decision_threshold(self, n_models: int) -> float:
+        """``k / n``: the vote share from which a label is present."""
+        return _vote_threshold(_check_k(self.k, n_models), n_models)
+
+    def fit(self, probas: np.ndarray, y: np.ndarray | None = None) -> KOfNVote:
+        """Check the input and fix each model's thresholds (tuned on ``y`` when ``tune``)."""
+        p = check_multilabel_probas(probas)
+        check_weights(self.weights, p.shape[0])
+        _check_k(self.k, p.shape[0])
+        if self.tune is None:
+            self.thresholds_ = np.array(_model_thresholds(self.thresholds, p)[:, 0, :])
+            return self
+        if y is None:
+            raise DataError(f"KOfNVote(tune={self.tune!r}): fit needs the targets y")
+        y = _check_target(y, p)
+        self.thresholds_ = np.stack(
+            [tune_thresholds(y, pm, mode=self.tune, min_positives=self.min_positives) for pm in p]
+        )
+        return self
+
+    def _thresholds(self, p: np.ndarray) -> np.ndarray | float:
+        if self.thresholds_ is not None:
+            return self.thresholds_
+        if self.tune is not None:
+            raise TrainingError("KOfNVote: call fit(oof_probas, Y) to tune the thresholds first")
+        return self.thresholds
+
+    def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        """Weighted vote share ``(n_samples, n_labels)`` of every label."""
+        p = check_multilabel_probas(probas)
+        return label_vote_shares(p, thresholds=self._thresholds(p), weights=self.weights)
+
+    def predict(self, probas: np.ndarray, thresholds: Any = None) -> np.ndarray:
+        """0/1 decisions: vote share ``>= k / n`` (or ``>= thresholds`` when given)."""
+        p = check_multilabel_probas(probas)
+        t = self.decision_threshold(p.shape[0]) if thresholds is None else thresholds
+        return _decide(self.predict_proba(p), t)
+
+    def oof_predict_proba(
+        self, probas: np.ndarray, y: np.ndarray | None = None, folds: np.ndarray | None = None
+    ) -> np.ndarray:
+        """Vote shares of the OOF rows, each model deciding at thresholds the row never chose.
+
+        Without ``tune`` nothing is learnt: :meth:`predict_proba`.  With ``tune``, each
+        model's thresholds for a row of fold ``k`` are tuned on the other folds.
+        """
+        p = check_multilabel_probas(probas)
+        if self.tune is None:
+            return label_vote_shares(p, thresholds=self.thresholds, weights=self.weights)
+        if y is None:
+            raise DataError(f"KOfNVote(tune={self.tune!r}): oof_predict_proba needs y")
+        y = _check_target(y, p)
+        f = _check_folds(folds, p.shape[1])
+        per_row = np.stack(
+            [
+                cross_fit_thresholds(y, pm, f, mode=self.tune, min_positives=self.min_positives)
+                for pm in p
+            ]
+        )
+        return label_vote_shares(p, thresholds=per_row, weights=self.weights)
+
+
+#: ``combine`` name -> ``(probas, *, weights) -> (n_samples, n_labels)``.
+_COMBINE: dict[str, Callable[..., np.ndarray]] = {
+    "mean": label_mean,
+    "geometric": label_geometric_mean,
+    "rank": label_rank_mean,
+}
+
+
+@dataclass
+class MultilabelAverage:
+    """A fixed per-label average of the models: ``mean``, ``geometric`` or ``rank``.
+
+    Parameters
+    ----------
+    combine : {"mean", "geometric", "rank"}
+        :func:`label_mean`, :func:`label_geometric_mean` or :func:`label_rank_mean`.
+    weights : sequence of float, optional
+        One weight per model.
+
+    Notes
+    -----
+    Nothing is learnt, so :meth:`oof_predict_proba` is :meth:`predict_proba`.
+    """
+
+    combine: str = "mean"
+    weights: Sequence[float] | None = None
+
+    def __post_init__(self) -> None:
+        if self.combine not in _COMBINE:
+            raise ConfigError("combine", self.combine, f"must be one of {sorted(_COMBINE)}")
+
+    def fit(self, probas: np.ndarray, y: np.ndarray | None = None) -> MultilabelAverage:
+        """Check ``probas`` and one weight per model; learn nothing and return ``self``."""
+        check_weights(self.weights, check_multilabel_probas(probas).shape[0])
+        return self
+
+    def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        """Combined ``(n_samples, n_labels)`` scores in ``[0, 1]``."""
+        return _COMBINE[self.combine](probas, weights=self.weights)
+
+    def predict(self, probas: np.ndarray, thresholds: Any = None) -> np.ndarray:
+        """0/1 decisions ``predict_proba >= thresholds`` (default 0.5)."""
+        return _decide(self.predict_proba(probas), 0.5 if thresholds is None else thresholds)
+
+    def oof_predict_proba(
+        self, probas: np.ndarray, y: np.ndarray | None = None, folds: np.ndarray | None = None
+    ) -> np.ndarray:
+        """:meth:`predict_proba` (nothing is learnt, so ``y`` and ``folds`` are not needed)."""
+        return self.predict_proba(probas)
+
+
+def _label_features(p: np.ndarray, j: int) -> np.ndarray:
+    """The models' logits of label ``j``: ``(n_samples, n_models)``."""
+    return logit(np.clip(p[:, :, j].T, STACKING_EPS, 1 - STACKING_EPS))
+
+
+@dataclass
+class MultilabelStacking:
+    """One logistic regression per label on the models' logits of that label.
+
+    Features of label ``j`` are the ``n_models`` logits ``log(p / (1 - p))`` of label ``j``
+    (probabilities clipped to ``[1e-6, 1 - 1e-6]``), not every label's: with hundreds of
+    labels and a few positives each, a per-label stacker of ``n_models`` inputs is what the
+    data can fit, and on a single model it is Platt scaling.  A label whose training column
+    is constant (all 0 or all 1) predicts that prior instead of fitting.
+
+    Parameters
+    ----------
+    weights : sequence of float, optional
+        Accepted for a uniform factory signature; ignored (the stacker learns weights).
+    seed : int
+        ``random_state`` of the logistic regressions.
+    C : float
+        Inverse regularisation strength of the logistic regressions.
+    """
+
+    weights: Sequence[float] | None = None
+    seed: int = 0
+    C: float = 1.0
+    models_: list[LogisticRegression | float] | None = field(default=None, init=False, repr=False)
+    shape_: tuple[int, int] | None = field(default=None, init=False, repr=False)
+
+    def _estimator(self) -> LogisticRegression:
+        return LogisticRegression(C=self.C, max_iter=1000, random_state=self.seed)
+
+    def _fit_labels(self, p: np.ndarray, y: np.ndarray) -> list[LogisticRegression | float]:
+        models: list[LogisticRegression | float] = []
+        for j in range(p.shape[2]):
+            col = y[:, j]
+            if col.min() == col.max():
+                models.append(float(col[0]))  # constant training column: its prior
+            else:
+                models.append(clone(self._estimator()).fit(_label_features(p, j), col))
+        return models
+
+    @staticmethod
+    def _predict_labels(models: list[LogisticRegression | float], p: np.ndarray) -> np.ndarray:
+        out = np.empty(p.shape[1:])
+        for j, model in enumerate(models):
+            if isinstance(model, float):
+                out[:, j] = model
+            else:  # classes_ is [0, 1]: column 1 is the label's probability
+                out[:, j] = model.predict_proba(_label_features(p, j))[:, 1]
+        return out
+
+    def fit(self, probas: np.ndarray, y: np.ndarray) -> MultilabelStacking:
+        """Fit every label's stacker on all OOF rows; return ``self``."""
+        p = check_multilabel_probas(probas)
+        self.models_ = self._fit_labels(p, _check_target(y, p))
+        self.shape_ = (p.shape[0], p.shape[2])
+        return self
+
+    def predict_proba(self, probas: np.ndarray) -> np.ndarray:
+        """The fitted stackers' ``(n_samples, n_labels)`` probabilities.
+
+        Raises
+        ------
+        TrainingError
+            :meth:`fit` has not been called.
+        DataError
+            Another number of models or labels than in :meth:`fit`.
+        """
+        if self.models_ is None or self.shape_ is None:
+            raise TrainingError("MultilabelStacking: call fit(oof_probas, Y) before predicting")
+        p = check_multilabel_probas(probas)
+        if (p.shape[0], p.shape[2]) != self.shape_:
+            raise DataError(
+                f"probas: fitted on (n_models, n_labels) = {self.shape_}, "
+                f"got {(p.shape[0], p.shape[2])}"
+            )
+        return self._predict_labels(self.models_, p)
+
+    def predict(self, probas: np.ndarray, thresholds: Any = None) -> np.ndarray:
+        """0/1 decisions ``predict_proba >= thresholds`` (default 0.5)."""
+        return _decide(self.predict_proba(probas), 0.5 if thresholds is None else thresholds)
+
+    def oof_predict_proba(self, probas: np.ndarray, y: np.ndarray, folds: np.ndarray) -> np.ndarray:
+        """Cross-validated stacker probabilities of the OOF rows.
+
+        ``PredefinedSplit`` on the OOF fold column: the rows of fold ``k`` are predicted by
+        stackers fitted on the other folds only (a label constant there predicts its
+        prior).  Never in-sample.
+
+        Parameters
+        ----------
+        probas : numpy.ndarray, shape (n_models, n_samples, n_labels)
+        y : numpy.ndarray of {0, 1}, shape (n_samples, n_labels)
+        folds : numpy.ndarray of int, shape (n_samples,)
+            At least two distinct folds.
+
+        Returns
+        -------
+        numpy.ndarray, shape (n_samples, n_labels)
+        """
+        p = check_multilabel_probas(probas)
+        y = _check_target(y, p)
+        f = _check_folds(folds, p.shape[1])
+        test_fold = np.unique(f, return_inverse=True)[1]  # every fold value is a test fold
+        out = np.empty(p.shape[1:])
+        for train, test in PredefinedSplit(test_fold).split():
+            models = self._fit_labels(p[:, train], y[train])
+            out[test] = self._predict_labels(models, p[:, test])
+        return out
+
+
+#: Method name -> factory ``(weights=None, **options) -> multi-label ensemble``.
+MULTILABEL_ENSEMBLES: dict[str, Callable[..., MultilabelEnsemble]] = {
+    "mode": KOfNVote,
+    "mean": partial(MultilabelAverage, "mean"),
+    "geometric": partial(MultilabelAverage, "geometric"),
+    "rank": partial(MultilabelAverage, "rank"),
+    "stacking": MultilabelStacking,
+}
+
+_BEST = "best"
+
+
+def _unknown(method: str) -> ConfigError:
+    return ConfigError(
+        "ensemble.method",
+        method,
+        f"unknown multi-label method; known: {[*MULTILABEL_ENSEMBLES, _BEST]}",
+    )
+
+
+def make_multilabel_ensemble(
+    method: str,
+    *,
+    weights: Sequence[float] | None = None,
+    k: int | None = None,
+    threshold_mode: str | None = None,
+    min_positives: int = 5,
+    seed: int = 0,
+) -> MultilabelEnsemble:
+    """Build the ensemble registered as ``method`` in :data:`MULTILABEL_ENSEMBLES`.
+
+    Parameters
+    ----------
+    method : str
+        A registered name (``"best"`` must be resolved first with
+        :func:`resolve_multilabel_method`).
+    weights : sequence of float, optional
+        One weight per model (ignored by ``stacking``).
+    k, threshold_mode, min_positives
+        ``mode`` only: votes needed, and how each model's thresholds are tuned
+        (``None``: fixed 0.5; see :class:`KOfNVote`).
+    seed : int
+        ``stacking`` only.
+
+    Raises
+    ------
+    ConfigError
+        Unknown method.
+    """
+    if method not in MULTILABEL_ENSEMBLES:
+        raise _unknown(method)
+    weights = list(weights) if weights is not None and len(weights) else None
+    factory = MULTILABEL_ENSEMBLES[method]
+    if method == "mode":
+        return factory(weights=weights, k=k, tune=threshold_mode, min_positives=min_positives)
+    if method == "stacking":
+        return factory(weights=weights, seed=seed)
+    return factory(weights=weights)
+
+
+def resolve_multilabel_method(method: str, best_method: str) -> str:
+    """``method``, or ``best_method`` when ``method`` is ``"best"``.
+
+    Raises
+    ------
+    ConfigError
+        ``method`` is neither ``"best"`` nor in :data:`MULTILABEL_ENSEMBLES`.
+    """
+    resolved = best_method if method == _BEST else method
+    if resolved not in MULTILABEL_ENSEMBLES:
+        raise _unknown(method)
+    return resolved
+
+
+def score_multilabel_ensembles(
+    probas: np.ndarray,
+    y: np.ndarray,
+    *,
+    model_names: Sequence[str],
+    folds: np.ndarray,
+    metric: str = "map",
+    method: str = "mode",
+    metrics: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    weights: Sequence[float] | None = None,
+    k: int | None = None,
+    threshold_mode: str = "per_label",
+    min_positives: int = 5,
+    seed: int = 0,
+) -> tuple[EnsembleReport, dict[str, np.ndarray]]:
+    """Score every single model and every multi-label ensemble method on OOF probabilities.
+
+    Scoring is honest: the threshold-free metrics (``map``, ``roc_auc``, ``lwlrap``) score
+    the OOF probabilities (for ``stacking``, its cross-validated ones); the F1 metrics score
+    the decisions at thresholds cross-fitted over ``folds``
+    (:func:`emo_utils.thresholds.cross_fit_thresholds`: a row's thresholds never saw its
+    label), except ``mode``, decided at its fixed vote threshold ``k / n`` with each model
+    voting at its own cross-fitted thresholds.
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_labels)
+        OOF probabilities of every model, rows aligned.
+    y : numpy.ndarray of {0, 1}, shape (n_samples, n_labels)
+        True labels.
+    model_names : sequence of str
+        Name of each model, in ``probas`` order (none may be a method's name).
+    folds : numpy.ndarray of int, shape (n_samples,)
+        OOF fold of every row (at least 2 distinct).
+    metric : str
+        Competition metric (a key of :data:`emo_utils.metrics.MULTILABEL_METRICS`): the
+        ranking key and the table's first score column.
+    method : str
+        Configured method; ``"best"`` resolves to the best-scoring one.
+    metrics : sequence of str, optional
+        Metrics of the table; default every multi-label metric.
+    methods : sequence of str, optional
+        Methods to score; default every method of :data:`MULTILABEL_ENSEMBLES`.
+    weights : sequence of float, optional
+        Model weights (``mode``, ``mean``, ``geometric``, ``rank``).
+    k : int, optional
+        ``mode``'s votes needed (default the strict majority).
+    threshold_mode : {"per_label", "global"}
+        How thresholds are tuned (:func:`emo_utils.thresholds.tune_thresholds`).
+    min_positives : int
+        Labels with fewer positives get the global threshold.
+    seed : int
+        ``stacking``'s random state.
+
+    Returns
+    -------
+    report : EnsembleReport
+        Rows: every model (``kind == "model"``) then every method (``"ensemble"``);
+        columns ``name, kind`` and one per metric, ``metric`` first.
+    thresholds : dict of str to numpy.ndarray, shape (n_labels,)
+        Per model and method name, the thresholds to apply to its test scores, tuned on
+        all OOF rows (``mode``: ``k / n`` for every label, on the vote share; its models
+        vote at their own entries of this dict).
+
+    Raises
+    ------
+    ConfigError
+        Unknown metric, method, threshold mode, or bad weights or ``k``.
+    DataError
+        Shapes that do not match, a model named like a method, or fewer than 2 folds.
+
+    Notes
+    -----
+    The thresholds cross-fitted on ``stacking``'s OOF output of other folds come from
+    stackers that saw the scored fold's labels (no nested cross-validation), a
+    second-order leak that the threshold-free metrics do not have.
+    """
+    p = check_multilabel_probas(probas)
+    y = _check_target(y, p)
+    f = _check_folds(folds, p.shape[1])
+    names = [str(n) for n in model_names]
+    metrics = list(MULTILABEL_METRICS) if metrics is None else list(metrics)
+    methods = list(MULTILABEL_ENSEMBLES) if methods is None else list(methods)
+    for m in [metric, *metrics]:
+        get_multilabel_metric(m)
+    if not methods:
+        raise ConfigError("methods", methods, "needs at least one ensemble method")
+    for name in methods:
+        resolve_multilabel_method(name, name)
+    resolve_multilabel_method(method, methods[0])  # fail on an unknown name before scoring
+    if threshold_mode not in THRESHOLD_MODES:
+        raise ConfigError(
+            "threshold_mode", threshold_mode, f"must be one of {list(THRESHOLD_MODES)}"
+        )
+    if len(names) != p.shape[0]:
+        raise DataError(f"model_names: {len(names)} names for {p.shape[0]} models")
+    clash = sorted(set(names) & set(methods)) or sorted({n for n in names if names.count(n) > 1})
+    if clash:
+        raise DataError(f"model_names: {clash} repeat a name or name a method")
+    order = [metric, *(m for m in metrics if m != metric)]
+    tune = {"mode": threshold_mode, "min_positives": min_positives}
+
+    def row(name: str, kind: str, scores: np.ndarray, fixed: float | None) -> dict[str, Any]:
+        out: dict[str, Any] = {"name": name, "kind": kind}
+        per_row = None
+        for m in order:
+            if m in THRESHOLD_METRICS:
+                if per_row is None:
+                    per_row = (
+                        fixed if fixed is not None else cross_fit_thresholds(y, scores, f, **tune)
+                    )
+                out[m] = float(MULTILABEL_METRICS[m](y, scores, thresholds=per_row))
+            else:
+                out[m] = float(MULTILABEL_METRICS[m](y, scores))
+        return out
+
+    rows, thresholds = [], {}
+    for i, name in enumerate(names):
+        rows.append(row(name, "model", p[i], None))
+        thresholds[name] = tune_thresholds(y, p[i], **tune)
+    for name in methods:
+        ens = make_multilabel_ensemble(
+            name,
+            weights=weights,
+            k=k,
+            threshold_mode=threshold_mode,
+            min_positives=min_positives,
+            seed=seed,
+        )
+        oof = ens.oof_predict_proba(p, y, f)
+        if isinstance(ens, KOfNVote):
+            vote = ens.decision_threshold(p.shape[0])
+            rows.append(row(name, "ensemble", oof, vote))
+            thresholds[name] = np.full(p.shape[2], vote)
+        else:
+            rows.append(row(name, "ensemble", oof, None))
+            thresholds[name] = tune_thresholds(y, oof, **tune)
+    table = pd.DataFrame(rows)
+    ens_rows = table[table["kind"] == "ensemble"]
+    model_rows = table[table["kind"] == "model"]
+    best_method = str(ens_rows.loc[ens_rows[metric].idxmax(), "name"])
+    best_model = str(model_rows.loc[model_rows[metric].idxmax(), "name"])
+    report = EnsembleReport(
+        metric=metric,
+        table=table,
+        best_method=best_method,
+        best_model=best_model,
+        method=resolve_multilabel_method(method, best_method),
+        n_samples=int(p.shape[1]),
+    )
+    return report, thresholds
