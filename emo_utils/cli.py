@@ -220,7 +220,8 @@ def _run(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
-#: ``demo --task`` -> (default preset, default data folder, default run folder).
+#: ``demo --task`` -> (default preset, default data folder, default run folder); the keys
+#: are those of :data:`emo_utils.datasets.DEMO_DATASETS` (a test checks).
 _DEMOS = {
     "classification": ("cpu_demo", "data/demo", "runs/demo"),
     "multilabel": ("cpu_demo_multilabel", "data/demo_multilabel", "runs/demo_multilabel"),

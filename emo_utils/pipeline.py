@@ -32,14 +32,14 @@ import torch
 from .audio import unreadable_formats
 from .config import Config
 from .data.competition import Competition, load_competition
+from .datasets import make_demo
 from .ensemble import (
     EnsembleReport,
     evaluate_ensembles,
     make_ensemble,
     make_multilabel_ensemble,
 )
-from .datasets import make_demo_dataset, make_multilabel_demo
-from .errors import ConfigError, EmoUtilsWarning, SubmissionError
+from .errors import EmoUtilsWarning, SubmissionError
 from .features import FeatureStore, build_cache, default_cache_dir
 from .fileio import write_json
 from .infer.predict import ModelLoader, predict_test
@@ -54,7 +54,6 @@ from .tasks import get_task
 
 __all__ = [
     "PipelineResult",
-    "DEMO_DATASETS",
     "RunReport",
     "SubmissionOutcome",
     "predict",
@@ -312,11 +311,12 @@ def _baseline_warnings(run: RunDir, ensemble_scores: dict[str, float], metric: s
     if report is None:
         return []
     out = list(report.get("warnings", []))
-    base = report.get("baseline", {}).get("scores", {}).get(metric)
+    baseline = report.get("baseline", {})
+    base = baseline.get("scores", {}).get(metric)
+    name = baseline.get("name", "majority-class baseline")
     if base is not None:
         out += [
-            f"ensemble {method}: OOF {metric} {score:.4f} is at or below the majority-class "
-            f"baseline {base:.4f}"
+            f"ensemble {method}: OOF {metric} {score:.4f} is at or below the {name} {base:.4f}"
             for method, score in ensemble_scores.items()
             if not score > base
         ]
@@ -667,6 +667,7 @@ def _held_out_multi(
     Threshold-free metrics score the probabilities file; F1 scores the submitted labels.
     """
     from .data.labels import join_labels
+    from .metrics import THRESHOLD_METRICS
 
     task = get_task(config.data.task)
     sep, empty = config.data.label_separator, config.data.empty_label
@@ -681,21 +682,16 @@ def _held_out_multi(
     y = targets(names.map(truth_by_name))
     p = proba[list(classes)].to_numpy(np.float64)
     sub = pd.read_csv(submission, dtype=str, keep_default_na=False)
-    if len(sub.columns) == 2:
-        decisions = targets(sub.iloc[:, 1])
-    else:
-        decisions = task.decode(p)  # probability columns: labels at 0.5
+    # A label-list submission holds the decisions; probability columns are cut at 0.5.
+    decisions = targets(sub.iloc[:, 1]) if len(sub.columns) == 2 else task.decode(p)
     return {
-        m: task.score(m, y, decisions if m.startswith("f1") else p, thresholds=0.5)
+        m: task.score(m, y, decisions if m in THRESHOLD_METRICS else p, thresholds=0.5)
         for m in task.metrics
     }
 
 
 #: ``Task.label_kind`` -> scorer of a demo submission against ``test_answers.csv``.
 _HELD_OUT_SCORERS = {"single": _held_out_single, "multi": _held_out_multi}
-
-#: ``data.task`` -> the generator of its demo competition folder.
-DEMO_DATASETS = {"classification": make_demo_dataset, "multilabel": make_multilabel_demo}
 
 
 def run_demo(
@@ -712,20 +708,15 @@ def run_demo(
 ) -> PipelineResult:
     """Generate the demo folder (once), run the pipeline, score the submission on held-out answers.
 
-    The demo of ``config.data.task`` (:data:`DEMO_DATASETS`): the single-label emotion
+    The demo of ``config.data.task`` (:data:`emo_utils.datasets.DEMO_DATASETS`): the single-label emotion
     demo, or the multi-label tagging demo.  ``n_train`` / ``n_test`` default to the
     generator's defaults.  The held-out scores of every task metric are in
     ``result.test_scores``; ``result.test_score`` is the competition metric's.
     """
     start = time.perf_counter()
-    try:
-        generator = DEMO_DATASETS[config.data.task]
-    except KeyError:
-        raise ConfigError(
-            "data.task", config.data.task, f"no demo data for this task; demos: {sorted(DEMO_DATASETS)}"
-        ) from None
-    sizes = {k: v for k, v in (("n_train", n_train), ("n_test", n_test)) if v is not None}
-    data_dir = generator(data_dir, **sizes, progress=progress)
+    data_dir = make_demo(
+        config.data.task, data_dir, n_train=n_train, n_test=n_test, progress=progress
+    )
     result = run_pipeline(
         data_dir,
         run_dir=run_dir,

@@ -446,7 +446,9 @@ def make_label_sets_submission(
     classes = list(competition.classes)
     if len(competition.submission_columns) == 2:
         lcol = competition.submission_columns[1]
-        texts = [separator.join(c for c, p in zip(classes, row, strict=True) if p) for row in present]
+        texts = [
+            separator.join(c for c, p in zip(classes, row, strict=True) if p) for row in present
+        ]
         submission = pd.DataFrame({fcol: filenames, lcol: texts}, columns=[fcol, lcol])
     else:
         label_columns = list(competition.submission_columns[1:])
@@ -509,7 +511,9 @@ def validate_label_sets_submission(
     bad = ~np.isfinite(values) | (values < 0) | (values > 1)
     if bad.any():
         row = int(np.flatnonzero(bad.any(axis=1))[0])
-        raise SubmissionError(f"submission probabilities must be numbers in [0, 1]; row {row} is not")
+        raise SubmissionError(
+            f"submission probabilities must be numbers in [0, 1]; row {row} is not"
+        )
 
 
 def write_label_sets_submission(

@@ -7,13 +7,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from audio_factory import write_signal
 
 from emo_utils.config import Config
 from emo_utils.data.competition import load_competition
 from emo_utils.errors import ConfigError, DataError, EmoUtilsWarning, SubmissionError
 from emo_utils.tasks import get_task
-
-from .audio_factory import write_signal
 
 TASK = get_task("multilabel")
 ML = Config().override({"data.task": "multilabel"})
@@ -31,7 +30,11 @@ def _folder(tmp_path, train_rows, *, header=("fname", "labels"), sample=None, te
 
 
 def _data(**overrides):
-    base = {"data.task": "multilabel", "data.filename_column": "fname", "data.label_column": "labels"}
+    base = {
+        "data.task": "multilabel",
+        "data.filename_column": "fname",
+        "data.label_column": "labels",
+    }
     return Config().override({**base, **overrides}).data
 
 
@@ -56,7 +59,9 @@ def test_space_separated_labels(tmp_path):
 def test_zero_one_columns_from_the_sample_submission(tmp_path):
     rows = [["a.wav", 1, 0, 1], ["b.wav", 0, 1, 0], ["c.wav", 1, 1, 0]]
     root = _folder(
-        tmp_path, rows, header=("fname", "Speech", "Music", "Water"),
+        tmp_path,
+        rows,
+        header=("fname", "Speech", "Music", "Water"),
         sample=("fname", "Speech", "Music", "Water"),
     )
     comp = load_competition(root, _data())
@@ -75,7 +80,9 @@ def test_zero_one_columns_named_in_the_config_and_bad_cells(tmp_path):
 def test_empty_label_list_is_an_error_unless_configured(tmp_path):
     rows = [["a.wav", "Music"], ["b.wav", ""], ["c.wav", "Speech"]]
     root = _folder(tmp_path, rows)
-    with pytest.raises(DataError, match=r"1 row\(s\) have no label, on line\(s\) \[3\].*empty_label"):
+    with pytest.raises(
+        DataError, match=r"1 row\(s\) have no label, on line\(s\) \[3\].*empty_label"
+    ):
         load_competition(root, _data())
     comp = load_competition(root, _data(**{"data.empty_label": "Silence"}))
     assert comp.train["label"].tolist() == ["Music", "Silence", "Speech"]
@@ -91,11 +98,16 @@ def test_sample_submission_with_other_label_columns_is_refused_before_work(tmp_p
 # ---------------------------------------------------------------------------- config
 def test_task_dependent_defaults_resolve_and_follow_the_task():
     assert (ML.ensemble.metric, ML.ensemble.pool, ML.train.loss, ML.train.monitor) == (
-        "map", "max", "bce", "map",
+        "map",
+        "max",
+        "bce",
+        "map",
     )
     back = ML.override({"data.task": "classification"})
     assert (back.ensemble.metric, back.ensemble.pool, back.train.loss) == (
-        "accuracy", "mean", "cross_entropy",
+        "accuracy",
+        "mean",
+        "cross_entropy",
     )
     kept = Config().override({"ensemble.metric": "lwlrap", "data.task": "multilabel"})
     assert kept.ensemble.metric == kept.train.monitor == "lwlrap"
@@ -141,14 +153,18 @@ def test_label_smoothing_and_focal_loss():
 
     x, t = _logits_targets()
     smooth = TASK.make_loss(
-        config=ML.override({"train.label_smoothing": 0.2}).train, targets=None, n_classes=4,
+        config=ML.override({"train.label_smoothing": 0.2}).train,
+        targets=None,
+        n_classes=4,
         device="cpu",
     )
     expected = torch.nn.functional.binary_cross_entropy_with_logits(x, t * 0.8 + 0.1)
     assert float(smooth(x, t)) == pytest.approx(float(expected))
     focal = TASK.make_loss(
         config=ML.override({"train.loss": "focal", "train.focal_gamma": 1.5}).train,
-        targets=None, n_classes=4, device="cpu",
+        targets=None,
+        n_classes=4,
+        device="cpu",
     )
     assert float(focal(x, t)) == pytest.approx(
         float(sigmoid_focal_loss(x, t, alpha=-1, gamma=1.5, reduction="mean"))
@@ -158,17 +174,20 @@ def test_label_smoothing_and_focal_loss():
 
 # ---------------------------------------------------------------------------- mixup, sampling
 def test_union_mixup_targets_are_the_union_of_both_clips():
-    from fastai.learner import Learner
     from fastai.data.core import DataLoaders
+    from fastai.learner import Learner
     from fastai.torch_core import TensorImage, TensorMultiCategory
 
     from emo_utils.train.callbacks import UnionMixUp
 
     x = TensorImage(torch.randn(8, 1, 4, 4))
     y = TensorMultiCategory(torch.eye(4)[[0, 1, 2, 3, 0, 1, 2, 3]])
-    dl = DataLoaders.from_dsets(list(zip(x, y)), list(zip(x, y)), bs=8)
-    learn = Learner(dl, torch.nn.Linear(16, 4), loss_func=TASK.make_loss(
-        config=ML.train, targets=None, n_classes=4, device="cpu"))
+    dl = DataLoaders.from_dsets(list(zip(x, y, strict=False)), list(zip(x, y, strict=False)), bs=8)
+    learn = Learner(
+        dl,
+        torch.nn.Linear(16, 4),
+        loss_func=TASK.make_loss(config=ML.train, targets=None, n_classes=4, device="cpu"),
+    )
     cb = UnionMixUp(0.4)
     learn.add_cb(cb)
     learn.xb, learn.yb = (x,), (y,)
@@ -177,7 +196,8 @@ def test_union_mixup_targets_are_the_union_of_both_clips():
     cb.before_batch()
     mixed = learn.yb[0]
     assert torch.equal(mixed, torch.maximum(cb.yb1[0], y))
-    assert set(mixed.sum(1).tolist()) <= {1.0, 2.0} and (mixed.sum(1) == 2).any()
+    assert set(mixed.sum(1).tolist()) <= {1.0, 2.0}
+    assert (mixed.sum(1) == 2).any()
 
 
 def test_balanced_weights_draw_every_label_about_equally():
@@ -221,9 +241,11 @@ def test_whole_clip_max_pooling_finds_a_label_in_the_last_second_of_a_12s_clip(t
     y[11 * sr :] += 0.5 * np.sin(2 * np.pi * 3000 * t)  # the label sounds only in 11-12 s
     root = tmp_path / "c"
     write_signal(root / "test" / "long.wav", y, sr=sr)
-    write_signal(root / "train" / "a.wav", y[: sr], sr=sr)
-    write_signal(root / "train" / "b.wav", y[: sr], sr=sr)
-    pd.DataFrame({"fname": ["a.wav", "b.wav"], "labels": ["A", "B"]}).to_csv(root / "train.csv", index=False)
+    write_signal(root / "train" / "a.wav", y[:sr], sr=sr)
+    write_signal(root / "train" / "b.wav", y[:sr], sr=sr)
+    pd.DataFrame({"fname": ["a.wav", "b.wav"], "labels": ["A", "B"]}).to_csv(
+        root / "train.csv", index=False
+    )
     pd.DataFrame({"fname": ["long.wav"]}).to_csv(root / "test.csv", index=False)
     config = Config.preset("cpu_demo_multilabel")
     comp = load_competition(root, config.data)
@@ -240,7 +262,8 @@ def test_whole_clip_max_pooling_finds_a_label_in_the_last_second_of_a_12s_clip(t
             stats.append(float(model(torch.from_numpy(window[None]).float())))
     model.offset = (max(stats) + min(stats)) / 2  # fires on the tone windows only
     settings = view_settings(config)
-    assert settings["tta_windows"] and settings["pool"] == "max"
+    assert settings["tta_windows"]
+    assert settings["pool"] == "max"
     pooled = predict_rows(model, store, [0], task=TASK, **settings, device="cpu")
     first = predict_rows(model, store, [0], task=TASK, crop="start", device="cpu")
     mean = predict_rows(model, store, [0], task=TASK, tta_windows=True, pool="mean", device="cpu")
@@ -251,7 +274,9 @@ def test_whole_clip_max_pooling_finds_a_label_in_the_last_second_of_a_12s_clip(t
 # ---------------------------------------------------------------------------- submission
 def _comp(tmp_path, sample):
     root = _folder(
-        tmp_path, [["a.wav", "A,B"], ["b.wav", "C"], ["c.wav", "A"]], sample=sample,
+        tmp_path,
+        [["a.wav", "A,B"], ["b.wav", "C"], ["c.wav", "A"]],
+        sample=sample,
         test=("t1.wav", "t2.wav", "t1.wav"),
     )
     return root, load_competition(root, _data())
@@ -261,13 +286,20 @@ def _comp(tmp_path, sample):
 def test_submission_formats_rows_order_and_fallback(tmp_path, sample):
     from emo_utils.submission import write_label_sets_submission
 
-    root, comp = _comp(tmp_path, sample)
+    _root, comp = _comp(tmp_path, sample)
     proba = np.array([[0.9, 0.8, 0.1], [np.nan] * 3, [0.2, 0.1, 0.7]])
     decisions = (np.nan_to_num(proba) >= 0.5).astype(int)
     files = write_label_sets_submission(
-        comp, decisions, out_dir=tmp_path / "subs", run_name="r", method="mean",
-        probabilities=proba, failures={1: "decode error"}, data_config=_data(),
-        fallback=np.array([1, 0, 0]), prior=np.array([0.66, 0.33, 0.33]),
+        comp,
+        decisions,
+        out_dir=tmp_path / "subs",
+        run_name="r",
+        method="mean",
+        probabilities=proba,
+        failures={1: "decode error"},
+        data_config=_data(),
+        fallback=np.array([1, 0, 0]),
+        prior=np.array([0.66, 0.33, 0.33]),
     )
     sub = pd.read_csv(files.submission, dtype=str, keep_default_na=False)
     assert list(sub.columns) == list(sample)
@@ -279,7 +311,8 @@ def test_submission_formats_rows_order_and_fallback(tmp_path, sample):
     failures = pd.read_csv(files.failures, dtype=str, keep_default_na=False)
     assert failures[["row", "fname", "fallback"]].values.tolist() == [["1", "t2.wav", "A"]]
     probs = pd.read_csv(files.probabilities)
-    assert list(probs.columns) == ["fname", "A", "B", "C"] and np.isfinite(probs.iloc[:, 1:]).all().all()
+    assert list(probs.columns) == ["fname", "A", "B", "C"]
+    assert np.isfinite(probs.iloc[:, 1:]).all().all()
 
 
 def test_submission_refuses_a_missing_probability_row(tmp_path):
@@ -289,7 +322,11 @@ def test_submission_refuses_a_missing_probability_row(tmp_path):
     proba = np.array([[0.9, 0.8, 0.1], [np.nan] * 3, [0.2, 0.1, 0.7]])
     with pytest.raises(SubmissionError, match=r"rows \[1\]"):
         write_label_sets_submission(
-            comp, np.zeros((3, 3)), out_dir=tmp_path / "s", run_name="r", method="m",
+            comp,
+            np.zeros((3, 3)),
+            out_dir=tmp_path / "s",
+            run_name="r",
+            method="m",
             probabilities=proba,
         )
     assert not (tmp_path / "s").exists()

@@ -167,7 +167,9 @@ def read_sample_submission_columns(path: Path, config: DataConfig) -> tuple[str,
     except pd.errors.ParserError as exc:
         raise DataError(f"{path}: sample submission cannot be parsed as CSV ({exc})") from exc
     if len(header) < 2:
-        raise DataError(f"{path}: expected a file name column and label column(s), found {list(header)}")
+        raise DataError(
+            f"{path}: expected a file name column and label column(s), found {list(header)}"
+        )
     return tuple(str(c).strip() for c in header)
 
 
@@ -256,7 +258,9 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
     train_csv = root / config.train_csv
     sample_columns = read_sample_submission_columns(root / config.sample_submission, config)
     raw = _read_csv(train_csv, {fcol: "data.filename_column"})
-    labels, classes = LABEL_READERS[config.label_kind](raw, train_csv, config, sample_columns, notes)
+    labels, classes = LABEL_READERS[config.label_kind](
+        raw, train_csv, config, sample_columns, notes
+    )
     train = pd.DataFrame({"filename": raw[fcol].str.strip(), "label": labels})
     train_names = train["filename"].copy()  # every CSV row, for the path check's line numbers
 

@@ -112,9 +112,7 @@ def _label_lists(train: pd.DataFrame, path: Path, config: DataConfig) -> list[li
     return out
 
 
-def _column_lists(
-    train: pd.DataFrame, path: Path, columns: Sequence[str]
-) -> list[list[str]]:
+def _column_lists(train: pd.DataFrame, path: Path, columns: Sequence[str]) -> list[list[str]]:
     """The label list of every row, from 0/1 columns (one per label)."""
     missing = [c for c in columns if c not in train.columns]
     if missing:
@@ -175,7 +173,9 @@ def read_label_sets(
         for labels in lists
     ]
     if empty:
-        reason = f"{len(empty)} row(s) without a label given data.empty_label {config.empty_label!r}"
+        reason = (
+            f"{len(empty)} row(s) without a label given data.empty_label {config.empty_label!r}"
+        )
         notes.append({"file": str(path), "reason": reason})
     classes = tuple(sorted({label for text in joined for label in split_labels(text)}))
     return pd.Series(joined, index=train.index, dtype=object), classes

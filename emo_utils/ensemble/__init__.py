@@ -8,6 +8,8 @@ Two kinds of problem, one module each:
 * :mod:`emo_utils.ensemble.multilabel` -- multi-label tagging (sigmoid outputs,
   ``(n_models, n_samples, n_labels)``): :data:`MULTILABEL_ENSEMBLES`,
   :func:`score_multilabel_ensembles`.
+* :mod:`emo_utils.ensemble.run` -- :func:`evaluate_ensembles`, the ensemble stage of a run
+  folder, for either kind (writes ``thresholds.json`` for multi-label runs).
 
 Every name is importable from ``emo_utils.ensemble`` itself.
 """
@@ -32,6 +34,7 @@ from .multilabel import (
     resolve_multilabel_method,
     score_multilabel_ensembles,
 )
+from .run import evaluate_ensembles
 from .single import _VOTING_PROBA as _VOTING_PROBA
 from .single import (
     ENSEMBLES,
@@ -44,7 +47,6 @@ from .single import (
     at_max,
     check_probas,
     check_weights,
-    evaluate_ensembles,
     geometric_mean_proba,
     make_ensemble,
     mean_proba,

@@ -23,9 +23,8 @@ an ensemble has ``fit(probas, y)``, ``predict(probas)``, ``predict_proba(probas)
 labels).
 
 :func:`score_ensembles` scores every single model and every method on OOF predictions with
-the competition metric and returns an :class:`EnsembleReport`; :func:`evaluate_ensembles`
-does the same from a run folder (``oof/ARCH.csv``) and writes ``ensemble_report.json`` and
-``ensemble_report.md``.
+the competition metric and returns an :class:`EnsembleReport`;
+:func:`emo_utils.ensemble.evaluate_ensembles` does the same from a run folder.
 
 Examples
 --------
@@ -38,7 +37,6 @@ Examples
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
@@ -51,13 +49,9 @@ from sklearn.base import ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression, RidgeClassifier
 from sklearn.model_selection import PredefinedSplit, StratifiedKFold, cross_val_predict
 
-from ..config import Config
 from ..errors import ConfigError, DataError, TrainingError
-from ..fileio import write_json, write_text
 from ..metrics import METRICS, get_metric
-from ..runs import RunDir
 from ..tables import markdown_table
-from ..tasks import get_task
 
 __all__ = [
     "ENSEMBLES",
@@ -68,7 +62,6 @@ __all__ = [
     "at_max",
     "check_probas",
     "check_weights",
-    "evaluate_ensembles",
     "geometric_mean_proba",
     "make_ensemble",
     "mean_proba",
@@ -683,46 +676,3 @@ def resolve_method(method: str, best_method: str) -> str:
             "ensemble.method", method, f"unknown method; known: {[*ENSEMBLES, 'best']}"
         )
     return resolved
-
-
-def evaluate_ensembles(
-    run_dir: str | os.PathLike | RunDir, *, config: Config | None = None, write: bool = True
-) -> EnsembleReport:
-    """Score every architecture and every ensemble method on a run's OOF predictions.
-
-    Parameters
-    ----------
-    run_dir : str or os.PathLike
-        Run folder with ``classes.json`` and ``oof/ARCH.csv`` for every architecture of
-        ``config.train.architectures``.
-    config : Config, optional
-        Default: the run's ``config.json``.
-    write : bool
-        Write ``ensemble_report.json`` and ``ensemble_report.md`` into the run folder.
-
-    Returns
-    -------
-    EnsembleReport
-    """
-    run = RunDir(run_dir)
-    config = config or run.read_config()
-    archs = list(config.train.architectures)
-    oof = run.load_oof(archs)
-    task = get_task(config.data.task)
-    report = score_ensembles(
-        oof.probas,
-        oof.y,
-        model_names=archs,
-        folds=oof.folds,
-        metric=config.ensemble.metric,
-        method=config.ensemble.method,
-        weights=config.ensemble.weights or None,
-        stacking_model=config.ensemble.stacking_model,
-        seed=config.train.seed,
-        methods=task.ensembles,
-        metrics=task.metrics,
-    )
-    if write:
-        write_json(run.ensemble_report_file(".json"), report.to_dict())
-        write_text(run.ensemble_report_file(".md"), report.to_markdown())
-    return report

@@ -41,7 +41,8 @@ class Task:
 
     #: Registry name (``data.task``).
     name: ClassVar[str] = ""
-    #: Metric names (keys of :data:`emo_utils.metrics.METRICS`) this task is scored with.
+    #: Metric names this task is scored with (the keys of its metric registry,
+    #: :data:`emo_utils.metrics.METRICS` or :data:`~emo_utils.metrics.MULTILABEL_METRICS`).
     metrics: ClassVar[tuple[str, ...]] = ()
     #: Ensemble method names (keys of :data:`emo_utils.ensemble.ENSEMBLES`) that apply.
     ensembles: ClassVar[tuple[str, ...]] = ()

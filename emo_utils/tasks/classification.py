@@ -15,7 +15,7 @@ import numpy as np
 
 from ..data.folds import check_fold_counts, make_folds
 from ..errors import DataError
-from ..metrics import get_metric, per_class_report
+from ..metrics import METRICS, get_metric, per_class_report
 from ._registry import Task, register_task
 
 if TYPE_CHECKING:
@@ -31,7 +31,12 @@ class Classification(Task):
     """One label per clip; see the module docstring."""
 
     name = "classification"
-    metrics = ("accuracy", "f1_macro", "f1_weighted")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Every metric of :data:`emo_utils.metrics.METRICS` (the registry is the source)."""
+        return tuple(METRICS)
+
     ensembles = ("mode", "mean", "geometric", "stacking")
     losses = ("cross_entropy",)
     defaults: ClassVar[dict[str, Any]] = {"ensemble.metric": "accuracy", "ensemble.pool": "mean"}

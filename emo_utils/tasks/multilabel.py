@@ -25,7 +25,7 @@ import numpy as np
 from ..data.folds import check_multilabel_fold_counts, make_multilabel_folds
 from ..data.labels import split_labels
 from ..errors import DataError
-from ..metrics import get_multilabel_metric, per_label_report
+from ..metrics import MULTILABEL_METRICS, get_multilabel_metric, per_label_report
 from ._registry import Task, register_task
 
 if TYPE_CHECKING:
@@ -101,7 +101,12 @@ class MultiLabel(Task):
 
     name = "multilabel"
     label_kind = "multi"
-    metrics = ("map", "f1_macro", "f1_micro", "roc_auc", "lwlrap")
+
+    @property
+    def metrics(self) -> tuple[str, ...]:  # type: ignore[override]
+        """Every metric of :data:`emo_utils.metrics.MULTILABEL_METRICS` (the registry)."""
+        return tuple(MULTILABEL_METRICS)
+
     ensembles = ("mode", "mean", "geometric", "rank", "stacking")
     losses = ("bce", "focal")
     defaults: ClassVar[dict[str, Any]] = {"ensemble.metric": "map", "ensemble.pool": "max"}
@@ -148,7 +153,9 @@ class MultiLabel(Task):
                 return float(fn(np.asarray(targets), np.asarray(scores)))
 
             metric.__name__ = name
-            return AccumMetric(metric, activation=ActivationType.Sigmoid, flatten=False, name=name)
+            return AccumMetric(
+                metric, activation=ActivationType.Sigmoid, flatten=False, invert_arg=True, name=name
+            )
 
         return [wrap(name) for name in self.metrics]
 
@@ -161,7 +168,13 @@ class MultiLabel(Task):
     ) -> float:
         """Metric ``name`` of ``proba`` against multi-hot ``targets`` (F1 at ``thresholds``)."""
         fn = get_multilabel_metric(name)
-        return float(fn(np.asarray(targets), np.asarray(proba), thresholds=0.5 if thresholds is None else thresholds))
+        return float(
+            fn(
+                np.asarray(targets),
+                np.asarray(proba),
+                thresholds=0.5 if thresholds is None else thresholds,
+            )
+        )
 
     def baseline(self, targets: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, str]:
         """Every label at its training frequency (``DummyClassifier(strategy="prior")``)."""

@@ -78,7 +78,8 @@ def baseline_warnings(report: dict[str, Any]) -> list[str]:
             score = r["overall"][m]
             if not score > base["scores"][m]:  # NaN counts as at or below
                 out.append(
-                    f"{arch}: OOF {m} {score:.4f} is at or below the majority-class baseline "
+                    f"{arch}: OOF {m} {score:.4f} is at or below the "
+                    f"{base.get('name', 'majority-class baseline')} "
                     f"{base['scores'][m]:.4f} ({_predicts(base)}); the model "
                     "learned nothing useful (learning rate, epochs, labels or features)"
                 )
@@ -152,6 +153,8 @@ def cv_report(
         report["baseline"] = {"predicts": what, "scores": scores}
         if task.label_kind == "single":
             report["baseline"] |= {"strategy": "most_frequent", "class": what}
+        else:
+            report["baseline"]["name"] = "label-prior baseline"
     report["warnings"] = baseline_warnings(report)
     if groups is not None:
         report["groups"] = describe_groups(groups)
