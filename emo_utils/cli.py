@@ -9,7 +9,7 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   run         preprocess + train + predict
   demo        demo-data + run with the cpu_demo preset, scored on the held-out answers
   report      plots and README.md of a trained run into RUN/report/ (reads only)
-  vote        mode vote per row over submission CSVs (the endgame)
+  vote        vote over submission CSVs: mode per row, or per-label majority (multi-label)
   blend       mean / geometric / rank blend of probability files into a submission
   gather      copy runs trained on the same folds (other kernels) into one run folder
 
@@ -82,18 +82,24 @@ def _add_submissions(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _config_from_args(args: argparse.Namespace, *, default_preset: str = "default") -> Config:
-    if args.config is not None and args.preset is not None:
-        raise ConfigError(
-            "--config", str(args.config), "give either --config or --preset, not both"
-        )
+def _overrides(args: argparse.Namespace) -> dict[str, str]:
     overrides = {}
     for item in args.overrides:
         key, sep, value = item.partition("=")
         if not sep:
             raise ConfigError(item, item, "overrides look like section.field=value")
         overrides[key.strip()] = value
-    return resolve_config(args.config, preset=args.preset or default_preset, overrides=overrides)
+    return overrides
+
+
+def _config_from_args(args: argparse.Namespace, *, default_preset: str = "default") -> Config:
+    if args.config is not None and args.preset is not None:
+        raise ConfigError(
+            "--config", str(args.config), "give either --config or --preset, not both"
+        )
+    return resolve_config(
+        args.config, preset=args.preset or default_preset, overrides=_overrides(args)
+    )
 
 
 # --------------------------------------------------------------------------- commands
@@ -321,16 +327,51 @@ def _add_endgame_inputs(p: argparse.ArgumentParser, what: str) -> None:
     p.add_argument(
         "--weights", default=None, help="one weight per file, comma-separated (e.g. 1,2,1)"
     )
+    p.add_argument(
+        "--run",
+        type=Path,
+        default=None,
+        help="take the config (task, CSV names, label separator) from this run folder's "
+        "config.json instead of --config/--preset; --set still applies",
+    )
+    _add_config(p)
+
+
+def _endgame_config(args: argparse.Namespace, *, default_run: Path | None = None) -> Config:
+    """The competition's config: ``--run``'s, else ``--config``/``--preset``, else ``default_run``'s.
+
+    ``default_run`` (the run folder of ``blend --thresholds``) is used only when it holds a
+    ``config.json`` and neither ``--config`` nor ``--preset`` is given; ``--set`` overrides
+    apply on top of a run's config too.
+    """
+    from .runs import RunDir
+
+    explicit = args.config is not None or args.preset is not None
+    if args.run is not None and explicit:
+        raise ConfigError("--run", str(args.run), "give either --run or --config/--preset")
+    run = args.run
+    if run is None and not explicit and default_run is not None:
+        run = default_run if RunDir(default_run).config_file.is_file() else None
+    if run is None:
+        return _config_from_args(args)
+    config = RunDir(run).read_config()
+    overrides = _overrides(args)
+    return config.override(overrides) if overrides else config
 
 
 def _vote(p: argparse.ArgumentParser) -> Runner:
-    _add_endgame_inputs(p, "submission CSVs, in tie-break order")
+    _add_endgame_inputs(p, "submission CSVs, in tie-break order (single-label)")
 
     def run(args: argparse.Namespace) -> int:
         from .endgame import vote_submissions
 
+        cfg = _endgame_config(args)
         result = vote_submissions(
-            args.files, data_dir=args.data, out=args.out, weights=_parse_weights(args.weights)
+            args.files,
+            data_dir=args.data,
+            out=args.out,
+            weights=_parse_weights(args.weights),
+            data_config=cfg.data,
         )
         print(result.describe())
         return 0
@@ -338,21 +379,44 @@ def _vote(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
+def _thresholds_run(path: Path | None) -> Path | None:
+    """The run folder of ``--thresholds`` (the folder itself, or the file's parent)."""
+    if path is None:
+        return None
+    return path if path.is_dir() else path.parent
+
+
 def _blend(p: argparse.ArgumentParser) -> Runner:
     _add_endgame_inputs(p, "*.probabilities.csv or RUN/predictions/ARCH.csv files")
     p.add_argument(
         "--method", default="mean", help="a name in emo_utils.endgame.BLENDS: mean, geometric, rank"
     )
+    p.add_argument(
+        "--thresholds",
+        type=Path,
+        default=None,
+        help="multi-label: per-label decision thresholds from RUN/thresholds.json (default "
+        "0.5); without --run/--config/--preset the config is that run's",
+    )
+    p.add_argument(
+        "--thresholds-key",
+        default=None,
+        help="the thresholds.json entry to apply (a model or method name; default: --method)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .endgame import blend_submission
 
+        cfg = _endgame_config(args, default_run=_thresholds_run(args.thresholds))
         result = blend_submission(
             args.files,
             data_dir=args.data,
             out=args.out,
             method=args.method,
             weights=_parse_weights(args.weights),
+            data_config=cfg.data,
+            thresholds=args.thresholds,
+            thresholds_key=args.thresholds_key,
         )
         print(result.describe())
         return 0
@@ -384,7 +448,10 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "run": ("preprocess, train and predict in one go", _run),
     "demo": ("generate the demo data and run the whole pipeline on it (CPU preset)", _demo),
     "report": ("plots and README.md of a trained run into RUN/report/ (reads only)", _report),
-    "vote": ("mode vote per row over submission CSVs (ties: probabilities, then order)", _vote),
+    "vote": (
+        "vote over submission CSVs: mode per row, or per-label majority for multi-label",
+        _vote,
+    ),
     "blend": ("mean / geometric / rank blend of probability files into a submission", _blend),
     "gather": ("copy runs trained on the same folds into one run folder", _gather),
 }
