@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 DEMO_DIR ?= data/demo
 RUN_DIR ?= runs/demo
 
-.PHONY: demo test lint format bench wheelhouse clean-demo
+.PHONY: demo demo-multilabel test lint format bench wheelhouse clean-demo
 
 # The notebooks extra (requirements-notebooks.txt) is installed too: `make demo` users open the
 # notebooks next, and the notebook tests run them in a Jupyter kernel.
@@ -21,6 +21,10 @@ $(STAMP): requirements.txt requirements-notebooks.txt requirements-dev.txt pypro
 
 demo: $(STAMP)
 	$(PY) -m emo_utils demo --data $(DEMO_DIR) --run $(RUN_DIR)
+
+# The multi-label tagging demo (Freesound-style labels), end to end on CPU.
+demo-multilabel: $(STAMP)
+	$(PY) -m emo_utils demo --task multilabel
 
 test: $(STAMP)
 	$(PY) -m pytest
@@ -80,4 +84,4 @@ wheelhouse: $(STAMP)
 	@echo "$(WHEELHOUSE)/: $$(ls $(WHEELHOUSE)/*.whl | wc -l) wheels, $$(du -sh $(WHEELHOUSE) | cut -f1); upload it as the Kaggle dataset emo-utils-wheelhouse"
 
 clean-demo:
-	rm -rf $(DEMO_DIR) $(RUN_DIR)
+	rm -rf $(DEMO_DIR) $(RUN_DIR) data/demo_multilabel runs/demo_multilabel
