@@ -17,15 +17,22 @@ Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
 --set section.field=value overrides, e.g. --set train.epochs=3
 --set "train.architectures=[resnest50d, efficientnet_b2]".
 Every stage resumes where it stopped when run again with the same arguments.
+
+Output: --quiet (before or after COMMAND) leaves warnings, errors and the final summary;
+--verbose adds details (every feature-cache chunk, locks, tracebacks of errors).
+Two commands on one feature cache or run folder take turns: the second waits, saying
+which process it waits for, or with --no-wait stops at once naming it.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
+from ._console import set_verbosity
 from .config import PRESETS, Config, resolve_config
 from .errors import ConfigError, EmoUtilsError
 
@@ -71,6 +78,41 @@ def _add_runtime(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--cache", type=Path, default=None, help="feature cache folder (default: DATA/.emo_cache)"
     )
+    p.add_argument(
+        "--no-wait",
+        action="store_true",
+        help="stop at once (naming the holder) instead of waiting when another process "
+        "is writing the same feature cache or run folder",
+    )
+
+
+def _add_verbosity(p: argparse.ArgumentParser, *, default: str | None) -> None:
+    """``--quiet`` / ``--verbose``; on sub-commands without a default (the main one's holds)."""
+    g = p.add_mutually_exclusive_group()
+    kwargs = {"default": default} if default is not None else {"default": argparse.SUPPRESS}
+    g.add_argument(
+        "-q",
+        "--quiet",
+        dest="verbosity",
+        action="store_const",
+        const="quiet",
+        help="only warnings, errors and the final summary (no progress)",
+        **kwargs,
+    )
+    g.add_argument(
+        "-v",
+        "--verbose",
+        dest="verbosity",
+        action="store_const",
+        const="verbose",
+        help="more detail: every feature-cache chunk, locks, tracebacks of errors",
+        **kwargs,
+    )
+
+
+def _progress(args: argparse.Namespace) -> bool:
+    """Progress output unless ``--no-progress`` or ``--quiet``."""
+    return not getattr(args, "no_progress", False) and args.verbosity != "quiet"
 
 
 def _add_submissions(p: argparse.ArgumentParser) -> None:
@@ -121,7 +163,7 @@ def _demo_data(p: argparse.ArgumentParser) -> Runner:
             n_test=args.n_test,
             seed=args.seed,
             overwrite=args.overwrite,
-            progress=True,
+            progress=_progress(args),
         )
         print(f"demo competition folder: {path}")
         return 0
@@ -143,7 +185,8 @@ def _preprocess(p: argparse.ArgumentParser) -> Runner:
             config=cfg,
             cache_dir=args.cache,
             n_jobs=args.jobs,
-            progress=not args.no_progress,
+            progress=_progress(args),
+            wait=not args.no_wait,
         )
         print(result.describe())
         return 0
@@ -167,7 +210,8 @@ def _train(p: argparse.ArgumentParser) -> Runner:
             config=cfg,
             cache_dir=args.cache,
             n_jobs=args.jobs,
-            progress=not args.no_progress,
+            progress=_progress(args),
+            wait=not args.no_wait,
         )
         print(result.describe())
         return 0
@@ -192,7 +236,8 @@ def _predict(p: argparse.ArgumentParser) -> Runner:
             submissions_dir=args.submissions,
             cache_dir=args.cache,
             n_jobs=args.jobs,
-            progress=not args.no_progress,
+            progress=_progress(args),
+            wait=not args.no_wait,
         )
         print(result.describe())
         return 0
@@ -218,7 +263,8 @@ def _run(p: argparse.ArgumentParser) -> Runner:
             submissions_dir=args.submissions,
             cache_dir=args.cache,
             n_jobs=args.jobs,
-            progress=not args.no_progress,
+            progress=_progress(args),
+            wait=not args.no_wait,
         )
         print(result.describe())
         return 0
@@ -272,7 +318,8 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
             submissions_dir=args.submissions,
             cache_dir=args.cache,
             n_jobs=args.jobs,
-            progress=not args.no_progress,
+            progress=_progress(args),
+            wait=not args.no_wait,
         )
         print(result.describe())
         return 0
@@ -465,9 +512,11 @@ def build_parser() -> argparse.ArgumentParser:
         epilog=__doc__.split("\n\n", 1)[1],
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    _add_verbosity(parser, default="normal")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for name, (help_text, add_arguments) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
+        _add_verbosity(p, default=None)
         p.set_defaults(_run=add_arguments(p))
     return parser
 
@@ -475,11 +524,16 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of ``python -m emo_utils`` and the ``emo-utils`` script."""
     args = build_parser().parse_args(argv)
+    previous = set_verbosity(args.verbosity)
     try:
         return int(args._run(args) or 0)
     except EmoUtilsError as exc:
+        if args.verbosity == "verbose":
+            traceback.print_exc()
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted: rerun the same command to resume where it stopped", file=sys.stderr)
         return 130
+    finally:
+        set_verbosity(previous)

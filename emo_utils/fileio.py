@@ -8,13 +8,25 @@ complete new file, never a half-written one, even when the process is killed.
 The final file gets the usual permissions of a newly created file, ``0o666`` less the
 process umask (``0o644`` under umask ``022``), not the ``0o600`` of the temporary file
 (:func:`tempfile.mkstemp`); folders are made with ``0o777`` less the umask.
+
+**Disk full.**  A write that fails for lack of space -- ``ENOSPC``, a quota (``EDQUOT``)
+or the file size limit ``ulimit -f`` (``EFBIG``; CPython ignores ``SIGXFSZ`` from its
+start, so such a write fails instead of killing the process) -- removes its temporary
+file and raises one :class:`~emo_utils.errors.DiskFullError` naming the destination, the
+bytes needed where known (``atomic_path(size=...)`` reserves them first with
+:func:`os.posix_fallocate`) and the bytes free.  Libraries that hide the system error
+(torch's ``iostream error`` / ``unexpected pos``, numpy's ``requested and written``) are
+recognised by probing the file system when they fail: under 1 MiB free, or the temporary
+file at the ``ulimit -f`` size.
 """
 
 from __future__ import annotations
 
 import contextlib
+import errno
 import json
 import os
+import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,10 +35,13 @@ from typing import IO, Any
 import numpy as np
 import pandas as pd
 
+from .errors import DiskFullError, EmoUtilsError
+
 __all__ = [
     "atomic_path",
     "atomic_write",
     "current_umask",
+    "free_bytes",
     "read_csv",
     "read_json",
     "remove_temp_files",
@@ -36,6 +51,13 @@ __all__ = [
 ]
 
 _TMP_PREFIX = ".tmp-"
+
+#: errno values meaning "no room for this file" (EFBIG: see _too_large).
+_FULL_ERRNOS = {errno.ENOSPC: "no space left on device", errno.EFBIG: ""}
+if hasattr(errno, "EDQUOT"):
+    _FULL_ERRNOS[errno.EDQUOT] = "disk quota exceeded"
+#: A write error that names no errno counts as "disk full" below this many free bytes.
+_NEARLY_FULL = 1 << 20
 
 
 def current_umask() -> int:
@@ -61,8 +83,117 @@ def current_umask() -> int:
     return mask
 
 
+def free_bytes(folder: str | os.PathLike) -> int | None:
+    """Bytes an unprivileged process may still write on the file system of ``folder``.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        A path on the file system; the nearest existing parent is asked if it is missing.
+
+    Returns
+    -------
+    int or None
+        ``None`` when the system does not say.
+    """
+    folder = Path(folder)
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    try:
+        st = os.statvfs(folder)
+    except AttributeError:  # pragma: no cover - Windows
+        with contextlib.suppress(OSError):
+            return shutil.disk_usage(folder).free
+        return None
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def _file_size_limit() -> int | None:
+    """The soft ``ulimit -f`` (``RLIMIT_FSIZE``) in bytes, or ``None`` without one."""
+    try:
+        import resource
+    except ImportError:  # pragma: no cover - Windows
+        return None
+    soft, _ = resource.getrlimit(resource.RLIMIT_FSIZE)
+    return None if soft == resource.RLIM_INFINITY else int(soft)
+
+
+def _chain(exc: BaseException) -> list[BaseException]:
+    out: list[BaseException] = []
+    seen: set[int] = set()
+    todo: list[BaseException | None] = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        out.append(e)
+        todo += [e.__cause__, e.__context__]
+    return out
+
+
+def _too_large() -> str:
+    limit = _file_size_limit()
+    if limit is None:
+        return "file too large for its file system"
+    return f"file too large: the file size limit (`ulimit -f`) is {limit} bytes"
+
+
+def _disk_full(exc: BaseException, path: Path, reason: str, size: int | None) -> DiskFullError:
+    """The error to raise for ``reason`` (the free space is left out for a size limit)."""
+    free = None if reason.startswith("file too large") else free_bytes(path.parent)
+    return DiskFullError(path, needed=size, free=free, reason=reason)
+
+
+def _full_reason(exc: BaseException, tmp: Path | None, folder: Path) -> str | None:
+    """Why ``exc`` means "no room for the file", or ``None`` if it is another error.
+
+    An ``OSError`` with ``ENOSPC``/``EDQUOT``/``EFBIG`` anywhere in the chain is one.  An
+    ``OSError`` or ``RuntimeError`` without such an errno (torch and numpy hide it) is one
+    when the file system is (nearly) full or the temporary file reached ``ulimit -f``.
+    Call it before removing the temporary file.
+    """
+    if isinstance(exc, EmoUtilsError) or not isinstance(exc, Exception):
+        return None
+    chain = _chain(exc)
+    for e in chain:
+        if isinstance(e, OSError) and e.errno in _FULL_ERRNOS:
+            return _FULL_ERRNOS[e.errno] or _too_large()
+    if not any(isinstance(e, (OSError, RuntimeError)) for e in chain):
+        return None
+    limit = _file_size_limit()
+    if limit is not None and tmp is not None:
+        with contextlib.suppress(OSError):
+            if tmp.stat().st_size >= limit:
+                return _too_large()
+    free = free_bytes(folder)
+    if free is not None and free < _NEARLY_FULL:
+        return _FULL_ERRNOS[errno.ENOSPC]
+    return None
+
+
+def _reserve(fd: int, size: int, path: Path) -> None:
+    """Allocate ``size`` bytes for the open file ``fd`` (destination ``path``), or fail now.
+
+    Where :func:`os.posix_fallocate` is missing the free space is compared instead.  File
+    systems that cannot allocate ahead are left to fail (or not) while writing.
+    """
+    if hasattr(os, "posix_fallocate"):
+        try:
+            os.posix_fallocate(fd, 0, size)
+        except OSError as exc:
+            if exc.errno in _FULL_ERRNOS:
+                raise
+        return
+    free = free_bytes(path.parent)  # pragma: no cover - macOS, Windows
+    if free is not None and free < size:  # pragma: no cover
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), os.fspath(path))
+
+
 @contextlib.contextmanager
-def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
+def atomic_path(path: str | os.PathLike, *, size: int | None = None) -> Iterator[Path]:
     """Yield a temporary path next to ``path``; move it into place on success.
 
     Use this for libraries that insist on writing to a file name themselves
@@ -73,30 +204,55 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     ----------
     path : str or os.PathLike
         Final destination.  Its parent folder is created if needed.
+    size : int, optional
+        Bytes the file will have, where known: they are allocated before the temporary
+        path is yielded (:func:`os.posix_fallocate`), so a full disk fails at once, naming
+        the space needed.  A writer that opens the file with ``"r+b"`` keeps the
+        allocation (no later write can find the disk full); ``"wb"`` truncates it (then it
+        was a check).
 
     Yields
     ------
     pathlib.Path
         Temporary file name in the same folder, with the same suffix as ``path``.  When
         moved into place it gets mode ``0o666`` less the process umask.
+
+    Raises
+    ------
+    DiskFullError
+        No room for the file (``ENOSPC``, a quota, ``ulimit -f``); the temporary file is
+        removed first.
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(
-        prefix=_TMP_PREFIX + path.name + ".", suffix=path.suffix, dir=path.parent
-    )
-    os.close(fd)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(
+            prefix=_TMP_PREFIX + path.name + ".", suffix=path.suffix, dir=path.parent
+        )
+    except OSError as exc:
+        reason = _full_reason(exc, None, path.parent)
+        if reason is None:
+            raise
+        raise _disk_full(exc, path, reason, size) from exc
     tmp_path = Path(tmp)
     try:
+        try:
+            if size:
+                _reserve(fd, int(size), path)
+        finally:
+            os.close(fd)
         yield tmp_path
         with open(tmp_path, "rb+") as fh:
             os.fsync(fh.fileno())
         os.chmod(tmp_path, 0o666 & ~current_umask())
         os.replace(tmp_path, path)
-    except BaseException:
+    except BaseException as exc:
+        reason = _full_reason(exc, tmp_path, path.parent)
         with contextlib.suppress(FileNotFoundError):
             tmp_path.unlink()
-        raise
+        if reason is None:
+            raise
+        raise _disk_full(exc, path, reason, size) from exc
 
 
 @contextlib.contextmanager

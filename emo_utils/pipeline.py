@@ -9,6 +9,13 @@ is finished (cache chunks, folds, finished folds) and redoes only what is missin
 * :func:`predict` -- test probabilities, OOF comparison of ensembles, submission CSV;
 * :func:`run_pipeline` -- the three above, plus ``summary.json``;
 * :func:`run_demo` -- generate the demo folder, run the pipeline, score on held-out answers.
+
+**Locks** (:mod:`emo_utils.locks`).  ``train``, ``predict``, ``predict_and_submit`` and
+``run_pipeline`` hold the run folder's lock while they write it (``run_pipeline`` across
+both stages; ``train`` from the moment its cache is ready, so every check before any work
+runs first); the feature cache locks each split itself while it is built.  Two processes on one run folder or one cache therefore take turns: the second
+waits, saying for whom, then reuses what the first finished.  ``wait=False`` (``--no-wait``)
+stops it at once with a :class:`~emo_utils.errors.LockError` naming the holder instead.
 """
 
 from __future__ import annotations
@@ -40,7 +47,7 @@ from .ensemble import (
     make_multilabel_ensemble,
 )
 from .errors import EmoUtilsWarning, SubmissionError
-from .features import FeatureStore, build_cache, default_cache_dir
+from .features import FeatureStore, build_cache, default_cache_dir, require_valid_training
 from .fileio import write_json
 from .infer.predict import ModelLoader, predict_test
 from .runs import RunDir
@@ -204,10 +211,17 @@ def _stores(
     n_jobs: int,
     progress: bool,
     splits: tuple[str, ...],
+    wait: bool,
 ) -> dict[str, FeatureStore]:
     return {
         split: build_cache(
-            comp, split, config=cfg, cache_dir=cache_dir, n_jobs=n_jobs, progress=progress
+            comp,
+            split,
+            config=cfg,
+            cache_dir=cache_dir,
+            n_jobs=n_jobs,
+            progress=progress,
+            wait=wait,
         )
         for split in splits
     }
@@ -220,14 +234,25 @@ def preprocess(
     cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
+    wait: bool = True,
 ) -> PipelineResult:
-    """Compute or reuse the feature cache of the train and test splits."""
+    """Compute or reuse the feature cache of the train and test splits.
+
+    ``wait=False``: stop with a :class:`~emo_utils.errors.LockError` instead of waiting
+    while another process builds a split.
+    """
     start = time.perf_counter()
     collector = RunReport()
     with collector.recording():
         comp = load_competition(data_dir, config.data)
         stores = _stores(
-            comp, config, _cache_dir(Path(data_dir), cache_dir), n_jobs, progress, ("train", "test")
+            comp,
+            config,
+            _cache_dir(Path(data_dir), cache_dir),
+            n_jobs,
+            progress,
+            ("train", "test"),
+            wait,
         )
     lines = []
     for split, store in stores.items():
@@ -254,11 +279,42 @@ def train(
     n_jobs: int = -1,
     progress: bool = True,
     report: RunReport | None = None,
+    wait: bool = True,
 ) -> PipelineResult:
     """Cross-validated training of every architecture in ``config.train.architectures``.
 
-    Reuses the feature cache (computing what is missing) and every finished fold.
+    Reuses the feature cache (computing what is missing) and every finished fold.  Holds
+    the run folder's lock once the training cache is ready (every check before any work
+    is done by then); with ``wait=False`` a folder in use stops it with a
+    :class:`~emo_utils.errors.LockError`.
     """
+    with contextlib.ExitStack() as locks:
+        return _train(
+            data_dir,
+            run_dir=run_dir,
+            config=config,
+            cache_dir=cache_dir,
+            n_jobs=n_jobs,
+            progress=progress,
+            report=report,
+            wait=wait,
+            locks=locks,
+        )
+
+
+def _train(
+    data_dir: str | os.PathLike,
+    *,
+    run_dir: str | os.PathLike,
+    config: Config,
+    cache_dir: str | os.PathLike | None,
+    n_jobs: int,
+    progress: bool,
+    report: RunReport | None,
+    wait: bool,
+    locks: contextlib.ExitStack,
+) -> PipelineResult:
+    """:func:`train`; the run folder's lock, once taken, stays in ``locks`` (to hold it on)."""
     from .data.duplicates import duplicate_groups_for
     from .train import check_training_setup, train_cv
 
@@ -270,14 +326,20 @@ def train(
     with collector.recording():
         comp = load_competition(data_dir, config.data)
         check_training_setup(comp, config)  # architectures, weights, folds: before any work
-        store = build_cache(
+        store = build_cache(  # locks the cache itself; stops before work on unreadable files
             comp,
             "train",
             config=config,
             cache_dir=cache,
             n_jobs=n_jobs,
             progress=progress,
+            wait=wait,
         )
+        # Failed training files stop the run before the run folder exists (train_cv checks
+        # again); the lock below creates the folder.
+        require_valid_training(store, skip_bad=config.data.skip_bad_train)
+        locks.enter_context(run.lock(wait=wait))  # the run folder's first write is below
+        run.check_config(config)  # again: another process may have started this folder
         groups = None
         if config.train.use_groups:
             # Fingerprint only the clips that have an image; train_cv drops the others (or
@@ -333,11 +395,13 @@ def predict(
     n_jobs: int = -1,
     progress: bool = True,
     report: RunReport | None = None,
+    wait: bool = True,
 ) -> PipelineResult:
     """Predict the test set with every fold of every model and write the submission.
 
     The config is rebuilt from the run folder's ``config.json``; ``method`` overrides
-    ``ensemble.method``.
+    ``ensemble.method``.  Holds the run folder's lock (``wait=False``: a folder in use
+    stops it with a :class:`~emo_utils.errors.LockError`).
     """
     start = time.perf_counter()
     collector = report or RunReport()
@@ -345,28 +409,31 @@ def predict(
     config = run.read_config()
     if method is not None:
         config = config.override({"ensemble.method": method})
-    with collector.recording():
-        comp = load_competition(data_dir, config.data)
-        store = build_cache(
-            comp,
-            "test",
-            config=config,
-            cache_dir=_cache_dir(Path(data_dir), cache_dir),
-            n_jobs=n_jobs,
-            progress=progress,
-        )
-        outcome = predict_and_submit(
-            comp,
-            store,
-            run_dir=run,
-            config=config,
-            submissions_dir=submissions_dir,
-            progress=progress,
-        )
-    for name, reason in store.failures():
-        collector.add("test fallback row", name, reason)
-    summary = collector.as_dict()
-    write_json(run.summary_file, summary)
+    with contextlib.ExitStack() as locked:
+        with collector.recording():
+            comp = load_competition(data_dir, config.data)
+            locked.enter_context(run.lock(wait=wait))
+            store = build_cache(
+                comp,
+                "test",
+                config=config,
+                cache_dir=_cache_dir(Path(data_dir), cache_dir),
+                n_jobs=n_jobs,
+                progress=progress,
+                wait=wait,
+            )
+            outcome = predict_and_submit(
+                comp,
+                store,
+                run_dir=run,
+                config=config,
+                submissions_dir=submissions_dir,
+                progress=progress,
+            )
+        for name, reason in store.failures():
+            collector.add("test fallback row", name, reason)
+        summary = collector.as_dict()
+        write_json(run.summary_file, summary)  # still under the lock
     return PipelineResult(
         run_dir=run.path,
         cv_scores=outcome.model_scores,
@@ -510,8 +577,12 @@ def predict_and_submit(
     progress: bool = True,
     reuse_predictions: bool = False,
     loader: ModelLoader | None = None,
+    wait: bool = True,
 ) -> SubmissionOutcome:
     """Predict the test set, compare ensembles on OOF, and write the submission.
+
+    Holds the run folder's lock while it reads and writes the run (re-entrant: ``predict``
+    already holds it).
 
     Parameters
     ----------
@@ -531,12 +602,43 @@ def predict_and_submit(
         Passed to :func:`predict_test`.
     reuse_predictions : bool
         Read ``RUN/predictions/ARCH.csv`` instead of running the models (fails if absent).
+    wait : bool
+        Wait while another process holds the run folder's lock (default), or raise a
+        :class:`~emo_utils.errors.LockError` at once.
 
     Returns
     -------
     SubmissionOutcome
     """
     run = RunDir(run_dir)
+    with run.lock(wait=wait):
+        return _predict_and_submit(
+            competition,
+            store,
+            run=run,
+            config=config,
+            submissions_dir=submissions_dir,
+            method=method,
+            device=device,
+            progress=progress,
+            reuse_predictions=reuse_predictions,
+            loader=loader,
+        )
+
+
+def _predict_and_submit(
+    competition: Competition,
+    store: FeatureStore,
+    *,
+    run: RunDir,
+    config: Config | None,
+    submissions_dir: str | os.PathLike,
+    method: str | None,
+    device: str | torch.device | None,
+    progress: bool,
+    reuse_predictions: bool,
+    loader: ModelLoader | None,
+) -> SubmissionOutcome:
     config = config or run.read_config()
     if method is not None:
         config = config.override({"ensemble.method": method})
@@ -629,8 +731,14 @@ def run_pipeline(
     cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
+    wait: bool = True,
 ) -> PipelineResult:
-    """Preprocess, train and predict; write ``summary.json`` in the run folder."""
+    """Preprocess, train and predict; write ``summary.json`` in the run folder.
+
+    The run folder's lock is held from training's first write to the submission (so a
+    second ``run`` on the folder waits for all of it); ``wait=False`` stops at once with a
+    :class:`~emo_utils.errors.LockError` if it is in use.
+    """
     start = time.perf_counter()
     collector = RunReport()
     kwargs = {
@@ -638,10 +746,12 @@ def run_pipeline(
         "n_jobs": n_jobs,
         "progress": progress,
         "report": collector,
+        "wait": wait,
     }
     _check_test_split(data_dir, config)
-    train(data_dir, run_dir=run_dir, config=config, **kwargs)
-    result = predict(data_dir, run_dir=run_dir, submissions_dir=submissions_dir, **kwargs)
+    with contextlib.ExitStack() as locks:  # the run folder's lock, from train to predict
+        _train(data_dir, run_dir=run_dir, config=config, locks=locks, **kwargs)
+        result = predict(data_dir, run_dir=run_dir, submissions_dir=submissions_dir, **kwargs)
     result.seconds = time.perf_counter() - start
     return result
 
@@ -705,6 +815,7 @@ def run_demo(
     cache_dir: str | os.PathLike | None = None,
     n_jobs: int = -1,
     progress: bool = True,
+    wait: bool = True,
 ) -> PipelineResult:
     """Generate the demo folder (once), run the pipeline, score the submission on held-out answers.
 
@@ -725,6 +836,7 @@ def run_demo(
         cache_dir=cache_dir,
         n_jobs=n_jobs,
         progress=progress,
+        wait=wait,
     )
     answers = pd.read_csv(Path(data_dir) / "test_answers.csv", dtype=str, keep_default_na=False)
     classes = RunDir(run_dir).read_classes()

@@ -13,6 +13,7 @@ A run folder is the contract between the stages (``docs/design.md``)::
     RUN/summary.json                 end-of-run counts of skips, warnings and fallbacks
     RUN/gathered.json                the runs a gathered run was copied from (``gather``)
     RUN/report/                      figures written by ``python -m emo_utils report``
+    RUN/.emo_utils.lock(.json)       the folder's lock while a stage writes it (:meth:`RunDir.lock`)
 
 No other module spells these names: every stage asks a :class:`RunDir`.
 
@@ -27,9 +28,10 @@ Examples
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -39,6 +41,7 @@ import pandas as pd
 
 from .errors import CheckpointError, ConfigError, DataError, TrainingError
 from .fileio import read_csv, read_json, remove_temp_files, write_json
+from .locks import folder_lock
 
 if TYPE_CHECKING:
     from .config import Config
@@ -217,6 +220,36 @@ class RunDir:
     def trained_architectures(self) -> list[str]:
         """Architectures with an ``oof/ARCH.csv``, sorted by name."""
         return sorted(p.stem for p in self.oof_dir.glob("*.csv"))
+
+    @contextlib.contextmanager
+    def lock(
+        self, *, wait: bool = True, notify: Callable[[str], Any] | None = None
+    ) -> Iterator[RunDir]:
+        """Hold the run folder's lock (created with the folder if missing).
+
+        Training and prediction hold it while they write the folder, so two processes on
+        one run folder take turns; re-entrant within a thread.  See :mod:`emo_utils.locks`.
+
+        Parameters
+        ----------
+        wait : bool
+            Wait while another process holds it (printing who, at once and then every
+            minute), or raise at once.
+        notify : callable, optional
+            Receives the waiting messages (default: printed to stderr).
+
+        Yields
+        ------
+        RunDir
+            This run folder.
+
+        Raises
+        ------
+        LockError
+            ``wait=False`` and another process holds the lock (naming it).
+        """
+        with folder_lock(self.path, what="run folder", wait=wait, notify=notify):
+            yield self
 
     def prepare(self) -> None:
         """Create the folder and remove temporary files left by a killed run."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import subprocess
 import sys
@@ -10,8 +11,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+import torch
 
 from emo_utils.cli import COMMANDS
+from emo_utils.cli import main as cli_main
 from emo_utils.config import Config
 
 TINY = [
@@ -175,3 +178,112 @@ def test_demo_command_scores_the_submission_on_held_out_answers(tmp_path):
     assert (tmp_path / "submissions" / "run__mode.csv").is_file()
     assert (tmp_path / "cache").is_dir(), "--cache must be honoured"
     assert not (tmp_path / "demo" / ".emo_cache").exists()
+
+
+# ---------------------------------------------------------------------- locks, --quiet/--verbose
+def _start(args: list[str], cwd: Path, log: Path) -> subprocess.Popen:
+    with open(log, "w") as fh:
+        return subprocess.Popen(
+            [sys.executable, "-m", "emo_utils", *args], cwd=cwd, stdout=fh, stderr=subprocess.STDOUT
+        )
+
+
+def test_two_runs_at_once_on_one_run_folder_both_finish_as_one_run(cli_run, tmp_path):
+    """Two ``run`` commands on one dataset, cache and run folder at the same time."""
+    work, _, _, _, args, _ = cli_run
+    run = tmp_path / "runs" / "tiny"  # same name: same submission file name
+    both = [*args[:4], str(run), *args[5:], "--cache", str(tmp_path / "cache")]
+    both.remove("--no-progress")  # plain progress lines (the output is a file)
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    procs = [_start(both, tmp_path, log) for log in logs]
+    codes = [proc.wait(timeout=900) for proc in procs]
+    texts = [log.read_text() for log in logs]
+    assert codes == [0, 0], "\n".join(t[-3000:] for t in texts)
+    # One waited for the other, saying for whom; the other trained.
+    waited = [
+        i for i, t in enumerate(texts) if f"{run}: waiting for the run folder, in use by pid" in t
+    ]
+    assert len(waited) == 1, texts
+    other = procs[1 - waited[0]].pid
+    assert f"in use by pid {other} on " in texts[waited[0]]
+    assert "already trained, skipped" in texts[waited[0]]
+    assert "fold 1/2" not in texts[waited[0]]
+    assert "fold 1/2" in texts[1 - waited[0]]
+    # The results are those of one uninterrupted run (cli_run, same data and settings).
+    ref = work / "runs" / "tiny"
+    assert (run / "folds.csv").read_bytes() == (ref / "folds.csv").read_bytes()
+    sub = "submissions/tiny__mode.csv"
+    assert (tmp_path / sub).read_bytes() == (work / sub).read_bytes()
+    for name in ("oof/test_resnet.csv", "predictions/test_resnet.csv"):
+        got, want = pd.read_csv(run / name), pd.read_csv(ref / name)
+        assert got.columns.equals(want.columns)
+        assert got["filename"].equals(want["filename"])
+        pd.testing.assert_frame_equal(
+            got, want, check_exact=not torch.cuda.is_available(), atol=1e-5
+        )
+    assert not list(run.rglob(".tmp-*"))
+    assert not list((tmp_path / "cache").rglob(".tmp-*"))
+    assert not list(run.rglob(".emo_utils.lock.json"))  # both released their locks
+
+
+def test_two_preprocess_commands_at_once_compute_each_clip_once(cli_run, tmp_path):
+    _, data, *_ = cli_run
+    cache = tmp_path / "cache"
+    args = ["preprocess", "--data", str(data), "--cache", str(cache), "--preset", "cpu_demo"]
+    args += [*_sets(TINY), "--jobs", "1"]
+    logs = [tmp_path / "first.log", tmp_path / "second.log"]
+    procs = [_start(args, tmp_path, log) for log in logs]
+    codes = [proc.wait(timeout=600) for proc in procs]
+    texts = [log.read_text() for log in logs]
+    assert codes == [0, 0], "\n".join(t[-3000:] for t in texts)
+    for split in ("train", "test"):
+        computed = [t for t in texts if re.search(rf"features {split}: \d+ clips computed", t)]
+        assert len(computed) == 1, texts  # the other process waited for it, then reused it
+    reference = data / ".emo_cache"  # cli_run's cache: same settings (and duplicate groups)
+    files = [p for p in cache.rglob("*") if p.is_file()]
+    assert sum(p.name == "frames.npy" for p in files) == 2
+    for path in files:
+        if not path.name.startswith(".emo_utils.lock"):
+            assert (reference / path.relative_to(cache)).read_bytes() == path.read_bytes(), path
+
+
+def _cli_output(argv: list[str], capsys) -> str:
+    assert cli_main(argv) == 0
+    return capsys.readouterr().out
+
+
+def test_quiet_keeps_the_summary_and_verbose_adds_details(cli_run, capsys, monkeypatch):
+    work, *_, args, _ = cli_run
+    args = [a for a in args if a != "--no-progress"]
+    monkeypatch.chdir(work)  # the submissions folder is relative
+    normal = _cli_output(args, capsys)
+    quiet = _cli_output(["--quiet", *args], capsys)
+    verbose = _cli_output(["--verbose", *args], capsys)
+    summary = [
+        line for line in normal.splitlines() if line.startswith(("CV accuracy", "submission:"))
+    ]
+    assert summary
+    assert all(line in quiet.splitlines() for line in summary)
+    assert len(quiet.splitlines()) < len(normal.splitlines()) < len(verbose.splitlines())
+    assert "already trained, skipped" in normal
+    assert "already trained, skipped" not in quiet
+    assert "predicted test_resnet fold 0" not in quiet
+    assert all(line in verbose for line in summary)
+    assert "features train: finished cache reused from" in verbose
+    assert re.search(r"runs/tiny: run folder locked", verbose)
+    after = _cli_output([*args, "--quiet"], capsys)  # the flag also after the command
+    assert after.splitlines()[:-1] == quiet.splitlines()[:-1]  # all but "took N s"
+
+
+def test_verbose_lists_every_cache_chunk(cli_run, tmp_path, capsys):
+    _, data, *_ = cli_run
+    args = ["preprocess", "--data", str(data), "--preset", "cpu_demo", *_sets(TINY)]
+    args += ["--jobs", "1"]
+    normal = _cli_output([*args, "--cache", str(tmp_path / "a")], capsys)
+    verbose = _cli_output(["-v", *args, "--cache", str(tmp_path / "b")], capsys)
+    n_train = len(pd.read_csv(data / "train.csv"))
+    chunks = -(-n_train // 16)
+    assert "chunk 1/" not in normal
+    for k in range(1, chunks + 1):
+        assert f"features train: chunk {k}/{chunks} done (" in verbose
+    assert f"features train: 0 chunk(s) reused (0 clips), {chunks} to compute" in verbose

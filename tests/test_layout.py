@@ -21,6 +21,7 @@ LAYERS = {
     "_console": 0,
     "errors": 0,
     "fileio": 0,
+    "locks": 0,
     "tables": 0,
     "config": 1,
     "runs": 2,

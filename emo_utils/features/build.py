@@ -11,6 +11,21 @@ identity of its channels; the final files are then assembled, every one through
 final file (unreadable header, wrong size, checksum mismatch) is reported with an
 :class:`~emo_utils.errors.EmoUtilsWarning` naming it and is recomputed.
 
+**Locks.**  While a split is computed, assembled or repaired, its folder
+(``CACHE/FEATURE_HASH/SPLIT``) is locked (:func:`emo_utils.locks.folder_lock`): a second
+process on the same cache waits (or, with ``wait=False``, stops with a
+:class:`~emo_utils.errors.LockError` naming the holder), then finds the finished cache and
+reuses it.  Opening a finished, valid cache takes no lock (see :mod:`emo_utils.locks`,
+*Readers*); a reader that finds it missing, stale or damaged decides what to do only once
+it holds the lock.
+
+**Disk full.**  ``frames.npy`` is written with plain sequential writes into a file whose
+full size is allocated first (:func:`emo_utils.fileio.atomic_path` with ``size``), never
+through a writable memory map: a full disk gives a
+:class:`~emo_utils.errors.DiskFullError` naming the bytes needed, not a bus error.  Chunks
+check their space the same way.  Finished chunks stay, so the rerun after freeing space
+resumes.
+
 **Processes.**  This process computes chunks itself and worker processes join it for large
 jobs (:mod:`._parallel`).  Workers receive the channel functions by reference, so a channel
 defined in ``__main__`` (a notebook) cannot reach them: such a build runs in this process
@@ -19,8 +34,10 @@ only, with a warning.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import io
 import os
 import shutil
 import time
@@ -36,11 +53,12 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from .._console import interactive
+from .._console import debug, interactive
 from ..audio import check_formats, load_clip
 from ..config import AudioConfig, Config, FeatureConfig
-from ..errors import AudioError, CacheError, EmoUtilsWarning
+from ..errors import AudioError, CacheError, EmoUtilsWarning, LockError
 from ..fileio import atomic_path, write_csv, write_json
+from ..locks import folder_lock
 from ._parallel import _one_blas_thread, _run_chunks, _worker_count, _worker_ready
 from .channels import ChannelSpec, _compute_image
 from .store import (
@@ -126,11 +144,13 @@ def _compute_chunk(
             warned_file.extend([k] * len(messages))
             warned_text.extend(messages)
     empty = np.zeros((0, len(features.channels), features.n_mels), dtype=features.cache_dtype)
-    with atomic_path(out_path) as tmp, open(tmp, "wb") as fh:
+    frames = np.concatenate(blocks) if blocks else empty
+    # ``size``: a full disk fails before the write, naming the space the chunk needs.
+    with atomic_path(out_path, size=frames.nbytes) as tmp, open(tmp, "wb") as fh:
         np.savez(
             fh,
             key=np.array(key),
-            frames=np.concatenate(blocks) if blocks else empty,
+            frames=frames,
             lengths=np.array(lengths, dtype=np.int64),
             reasons=np.array(reasons, dtype=str),
             warned_file=np.array(warned_file, dtype=np.int64),
@@ -195,9 +215,12 @@ def _chunks(plan: _Plan, chunk_size: int) -> list[tuple[range, str, Path]]:
     return out
 
 
-def _warn_damaged(path: Path, problem: str) -> None:
+def _warn_damaged(path: Path, problem: str, *, stacklevel: int) -> None:
+    """Warn at the caller of build_cache (``stacklevel`` counts from this function)."""
     warnings.warn(
-        f"{path}: damaged cache file ({problem}); recomputing it", EmoUtilsWarning, stacklevel=4
+        f"{path}: damaged cache file ({problem}); recomputing it",
+        EmoUtilsWarning,
+        stacklevel=stacklevel,
     )
 
 
@@ -212,7 +235,7 @@ def _compute_missing(
             try:
                 _read_chunk(path, key, len(clips), plan)
             except CacheError as exc:
-                _warn_damaged(path, str(exc).removeprefix(f"{path}: "))
+                _warn_damaged(path, str(exc).removeprefix(f"{path}: "), stacklevel=5)
                 path.unlink(missing_ok=True)
             else:
                 reused += len(clips)
@@ -222,6 +245,11 @@ def _compute_missing(
         return 0, reused
     (plan.directory / _CHUNKS).mkdir(parents=True, exist_ok=True)
     total = sum(len(c) for c, _, _ in todo)
+    split = plan.directory.name
+    debug(
+        f"features {split}: {len(chunks) - len(todo)} chunk(s) reused ({reused} clips), "
+        f"{len(todo)} to compute ({total} clips) in {plan.directory}"
+    )
     specs = plan.specs
     tasks = [
         ([plan.clips[i] for i in clips], config.audio, config.features, specs, str(path), key)
@@ -236,27 +264,36 @@ def _compute_missing(
             "imported by worker processes; computing features in this process only (define "
             "the channel in an importable module to use n_jobs)",
             EmoUtilsWarning,
-            stacklevel=3,
+            stacklevel=4,  # _compute_missing < _build_locked < build_cache < its caller
         )
         n_workers = 0
+    debug(f"features {split}: {n_workers} worker process(es) besides this one")
+    finished = [0, time.perf_counter()]
     with tqdm(
         total=total,
         unit="clip",
-        desc=f"features {plan.directory.name}",
+        desc=f"features {split}",
         disable=not progress or not interactive(),
     ) as bar:
+
+        def done(clips: int) -> None:
+            bar.update(clips)
+            finished[0] += 1
+            debug(
+                f"features {split}: chunk {finished[0]}/{len(todo)} done ({clips} clips, "
+                f"{time.perf_counter() - finished[1]:.1f} s)"
+            )
+
         _run_chunks(
             tasks,
             run=_compute_chunk,
             run_in_worker=_worker_chunk,
             warm_up=functools.partial(_worker_ready, config.audio, config.features, specs),
             n_workers=n_workers,
-            done=bar.update,
+            done=done,
         )
     if progress and not interactive():
-        print(
-            f"features {plan.directory.name}: {total} clips computed, {reused} reused", flush=True
-        )
+        print(f"features {split}: {total} clips computed, {reused} reused", flush=True)
     return total, reused
 
 
@@ -291,19 +328,28 @@ def _assemble(plan: _Plan, chunks: list[tuple[range, str, Path]]) -> None:
     shape = (total, plan.channels, plan.height)
 
     digest = hashlib.sha256()
-    with atomic_path(plan.directory / _FRAMES) as tmp:
-        if total == 0:  # every clip failed; a zero-length memory map is not possible
-            np.save(tmp, np.zeros(shape, dtype=plan.dtype), allow_pickle=False)
-        else:
-            out = np.lib.format.open_memmap(tmp, mode="w+", dtype=plan.dtype, shape=shape)
-            for clips, key, path in chunks:
-                chunk = _read_chunk(path, key, len(clips), plan)
-                start = int(clip_offset[clips.start])
-                block = np.ascontiguousarray(chunk.frames)
-                out[start : start + len(block)] = block
-                digest.update(memoryview(block).cast("B"))
-            out.flush()
-            del out
+    header = _npy_header(shape, plan.dtype)
+    row_bytes = plan.channels * plan.height * np.dtype(plan.dtype).itemsize
+    size = len(header) + total * row_bytes
+    # The space is allocated first and the file written with plain writes ("r+b" keeps the
+    # allocation): a full disk fails at once with the size needed, never as a bus error of
+    # a memory-mapped write.  The bytes equal numpy's own .npy file of the array.
+    with atomic_path(plan.directory / _FRAMES, size=size) as tmp, open(tmp, "r+b") as fh:
+        fh.write(header)
+        for clips, key, path in chunks:
+            chunk = _read_chunk(path, key, len(clips), plan)
+            if fh.tell() != len(header) + int(clip_offset[clips.start]) * row_bytes:
+                raise CacheError(f"{path}: frames out of order while assembling {_FRAMES}")
+            block = np.ascontiguousarray(chunk.frames)
+            if block.size:  # a chunk of failed clips only has no frames
+                view = memoryview(block).cast("B")
+                fh.write(view)
+                digest.update(view)
+        if fh.tell() != size:
+            raise CacheError(
+                f"{plan.directory / _FRAMES}: wrote {fh.tell()} bytes, expected {size}"
+            )
+        fh.truncate()
 
     rows = pd.DataFrame(
         {
@@ -357,15 +403,46 @@ def _assemble(plan: _Plan, chunks: list[tuple[range, str, Path]]) -> None:
     )
 
 
+def _npy_header(shape: tuple[int, ...], dtype: str) -> bytes:
+    """The ``.npy`` (version 1.0) header of a C-ordered array: what :func:`numpy.save` writes."""
+    buf = io.BytesIO()
+    np.lib.format.write_array_header_1_0(
+        buf,
+        {
+            "descr": np.lib.format.dtype_to_descr(np.dtype(dtype)),
+            "fortran_order": False,
+            "shape": tuple(int(n) for n in shape),
+        },
+    )
+    return buf.getvalue()
+
+
 def _remove_final(directory: Path) -> None:
     for name in (_MANIFEST, _FRAMES, _INDEX):  # manifest first: never a manifest without data
         (directory / name).unlink(missing_ok=True)
 
 
 def _cleanup(directory: Path) -> None:
+    """Remove chunks and temporary files: only while holding the split's lock."""
     shutil.rmtree(directory / _CHUNKS, ignore_errors=True)
     for tmp in directory.glob(".tmp-*"):
         tmp.unlink(missing_ok=True)
+
+
+def _tidy(directory: Path, what: str) -> None:
+    """Clean up after a run killed after its manifest, if no other process holds the lock.
+
+    A finished cache is opened without the lock; leftovers are removed only when the lock
+    is free at once (a holder would be a process checking the same cache) and the folder
+    is writable (a read-only finished cache, e.g. a Kaggle dataset, is used as it is).
+    """
+    if not ((directory / _CHUNKS).exists() or any(directory.glob(".tmp-*"))):
+        return
+    with (
+        contextlib.suppress(LockError, OSError),
+        folder_lock(directory, what=what, wait=False),
+    ):
+        _cleanup(directory)
 
 
 def _announce(store: FeatureStore, split: str) -> None:
@@ -393,6 +470,7 @@ def build_cache(
     progress: bool = True,
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     verify: bool = True,
+    wait: bool = True,
 ) -> FeatureStore:
     """Compute, resume or reuse the feature cache of one split.
 
@@ -420,6 +498,10 @@ def build_cache(
         Clips per chunk (unit of work, of the progress bar and of resume).
     verify : bool
         Check the SHA-256 of ``frames.npy`` when reusing a finished cache.
+    wait : bool
+        When another process is building this split (it holds the folder's lock): wait
+        for it, printing who it is (default), or stop at once with a
+        :class:`~emo_utils.errors.LockError`.
 
     Returns
     -------
@@ -433,6 +515,11 @@ def build_cache(
     DataError
         Some training files have an extension no decoder reads (before any work
         starts).  Test files with such an extension get a failed row with the reason.
+    LockError
+        ``wait=False`` and another process is building this split.
+    DiskFullError
+        No room for a chunk or a final file; nothing partial is left and finished chunks
+        stay for the rerun.
 
     Warns
     -----
@@ -442,31 +529,50 @@ def build_cache(
     """
     start = time.perf_counter()
     plan = _plan(competition, split, config, _resolve_cache_dir(competition, cache_dir))
-    try:
+    what = f"feature cache ({split})"
+    try:  # a finished cache is only read: no lock (emo_utils.locks, "Readers")
+        store = _open(plan, verify=verify)
+    except CacheError:  # missing, stale or damaged: decided under the lock, below
+        store = None
+    if store is not None:
+        debug(f"features {split}: finished cache reused from {plan.directory}")
+        _tidy(plan.directory, what)  # chunks or temp files of a run killed after its manifest
+        computed, reused = 0, len(plan.clips)
+    else:
+        if split == "train":
+            # Test files in a format no decoder reads become failed rows (fallback rows of
+            # the submission) instead: a run never stops after training because of test data.
+            check_formats(plan.clips)
+        if chunk_size < 1:
+            raise CacheError(f"chunk_size must be >= 1, got {chunk_size}")
+        with folder_lock(plan.directory, what=what, wait=wait):
+            store, computed, reused = _build_locked(
+                plan, config, n_jobs=n_jobs, progress=progress, chunk_size=chunk_size, verify=verify
+            )
+    store.stats = {
+        "clips": len(plan.clips),
+        "computed": computed,
+        "reused": reused,
+        "seconds": time.perf_counter() - start,
+    }
+    _announce(store, split)
+    return store
+
+
+def _build_locked(
+    plan: _Plan, config: Config, *, n_jobs: int, progress: bool, chunk_size: int, verify: bool
+) -> tuple[FeatureStore, int, int]:
+    """Reuse, repair or build the split while holding its lock: ``(store, computed, reused)``."""
+    try:  # finished meanwhile by the process this one waited for?
         store = _open(plan, verify=verify)
     except _Damaged as exc:
-        _warn_damaged(exc.path, exc.problem)
+        _warn_damaged(exc.path, exc.problem, stacklevel=4)
         _remove_final(plan.directory)
     except CacheError:  # missing or stale
         pass
     else:
-        _cleanup(plan.directory)  # chunks or temp files of a run killed after its manifest
-        store.stats = {
-            "clips": len(plan.clips),
-            "computed": 0,
-            "reused": len(plan.clips),
-            "seconds": time.perf_counter() - start,
-        }
-        _announce(store, split)
-        return store
-
-    if split == "train":
-        # Test files in a format no decoder reads become failed rows (fallback rows of
-        # the submission) instead: a run never stops after training because of test data.
-        check_formats(plan.clips)
-    if chunk_size < 1:
-        raise CacheError(f"chunk_size must be >= 1, got {chunk_size}")
-    plan.directory.mkdir(parents=True, exist_ok=True)
+        _cleanup(plan.directory)
+        return store, 0, len(plan.clips)
     config_path = plan.directory.parent / "config.json"
     if not config_path.is_file():
         write_json(
@@ -477,12 +583,4 @@ def build_cache(
     computed, reused = _compute_missing(plan, config, chunks, n_jobs, progress)
     _assemble(plan, chunks)
     _cleanup(plan.directory)
-    store = _open(plan, verify=False)
-    store.stats = {
-        "clips": len(plan.clips),
-        "computed": computed,
-        "reused": reused,
-        "seconds": time.perf_counter() - start,
-    }
-    _announce(store, split)
-    return store
+    return _open(plan, verify=False), computed, reused

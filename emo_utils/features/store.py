@@ -30,6 +30,7 @@ On-disk layout
           warnings.csv              filename,path,warning (short clips, truncated files)
           manifest.json             written last: fingerprint, shapes, SHA-256 of frames.npy
           chunks/chunk-KEY.npz      only while building: finished batches of clips
+          .emo_utils.lock(.json)    the split's lock (held while building) and its holder
 
 A clip's image is computed once even if the test CSV lists it several times; those rows share
 its frames.
