@@ -1,4 +1,5 @@
-"""Multi-label reports: table values on hand-made arrays, one artist per label, label sets."""
+"""Multi-label reports: table values on hand-made arrays, one artist per label, label sets,
+label counts and the EDA plots of label sets."""
 
 from __future__ import annotations
 
@@ -8,15 +9,21 @@ import pytest
 from matplotlib.figure import Figure
 from sklearn.metrics import average_precision_score, precision_recall_fscore_support
 
+from emo_utils.config import Config
 from emo_utils.errors import ConfigError, DataError
+from emo_utils.features import FeatureStore
 from emo_utils.reports import save_figure
+from emo_utils.reports.eda import plot_channel_grid, plot_class_balance, plot_durations
+from emo_utils.reports.labels import clip_labels, label_counts, submission_label_counts
 from emo_utils.reports.multilabel import (
     NO_LABEL,
     OTHER_SETS,
+    label_set_codes,
     label_set_names,
     per_label_table,
     plot_label_confusion,
     plot_label_cooccurrence,
+    plot_per_label_table,
     plot_pr_curves,
     plot_threshold_f1,
 )
@@ -271,3 +278,107 @@ def test_rarest_label_sets_are_grouped_as_other():
 def test_max_sets_must_be_a_positive_integer(max_sets):
     with pytest.raises(ConfigError, match="max_sets"):
         label_set_names(Y, CLASSES, max_sets=max_sets)
+
+
+# ---------------------------------------------------------------------------- table image
+def test_per_label_table_image_shows_every_label_and_the_macro_row():
+    table = per_label_table(Y, SCORES, THRESHOLDS, CLASSES)
+    fig = plot_per_label_table(table, title="m")
+    cells = fig.axes[0].tables[0].get_celld()
+    text = {key: cell.get_text().get_text() for key, cell in cells.items()}
+    rows = [text[(r, -1)] for r in range(1, len(CLASSES) + 2)]
+    assert rows == [*CLASSES, "macro"]
+    header = [text[(0, c)] for c in range(8)]
+    assert header == ["precision", "recall", "f1", "ap", "support", "fp", "fn", "threshold"]
+    music = [text[(1, c)] for c in range(8)]
+    assert music == ["0.667", "0.667", "0.667", "0.917", "3", "1", "1", "0.50"]
+    assert text[(3, 3)] == "-"  # Bell: AP undefined
+    macro = [text[(4, c)] for c in range(8)]
+    # F1 over every label (as f1_macro), AP over the labels with positives (as map).
+    assert macro[2] == f"{table['f1'].mean():.3f}"
+    assert macro[3] == f"{table['ap'].dropna().mean():.3f}"
+    assert macro[4:] == ["6", "3", "1", "-"]  # FP: Music 1, Speech 1, Bell 1
+    with pytest.raises(DataError, match="per_label_table"):
+        plot_per_label_table(table.drop(columns=["fp"]))
+
+
+def test_label_set_codes_index_names_most_frequent_first():
+    y = np.array([[1, 1, 0], [0, 1, 0], [0, 1, 0], [0, 0, 0], [1, 0, 1], [1, 0, 1], [0, 1, 0]])
+    codes, names = label_set_codes(y, CLASSES, max_sets=2)
+    assert names == ["Speech", "Music+Bell", OTHER_SETS]
+    assert [names[c] for c in codes] == label_set_names(y, CLASSES, max_sets=2)
+
+
+# ---------------------------------------------------------------------------- label counts
+def test_label_counts_of_label_sets_and_of_single_labels():
+    multi = label_counts(["Music;Speech", "Speech", "", "Music;Speech"], label_kind="multi")
+    assert multi["clips"].tolist() == [3, 2, 1]
+    assert multi.index.tolist() == ["Speech", "Music", NO_LABEL]
+    assert multi["share"].tolist() == [0.75, 0.5, 0.25]  # of the clips: may sum past 1
+    single = label_counts(["joy", "sad", "joy", "joy;sad"])
+    assert single["clips"].to_dict() == {"joy": 2, "sad": 1, "joy;sad": 1}
+    assert clip_labels(["a, b", ""], label_kind="multi", separator=",") == [["a", "b"], []]
+    with pytest.raises(ConfigError, match="label_kind"):
+        clip_labels(["a"], label_kind="pairs")
+
+
+def test_submission_label_counts_for_every_submission_format():
+    multi = Config().override({"data.task": "multilabel"}).data
+    lists = pd.DataFrame({"fname": ["a", "b", "c"], "labels": ["Music,Speech", "Speech", ""]})
+    counts = submission_label_counts(lists, multi)
+    assert counts["test rows"].to_dict() == {"Speech": 2, "Music": 1, NO_LABEL: 1}
+    columns = pd.DataFrame({"fname": ["a", "b"], "Music": ["0.2", "0.6"], "Speech": ["1", "0"]})
+    expected = submission_label_counts(columns, multi)
+    assert expected.index.tolist() == ["Speech", "Music"]
+    assert expected["expected test rows"].tolist() == pytest.approx([1.0, 0.8])
+    single = pd.DataFrame({"filename": ["a", "b", "c"], "emotion": ["joy", "sad", "joy"]})
+    assert submission_label_counts(single, Config().data)["test rows"].to_dict() == {
+        "joy": 2,
+        "sad": 1,
+    }
+    with pytest.raises(DataError, match="probabilities"):
+        submission_label_counts(columns.assign(Music=["x", "0"]), multi)
+
+
+# ---------------------------------------------------------------------------- EDA of label sets
+def _overview() -> pd.DataFrame:
+    labels = ["Music;Speech", "Speech", "Music", "Bell;Music;Speech", "Speech"]
+    return pd.DataFrame(
+        {
+            "split": ["train"] * 5 + ["test"],
+            "label": [*labels, ""],
+            "duration": [1.0, 2.0, 3.0, 4.0, 5.0, 6.0],
+        }
+    )
+
+
+def test_class_balance_of_label_sets_counts_every_label_of_a_clip():
+    fig = plot_class_balance(_overview(), label_kind="multi")
+    ax = fig.axes[0]
+    # Most frequent on top: Speech 4, Music 3, Bell 1 (bars drawn bottom-up).
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["Bell", "Music", "Speech"]
+    assert [p.get_width() for p in ax.patches] == [1, 3, 4]
+    assert [t.get_text() for t in ax.texts] == ["1 (20%)", "3 (60%)", "4 (80%)"]
+    assert "5 clips; a clip may hold several labels" in ax.get_title()
+    assert "label balance" in ax.get_title()
+
+
+def test_durations_per_label_hold_every_clip_of_the_label():
+    fig = plot_durations(_overview(), label_kind="multi")
+    right = fig.axes[1]
+    assert [t.get_text() for t in right.get_yticklabels()] == ["Bell", "Music", "Speech"]
+    assert right.get_title() == "training durations per label"
+
+
+def test_channel_grid_of_label_sets_draws_clips_holding_each_label():
+    rng = np.random.default_rng(0)
+    images = [rng.normal(size=(2, 8, 10)).astype(np.float32) for _ in range(4)]
+    store = FeatureStore.from_arrays([f"{i}.wav" for i in range(4)], images, window_frames=10)
+    labels = ["Music;Speech", "Speech", "Bell", "Music"]
+    fig = plot_channel_grid(store, labels, ["mel", "stft"], per_class=2, label_kind="multi")
+    # Bell 1 + Music 2 + Speech 2 examples, 2 channels each.
+    assert len(fig.axes) == 5 * 2
+    rows = [ax.get_ylabel() for ax in fig.axes[::2]]
+    assert [r.split("\n")[0] for r in rows] == ["Bell", "Music", "Music", "Speech", "Speech"]
+    assert sorted(r.split("\n")[1] for r in rows[1:3]) == ["0.wav", "3.wav"]
+    assert fig._suptitle.get_text() == "feature images per label"

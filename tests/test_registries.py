@@ -21,6 +21,7 @@ from emo_utils.errors import ConfigError
 from emo_utils.features import CHANNELS, NORMALIZATIONS, FeatureStore, Spectrum
 from emo_utils.metrics import METRICS
 from emo_utils.models import IMAGE_NORMALIZATIONS
+from emo_utils.reports import LABEL_KINDS, REPORT_KINDS
 from emo_utils.tasks import TASKS
 
 # ---------------------------------------------------------------------------- contracts
@@ -123,6 +124,22 @@ def test_channel_computes_finite_rows_for_every_frame(name):
     lo, hi = spec.fixed_range(config=config)
     assert np.all(np.isfinite([lo, hi]))
     assert lo < hi
+
+
+@pytest.mark.parametrize("name", sorted(TASKS))
+def test_every_task_label_kind_has_a_run_report_and_label_counts(name):
+    kind = TASKS[name].label_kind
+    assert kind in REPORT_KINDS, f"reports.run.REPORT_KINDS has no entry for {kind!r}"
+    assert kind in LABEL_KINDS, f"reports.labels.LABEL_KINDS has no entry for {kind!r}"
+
+
+@pytest.mark.parametrize("name", sorted(LABEL_KINDS))
+def test_label_kind_splits_a_label_string_into_labels(name):
+    kind = LABEL_KINDS[name]
+    labels = kind.split("Music", ";")
+    assert labels == ["Music"]
+    assert all(isinstance(label, str) for label in kind.split("Music;Speech", ";"))
+    assert kind.noun
 
 
 # ---------------------------------------------------------------------------- config names

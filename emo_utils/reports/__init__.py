@@ -5,7 +5,8 @@ scores, embedding maps, :func:`save_figure`); ``run`` reads a trained run folder
 :class:`emo_utils.runs.RunDir` and writes ``RUN/report/`` (:func:`make_run_report`,
 ``python -m emo_utils report``); ``multilabel`` tabulates and plots multi-label
 predictions (per-label table, PR and F1-threshold curves, co-occurrence, per-label outcomes,
-label-set names); ``eda`` describes a competition folder.  :func:`embed`
+label-set names); ``eda`` describes a competition folder; ``labels`` counts clips per label
+for one label per clip or a set of labels per clip (training labels, a submission).  :func:`embed`
 lives in :mod:`emo_utils.infer.embed` and is re-exported here for the notebooks.
 May import every stage below it; nothing imports ``reports`` except ``pipeline``/``cli``.
 """
@@ -20,11 +21,14 @@ from .eda import (
     plot_signal_statistics,
     signal_statistics,
 )
+from .labels import LABEL_KINDS, clip_labels, label_counts, submission_label_counts
 from .multilabel import (
+    label_set_codes,
     label_set_names,
     per_label_table,
     plot_label_confusion,
     plot_label_cooccurrence,
+    plot_per_label_table,
     plot_pr_curves,
     plot_threshold_f1,
 )
@@ -39,14 +43,19 @@ from .plots import (
     plot_training_curves,
     save_figure,
 )
-from .run import REPORT_DIR, make_run_report, read_training_logs
+from .run import REPORT_DIR, REPORT_KINDS, make_run_report, read_training_logs
 
 __all__ = [
+    "LABEL_KINDS",
     "PROJECTIONS",
     "REPORT_DIR",
+    "REPORT_KINDS",
     "classification_table",
+    "clip_labels",
     "dataset_overview",
     "embed",
+    "label_counts",
+    "label_set_codes",
     "label_set_names",
     "make_run_report",
     "per_label_table",
@@ -59,6 +68,7 @@ __all__ = [
     "plot_formats",
     "plot_label_confusion",
     "plot_label_cooccurrence",
+    "plot_per_label_table",
     "plot_pr_curves",
     "plot_roc_curves",
     "plot_scores",
@@ -68,4 +78,5 @@ __all__ = [
     "read_training_logs",
     "save_figure",
     "signal_statistics",
+    "submission_label_counts",
 ]

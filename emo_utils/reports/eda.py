@@ -2,15 +2,18 @@
 
 =================================  =======================================================
 :func:`dataset_overview`           per file: duration, rate, channels, format, label (headers only)
-:func:`plot_class_balance`         clips per class
-:func:`plot_durations`             duration histogram per split and per class
+:func:`plot_class_balance`         clips per class (label)
+:func:`plot_durations`             duration histogram per split and per class (label)
 :func:`plot_formats`               sample rates, formats and channel counts
 :func:`signal_statistics`          RMS loudness and zero-crossing rate of a sample of clips
-:func:`plot_signal_statistics`     their distributions per class
-:func:`plot_channel_grid`          example images per class, every channel shown
+:func:`plot_signal_statistics`     their distributions per class (label)
+:func:`plot_channel_grid`          example images per class (label), every channel shown
 =================================  =======================================================
 
-The figures follow :mod:`emo_utils.reports.plots` (object API, no pyplot state).
+Multi-label competitions (a set of labels per clip, ``label_kind="multi"``, i.e.
+``config.data.label_kind``): everything "per class" is per label, a clip counting for every
+label it holds (:mod:`emo_utils.reports.labels`).  The figures follow
+:mod:`emo_utils.reports.plots` (object API, no pyplot state).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import pandas as pd
 from matplotlib.figure import Figure
 
 from ..errors import AudioError, ConfigError, DataError
+from .labels import clip_labels, label_counts, label_kind_of
 from .plots import HORIZONTAL, new_figure
 
 if TYPE_CHECKING:
@@ -75,7 +79,8 @@ def dataset_overview(
     Returns
     -------
     pandas.DataFrame
-        Columns ``split, filename, label`` (empty for test), ``path, extension, format,
+        Columns ``split, filename, label`` (empty for test; multi-label: the labels joined
+        by ``";"``), ``path, extension, format,
         subtype, sample_rate, channels, frames, duration`` (seconds), ``size_bytes`` and
         ``error`` (why the header cannot be read, else empty).
 
@@ -120,14 +125,28 @@ def dataset_overview(
     return out[columns]
 
 
-def plot_class_balance(overview: pd.DataFrame, *, title: str = "") -> Figure:
-    """Training clips per class, with their share.
+def _per_label(table: pd.DataFrame, label_kind: str) -> pd.DataFrame:
+    """``table`` with one row per (clip, label): a multi-label clip repeats for each label.
+
+    One label per clip: ``table`` unchanged.  Clips without any label are left out.
+    """
+    lists = clip_labels(table["label"].tolist(), label_kind=label_kind)
+    return table.assign(label=lists).explode("label").dropna(subset=["label"])
+
+
+def plot_class_balance(
+    overview: pd.DataFrame, *, label_kind: str = "single", title: str = ""
+) -> Figure:
+    """Training clips per class (per label), with their share of the clips.
 
     Parameters
     ----------
     overview : pandas.DataFrame
         From :func:`dataset_overview` (its training rows are counted), or any table with a
         ``label`` column.
+    label_kind : {"single", "multi"}
+        ``config.data.label_kind``; multi-label: a clip counts for every label it holds, so
+        the shares can sum to more than 100 %.
     title : str
         Figure title (default: the number of clips).
 
@@ -139,28 +158,34 @@ def plot_class_balance(overview: pd.DataFrame, *, title: str = "") -> Figure:
         labels = overview.loc[overview["split"] == "train", "label"]
     else:
         labels = overview["label"]
-    counts = labels.value_counts()
-    fig = new_figure(7.0, 0.35 * len(counts) + 1.5)
+    table = label_counts(labels.tolist(), label_kind=label_kind)
+    counts, share = table["clips"].to_numpy()[::-1], table["share"].to_numpy()[::-1]
+    kind = label_kind_of(label_kind)
+    fig = new_figure(7.0, 0.35 * len(table) + 1.5)
     ax = fig.add_subplot()
-    bars = ax.barh(counts.index[::-1].astype(str), counts.to_numpy()[::-1], color="tab:blue")
-    share = counts.to_numpy()[::-1] / max(1, counts.sum())
+    bars = ax.barh(table.index[::-1].astype(str), counts, color="tab:blue")
     ax.bar_label(
-        bars,
-        labels=[f"{n} ({s:.0%})" for n, s in zip(counts.to_numpy()[::-1], share, strict=True)],
-        padding=3,
+        bars, labels=[f"{n} ({s:.0%})" for n, s in zip(counts, share, strict=True)], padding=3
     )
     ax.set_xlim(0, counts.max() * 1.2)
-    ax.set(xlabel="training clips", title=title or f"class balance ({counts.sum()} clips)")
+    ax.set(
+        xlabel="training clips",
+        title=title or f"{kind.noun} balance ({len(labels)} clips{kind.note})",
+    )
     return fig
 
 
-def plot_durations(overview: pd.DataFrame, *, title: str = "") -> Figure:
+def plot_durations(
+    overview: pd.DataFrame, *, label_kind: str = "single", title: str = ""
+) -> Figure:
     """Histogram of clip durations per split (left) and per class (right, box plots).
 
     Parameters
     ----------
     overview : pandas.DataFrame
         From :func:`dataset_overview`.
+    label_kind : {"single", "multi"}
+        ``config.data.label_kind``; multi-label: one box per label, of the clips holding it.
     title : str
         Figure title.
 
@@ -176,12 +201,12 @@ def plot_durations(overview: pd.DataFrame, *, title: str = "") -> Figure:
         left.hist(rows["duration"], bins=bins, alpha=0.6, label=f"{split} ({len(rows)})")
     left.set(xlabel="seconds", ylabel="clips", title="durations")
     left.legend()
-    train = data[data["split"] == "train"]
+    train = _per_label(data[data["split"] == "train"], label_kind)
     classes = sorted(train["label"].unique())
     if classes:
         right.boxplot([train.loc[train["label"] == c, "duration"] for c in classes], **HORIZONTAL)
         right.set_yticks(np.arange(1, len(classes) + 1), classes)
-    right.set(xlabel="seconds", title="training durations per class")
+    right.set(xlabel="seconds", title=f"training durations per {label_kind_of(label_kind).noun}")
     if title:
         fig.suptitle(title)
     return fig
@@ -255,11 +280,14 @@ def signal_statistics(
     max_duration: float = 10.0,
     seed: int = 0,
     n_jobs: int = -1,
+    label_kind: str = "single",
 ) -> pd.DataFrame:
     """Loudness (RMS in dBFS) and zero-crossing rate of a random sample of training clips.
 
     Uses :func:`librosa.feature.rms` and :func:`librosa.feature.zero_crossing_rate` on at
     most ``n_per_class`` clips per class (the first ``max_duration`` seconds of each).
+    Multi-label: at most ``n_per_class`` clips per label; a clip drawn for several labels
+    is decoded once and has one row per label.
 
     Parameters
     ----------
@@ -275,25 +303,30 @@ def signal_statistics(
         Random choice of the clips.
     n_jobs : int, default -1
         Worker processes (joblib's convention; -1: every core).
+    label_kind : {"single", "multi"}
+        ``config.data.label_kind``.
 
     Returns
     -------
     pandas.DataFrame
-        Columns ``filename, label, rms_db`` (mean frame RMS in dBFS), ``rms_db_max``,
-        ``zcr`` (mean share of sign changes per frame); unreadable clips are left out.
+        Columns ``filename, label`` (the class, or one label of the clip), ``rms_db`` (mean
+        frame RMS in dBFS), ``rms_db_max``, ``zcr`` (mean share of sign changes per frame);
+        unreadable clips are left out.
     """
     from joblib import Parallel, delayed
 
     train = competition.train
-    shuffled = train.sample(frac=1.0, random_state=seed)
+    shuffled = _per_label(train.sample(frac=1.0, random_state=seed), label_kind)
     sample = shuffled.groupby("label", sort=True).head(n_per_class).sort_values("label")
-    results = Parallel(n_jobs=n_jobs)(
-        delayed(_clip_statistics)(str(p), sample_rate, max_duration) for p in sample["path"]
+    paths = list(dict.fromkeys(str(p) for p in sample["path"]))  # each clip decoded once
+    decoded = Parallel(n_jobs=n_jobs)(
+        delayed(_clip_statistics)(p, sample_rate, max_duration) for p in paths
     )
+    results = dict(zip(paths, decoded, strict=True))
     rows = [
-        {"filename": f, "label": lab, **r}
-        for f, lab, r in zip(sample["filename"], sample["label"], results, strict=True)
-        if isinstance(r, dict)
+        {"filename": f, "label": lab, **results[str(p)]}
+        for f, lab, p in zip(sample["filename"], sample["label"], sample["path"], strict=True)
+        if isinstance(results[str(p)], dict)
     ]
     return pd.DataFrame(rows, columns=["filename", "label", "rms_db", "rms_db_max", "zcr"])
 
@@ -324,7 +357,7 @@ def plot_signal_statistics(stats: pd.DataFrame, *, title: str = "") -> Figure:
         ax.boxplot([stats.loc[stats["label"] == c, column] for c in classes], **HORIZONTAL)
         ax.set_yticks(np.arange(1, len(classes) + 1), classes)
         ax.set(title=name)
-    fig.suptitle(title or f"signal statistics ({len(stats)} clips)")
+    fig.suptitle(title or f"signal statistics ({stats['filename'].nunique()} clips)")
     return fig
 
 
@@ -336,16 +369,18 @@ def plot_channel_grid(
     per_class: int = 1,
     classes: Sequence[str] | None = None,
     seed: int = 0,
+    label_kind: str = "single",
     title: str = "",
 ) -> Figure:
-    """Example images of every class, each channel in its own panel.
+    """Example images of every class (label), each channel in its own panel.
 
     Parameters
     ----------
     store : FeatureStore
         Cached images (first window of each clip is shown).
     labels : sequence of str, shape (len(store),)
-        Class of every store row.
+        Class of every store row (multi-label: its labels joined by ``";"``, as
+        ``competition.train["label"]``).
     channel_names : sequence of str
         Name of every image channel (``config.features.channels``).
     per_class : int, default 1
@@ -354,6 +389,9 @@ def plot_channel_grid(
         Which classes, in this order (default: sorted labels).
     seed : int
         Random choice of the examples.
+    label_kind : {"single", "multi"}
+        ``config.data.label_kind``; multi-label: the examples of a label are drawn among
+        the clips holding it.
     title : str
         Figure title.
 
@@ -368,20 +406,20 @@ def plot_channel_grid(
     DataError
         ``labels`` or ``channel_names`` do not match the store, or no valid image is found.
     """
-    labels = np.asarray(labels, dtype=object)
-    if len(labels) != len(store):
-        raise DataError(f"plot_channel_grid: {len(labels)} labels for {len(store)} store rows")
+    lists = clip_labels(list(labels), label_kind=label_kind)
+    if len(lists) != len(store):
+        raise DataError(f"plot_channel_grid: {len(lists)} labels for {len(store)} store rows")
     n_channels = store.image_shape[0]
     if len(channel_names) != n_channels:
         raise DataError(
             f"plot_channel_grid: {len(channel_names)} channel names for {n_channels} channels"
         )
-    classes = list(classes) if classes is not None else sorted(set(labels))
+    classes = list(classes) if classes is not None else sorted({c for row in lists for c in row})
     rng = np.random.default_rng(seed)
     ok = store.ok
     picks = []
     for c in classes:
-        rows = np.flatnonzero((labels == c) & ok)
+        rows = np.flatnonzero(np.array([c in row for row in lists], dtype=bool) & ok)
         for i in rng.choice(rows, size=min(per_class, len(rows)), replace=False):
             picks.append((c, int(i)))
     if not picks:
@@ -399,5 +437,5 @@ def plot_channel_grid(
                 ax.set_title(channel_names[k])
             if k == 0:
                 ax.set_ylabel(f"{c}\n{store.filenames[i]}", fontsize="small")
-    fig.suptitle(title or "feature images per class")
+    fig.suptitle(title or f"feature images per {label_kind_of(label_kind).noun}")
     return fig

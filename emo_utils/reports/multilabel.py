@@ -10,11 +10,13 @@ no pyplot state) and saved with :func:`emo_utils.reports.plots.save_figure`.
 
 ================================  ========================================================
 :func:`per_label_table`           precision, recall, F1, AP, support, FP, FN per label
+:func:`plot_per_label_table`      the same table as an image (F1 cells shaded)
 :func:`plot_pr_curves`            precision-recall curve per label, tuned threshold marked
 :func:`plot_threshold_f1`         F1 against the threshold per label, tuned threshold marked
 :func:`plot_label_cooccurrence`   label x label counts of clips holding both
 :func:`plot_label_confusion`      TP / FN and TN / FP bars of every label
 :func:`label_set_names`           the label set of every clip, to colour an embedding map
+:func:`label_set_codes`           the same as colour indices and names, most frequent first
 ================================  ========================================================
 """
 
@@ -40,10 +42,12 @@ from .plots import new_figure
 __all__ = [
     "NO_LABEL",
     "OTHER_SETS",
+    "label_set_codes",
     "label_set_names",
     "per_label_table",
     "plot_label_confusion",
     "plot_label_cooccurrence",
+    "plot_per_label_table",
     "plot_pr_curves",
     "plot_threshold_f1",
 ]
@@ -163,6 +167,79 @@ def per_label_table(
         },
         index=pd.Index([str(c) for c in classes], name="label"),
     )
+
+
+#: Columns of :func:`per_label_table` shown by :func:`plot_per_label_table`, and how.
+_TABLE_FORMATS = {
+    "precision": "{:.3f}",
+    "recall": "{:.3f}",
+    "f1": "{:.3f}",
+    "ap": "{:.3f}",
+    "support": "{:.0f}",
+    "fp": "{:.0f}",
+    "fn": "{:.0f}",
+    "threshold": "{:.2f}",
+}
+
+
+def plot_per_label_table(table: pd.DataFrame, *, title: str = "") -> Figure:
+    """Render a :func:`per_label_table` as an image, F1 cells shaded by value.
+
+    Parameters
+    ----------
+    table : pandas.DataFrame
+        From :func:`per_label_table` (index: the labels).
+    title : str
+        Figure title.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+        One axes holding a table: one row per label plus a ``macro`` row (precision, recall
+        and F1 averaged over every label, as ``f1_macro``; AP over the labels with positive
+        clips, as ``map``; support, FP and FN summed), one column per entry of the table
+        but ``note`` (an undefined AP is shown as ``-``).
+
+    Raises
+    ------
+    DataError
+        ``table`` lacks one of the columns of :func:`per_label_table`.
+    """
+    missing = [c for c in _TABLE_FORMATS if c not in table.columns]
+    if missing:
+        raise DataError(f"plot_per_label_table: missing column(s) {missing}; use per_label_table")
+    shown = table[list(_TABLE_FORMATS)]
+    macro = {c: float(shown[c].mean()) for c in ("precision", "recall", "f1")}
+    positives = shown["ap"].dropna()  # labels with positive clips
+    macro["ap"] = float(positives.mean()) if len(positives) else np.nan
+    macro |= {c: int(shown[c].sum()) for c in ("support", "fp", "fn")}
+    macro["threshold"] = np.nan
+    rows = [*((str(i), row) for i, row in shown.iterrows()), ("macro", pd.Series(macro))]
+    cells = [
+        ["-" if pd.isna(row[c]) else fmt.format(float(row[c])) for c, fmt in _TABLE_FORMATS.items()]
+        for _, row in rows
+    ]
+    cmap = matplotlib.colormaps["Blues"]
+    f1_col = list(_TABLE_FORMATS).index("f1")
+    shade = [["white"] * len(_TABLE_FORMATS) for _ in rows]
+    for colours, (_, row) in zip(shade, rows, strict=True):
+        if not pd.isna(row["f1"]):
+            colours[f1_col] = cmap(0.15 + 0.6 * float(row["f1"]))
+    fig = new_figure(8.0, 0.32 * len(rows) + 1.0)
+    ax = fig.add_subplot()
+    ax.axis("off")
+    tab = ax.table(
+        cellText=cells,
+        rowLabels=[name for name, _ in rows],
+        colLabels=list(_TABLE_FORMATS),
+        cellColours=shade,
+        loc="center",
+    )
+    tab.scale(1.0, 1.2)
+    ax.set_title(
+        f"{title + ': ' if title else ''}per-label scores at the thresholds", fontsize="medium"
+    )
+    return fig
 
 
 # ---------------------------------------------------------------------------- curves
@@ -490,3 +567,47 @@ def label_set_names(y_true: ArrayLike, classes: Sequence[str], *, max_sets: int 
     ranked = sorted(counts.items(), key=lambda item: (-item[1], item[0]))
     kept = {name for name, _ in ranked[:max_sets]}
     return [name if name in kept else OTHER_SETS for name in sets]
+
+
+def label_set_codes(
+    y_true: ArrayLike, classes: Sequence[str], *, max_sets: int = 8
+) -> tuple[np.ndarray, list[str]]:
+    """The label set of every clip as an index into set names, for an embedding map.
+
+    :func:`emo_utils.reports.plots.plot_embedding_map` takes them as its ``labels`` and
+    ``classes``; with the default ``max_sets`` there are at most 10 names (the 8 most
+    frequent sets, :data:`NO_LABEL`, :data:`OTHER_SETS`), one colour each.
+
+    Parameters
+    ----------
+    y_true : array-like of 0/1, shape (n, L)
+        True label presence.
+    classes : sequence of str
+        The ``L`` label names, column order.
+    max_sets : int, default 8
+        See :func:`label_set_names`.
+
+    Returns
+    -------
+    codes : numpy.ndarray of int64, shape (n,)
+        Index of every clip's set name in ``names``.
+    names : list of str
+        The set names of :func:`label_set_names`, most frequent first (ties by name),
+        :data:`OTHER_SETS` last.
+
+    Raises
+    ------
+    ConfigError, DataError
+        As :func:`label_set_names`.
+
+    Examples
+    --------
+    >>> codes, names = label_set_codes([[1, 1], [0, 1], [0, 1], [0, 0]], ["Music", "Speech"])
+    >>> names, codes.tolist()
+    (['Speech', '(none)', 'Music+Speech'], [2, 0, 0, 1])
+    """
+    sets = label_set_names(y_true, classes, max_sets=max_sets)
+    counts = pd.Series(sets, dtype=object).value_counts()
+    names = sorted(counts.index, key=lambda n: (n == OTHER_SETS, -counts[n], n))
+    index = {name: i for i, name in enumerate(names)}
+    return np.array([index[s] for s in sets], dtype=np.int64), names
