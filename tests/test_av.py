@@ -30,15 +30,29 @@ CONFIG = Config().override(
 )
 
 #: id -> (extension, container, encoder, native rate, channels, mean image error bound).
-#: WMA has no image bound: files from ffmpeg's wmav2 encoder lose its 2048-sample delay at
-#: the start (ffmpeg's own decode of them is shifted the same way), so only the header and
-#: the window arithmetic are checked.
+#: WMA and AMR have no bound here: their files do not say how much the encoder shifted the
+#: audio (ffmpeg's wmav2 encoder drops its 2048-sample delay at the start, AMR-NB's decoder
+#: output lags by the codec's look-ahead; ffmpeg's own decode is shifted the same way), so
+#: :func:`test_shifted_codecs_give_the_wav_image_once_aligned` checks their images after
+#: measuring the shift.
 FORMATS = {
     "aac_m4a_stereo": (".m4a", "mp4", "aac", 48000, 2, 0.02),
     "aac_m4a_mono_44k": (".m4a", "mp4", "aac", 44100, 1, 0.02),
     "opus_webm": (".webm", "webm", "libopus", 48000, 2, 0.02),
     "wma": (".wma", "asf", "wmav2", 44100, 2, None),
+    "amr_nb": (".amr", "amr", "libopencore_amrnb", 8000, 1, None),
 }
+
+#: Bit rate of each encoder in the tests (AMR-NB has fixed modes; 12.2 kbit/s is its best).
+BIT_RATES = {"libopencore_amrnb": 12200}
+
+#: Header duration tolerance (s): an AMR file states no length, so ffmpeg estimates it from
+#: the bit rate, and the encoder adds its look-ahead frames (3.0 s read as about 3.12 s).
+DURATION_TOLERANCE = {"amr_nb": 0.15}
+
+#: id -> (expected shift of the decode in native samples (None: any up to 30 ms), bound).
+#: WMA: the wmav2 encoder's 2048 samples; AMR-NB: a speech codec, so a coarser bound.
+SHIFTED = {"wma": (-2048, 0.02), "amr_nb": (None, 0.05)}
 
 
 def _signal(sr: int, channels: int, seconds: float = 3.0) -> np.ndarray:
@@ -59,7 +73,12 @@ def _pair(tmp_path, case: str):
     wav = tmp_path / "ref.wav"
     sf.write(wav, y, sr, subtype="FLOAT")
     coded = write_with_av(
-        tmp_path / f"clip{ext}", y, sr=sr, container=container, codec=codec, bit_rate=128000
+        tmp_path / f"clip{ext}",
+        y,
+        sr=sr,
+        container=container,
+        codec=codec,
+        bit_rate=BIT_RATES.get(codec, 128000),
     )
     return wav, coded, sr, channels, len(y)
 
@@ -70,7 +89,7 @@ def test_header_gives_rate_channels_and_duration(tmp_path, case):
     info = audio_info(coded)
     assert info.sample_rate == sr
     assert info.channels == channels
-    assert info.duration == pytest.approx(n / sr, abs=0.05)
+    assert info.duration == pytest.approx(n / sr, abs=DURATION_TOLERANCE.get(case, 0.05))
 
 
 @pytest.mark.parametrize("case", [c for c in FORMATS if FORMATS[c][-1] is not None])
@@ -92,6 +111,29 @@ def test_image_equals_the_wav_image_within_the_codec_error(tmp_path, case):
     assert np.abs(image - ref).mean() < bound
 
 
+@pytest.mark.parametrize("case", list(SHIFTED))
+def test_shifted_codecs_give_the_wav_image_once_aligned(tmp_path, case):
+    wav, coded, sr, *_ = _pair(tmp_path, case)
+    expected, bound = SHIFTED[case]
+    rate = CONFIG.audio.sample_rate
+    y_coded = load_audio(coded, sample_rate=rate)
+    y_wav = load_audio(wav, sample_rate=rate)
+    n = 2 * rate
+    # The shift that best aligns the decode with the reference, searched over +-50 ms.
+    lags = np.arange(-rate // 20, rate // 20 + 1)
+    scores = [np.dot(y_coded[max(0, k) :][:n], y_wav[max(0, -k) :][:n]) for k in lags]
+    lag = int(lags[int(np.argmax(scores))])
+    if expected is None:
+        assert abs(lag) <= 0.03 * rate
+    else:
+        assert lag == pytest.approx(expected * rate / sr, abs=1)
+    a, b = y_coded[max(0, lag) :][:n], y_wav[max(0, -lag) :][:n]
+    assert np.corrcoef(a, b)[0, 1] > 0.95
+    image = compute_image(a, sample_rate=rate, config=CONFIG.features)
+    ref = compute_image(b, sample_rate=rate, config=CONFIG.features)
+    assert np.abs(image - ref).mean() < bound
+
+
 @pytest.mark.parametrize("case", list(FORMATS))
 def test_a_later_window_is_exactly_that_part_of_the_whole_decode(tmp_path, case):
     _, coded, sr, *_ = _pair(tmp_path, case)
@@ -109,4 +151,4 @@ def test_whole_file_decodes_to_its_length(tmp_path):
 
 def test_pyav_formats_pass_the_format_check(tmp_path):
     check_formats([tmp_path / f"x{ext}" for ext in AV_EXTENSIONS])
-    assert {".m4a", ".webm", ".wma"} <= set(AV_EXTENSIONS)
+    assert {".m4a", ".webm", ".wma", ".amr"} <= set(AV_EXTENSIONS)
