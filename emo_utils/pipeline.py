@@ -13,8 +13,9 @@ is finished (cache chunks, folds, finished folds) and redoes only what is missin
 **Locks** (:mod:`emo_utils.locks`).  ``train``, ``predict``, ``predict_and_submit`` and
 ``run_pipeline`` hold the run folder's lock while they write it (``run_pipeline`` across
 both stages; ``train`` from the moment its cache is ready, so every check before any work
-runs first); the feature cache locks each split itself while it is built.  Two processes on one run folder or one cache therefore take turns: the second
-waits, saying for whom, then reuses what the first finished.  ``wait=False`` (``--no-wait``)
+runs first); the feature cache locks each split itself while it is built.  Two processes
+on one run folder or one cache therefore take turns: the second waits, saying for whom,
+then reuses what the first finished.  ``wait=False`` (``--no-wait``)
 stops it at once with a :class:`~emo_utils.errors.LockError` naming the holder instead.
 """
 

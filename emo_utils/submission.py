@@ -355,12 +355,30 @@ def write_submission(
     if not np.all(np.isfinite(probabilities)):
         bad = np.flatnonzero(~np.isfinite(probabilities).all(axis=1))
         raise SubmissionError(f"probabilities of rows {bad[:10].tolist()} are not finite")
+    return _write_files(
+        competition,
+        submission,
+        failed,
+        probabilities,
+        out_dir=out_dir,
+        stem=submission_name(run_name, method),
+    )
+
+
+def _write_files(
+    competition: Competition,
+    submission: pd.DataFrame,
+    failed: pd.DataFrame,
+    probabilities: np.ndarray,
+    *,
+    out_dir: str | os.PathLike,
+    stem: str,
+) -> SubmissionFiles:
+    """Atomically write ``STEM.probabilities.csv``, ``STEM.failures.csv``, then ``STEM.csv``."""
     fcol = competition.submission_columns[0]
     proba_df = pd.DataFrame(probabilities, columns=list(competition.classes))
     proba_df.insert(0, fcol, submission[fcol].to_numpy())
-
     out_dir = Path(out_dir)
-    stem = submission_name(run_name, method)
     files = SubmissionFiles(
         submission=out_dir / f"{stem}.csv",
         probabilities=probabilities_path(out_dir / f"{stem}.csv"),
@@ -566,20 +584,14 @@ def write_label_sets_submission(
         separator=sep,
     )
     validate_label_sets_submission(submission, competition, data_config=data_config)
-    fcol = competition.submission_columns[0]
-    proba_df = pd.DataFrame(proba, columns=list(competition.classes))
-    proba_df.insert(0, fcol, submission[fcol].to_numpy())
-    out_dir = Path(out_dir)
-    stem = submission_name(run_name, method)
-    files = SubmissionFiles(
-        submission=out_dir / f"{stem}.csv",
-        probabilities=probabilities_path(out_dir / f"{stem}.csv"),
-        failures=out_dir / f"{stem}.failures.csv",
+    return _write_files(
+        competition,
+        submission,
+        failed,
+        proba,
+        out_dir=out_dir,
+        stem=submission_name(run_name, method),
     )
-    write_csv(files.probabilities, proba_df)
-    write_csv(files.failures, failed)
-    write_csv(files.submission, submission)  # last: it exists only with its companions
-    return files
 
 
 #: ``Task.submission_format`` -> the writer of that format.  A task whose submission rows

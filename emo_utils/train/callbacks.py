@@ -323,17 +323,35 @@ def _plain(obj: Any) -> Any:
 class UnionMixUp(MixUp):
     """fastai's ``MixUp`` whose multi-label targets are the union of both clips' labels.
 
-    The images are mixed as in ``MixUp``; the target of a mixed clip is the element-wise
-    maximum of the two clips' targets instead of their mix (``train.mixup_targets =
-    "union"``): a sound mixed in at 30 % is still present.  Class-index targets (single
-    label) are left to ``MixUp``, which mixes the losses.
+    The images are mixed as in ``MixUp`` (the batch's own clip keeps the larger weight
+    ``lam >= 0.5``, a shuffled clip is mixed in at ``1 - lam``); the target of a mixed clip is
+    the element-wise maximum of the two clips' targets instead of their mix
+    (``train.mixup_targets = "union"``): a sound mixed in at 30 % is still present.  A clip
+    mixed in at less than ``min_weight`` is barely audible, so its labels are not added
+    (the target stays the batch clip's).  Class-index targets (single label) are left to
+    ``MixUp``, which mixes the losses.
+
+    Parameters
+    ----------
+    alpha : float
+        ``Beta(alpha, alpha)`` of the mixing weights, as ``MixUp``.
+    min_weight : float
+        Smallest weight of the mixed-in clip whose labels join the target.
     """
+
+    def __init__(self, alpha: float = 0.4, min_weight: float = 0.2) -> None:
+        super().__init__(alpha)
+        self.min_weight = min_weight
 
     def before_batch(self) -> None:
         """Mix the batch as ``MixUp`` does, then set the targets to the union."""
         original = self.yb
         super().before_batch()
         if not self.stack_y:
+            audible = (1 - self.lam) >= self.min_weight  # (B,): the mixed-in clip's weight
             self.learn.yb = tuple(
-                torch.maximum(a, b) for a, b in zip(self.yb1, original, strict=True)
+                torch.where(
+                    audible.view(-1, *([1] * (b.ndim - 1))), torch.maximum(a, b), b
+                )
+                for a, b in zip(self.yb1, original, strict=True)
             )
