@@ -350,8 +350,6 @@ class UnionMixUp(MixUp):
         if not self.stack_y:
             audible = (1 - self.lam) >= self.min_weight  # (B,): the mixed-in clip's weight
             self.learn.yb = tuple(
-                torch.where(
-                    audible.view(-1, *([1] * (b.ndim - 1))), torch.maximum(a, b), b
-                )
+                torch.where(audible.view(-1, *([1] * (b.ndim - 1))), torch.maximum(a, b), b)
                 for a, b in zip(self.yb1, original, strict=True)
             )
