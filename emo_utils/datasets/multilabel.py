@@ -53,7 +53,6 @@ Ogg stream a random serial number).
 
 from __future__ import annotations
 
-import contextlib
 import os
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
@@ -62,13 +61,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 import soundfile as sf
-from joblib import Parallel, delayed
 from scipy import signal
-from tqdm.auto import tqdm
 
-from .._console import interactive
-from ..errors import ConfigError, DataError
-from ..fileio import atomic_path, write_csv, write_json
+from ..errors import ConfigError
+from ..fileio import atomic_path, write_csv
 from .synthetic import (
     AUDIO_FORMATS,
     EMOTION_PROFILES,
@@ -78,13 +74,13 @@ from .synthetic import (
     _allocate,
     _background,
     _dry_speech,
+    _finish_folder,
     _normalise_formats,
-    _read_state,
-    _remove_generated,
-    _remove_temp_files,
+    _prepare_folder,
     _room,
     _shuffled,
     _Voice,
+    _write_clips,
 )
 
 __all__ = [
@@ -105,7 +101,6 @@ MULTILABEL_GENERATOR_VERSION = 1
 
 MULTILABEL_MARKER_NAME = ".multilabel_demo_complete.json"
 PLAN_NAME = ".multilabel_demo_plan.json"
-_CSV_NAMES = ("train.csv", "test.csv", "sample_submission.csv", "test_answers.csv")
 
 #: Share of the clips holding each source (drawn independently; at most 3 per clip).
 LABEL_RATES: dict[str, float] = {"Chirp": 0.12, "Music": 0.35, "Speech": 0.45, "Water": 0.30}
@@ -717,35 +712,17 @@ def make_multilabel_demo(
     files = [f"{split}/{name}" for split, name in zip(plan["split"], plan["fname"], strict=True)]
     marker, plan_file = root / MULTILABEL_MARKER_NAME, root / PLAN_NAME
 
-    done = _read_state(marker)
-    started = _read_state(plan_file)
-    if (root / "train.csv").exists() and done is None and started is None:
-        raise DataError(
-            f"{root}: holds a train.csv that was not written by make_multilabel_demo; "
-            "refusing to overwrite it (choose an empty folder)"
-        )
-    expected = [root / rel for rel in files] + [root / name for name in _CSV_NAMES]
-    if (
-        not overwrite
-        and done is not None
-        and done.get("params") == params
-        and all(path.is_file() for path in expected)
-    ):
-        return root
-
-    # Remove what an earlier generation with other parameters (or any, when overwriting)
-    # left behind; keep finished clips of an interrupted run with the same parameters.
-    for state in (done, started):
-        if state is not None and (overwrite or state.get("params") != params):
-            _remove_generated(root, state)
-    _remove_temp_files(root)
-    with contextlib.suppress(FileNotFoundError):
-        marker.unlink()
-    write_json(plan_file, {"params": params, "files": files})
-
-    reuse = not overwrite and any(
-        state is not None and state.get("params") == params for state in (done, started)
+    reuse = _prepare_folder(
+        root,
+        marker=marker,
+        plan_file=plan_file,
+        params=params,
+        files=files,
+        overwrite=overwrite,
+        maker="make_multilabel_demo",
     )
+    if reuse is None:
+        return root
     todo = [
         (
             str(root / rel),
@@ -763,19 +740,14 @@ def make_multilabel_demo(
     ]
     # Longest clips first, so the workers finish together.
     todo.sort(key=lambda task: -task[3] * task[4] * task[5])
-    workers = 1 if len(todo) < 8 else n_jobs
-    jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-        delayed(_write_clip)(*task) for task in todo
+    _write_clips(
+        _write_clip,
+        todo,
+        n_jobs=n_jobs,
+        progress=progress,
+        desc="multi-label demo clips",
+        n_files=len(files),
     )
-    bars = progress and interactive()
-    with tqdm(total=len(todo), desc="multi-label demo clips", unit="clip", disable=not bars) as bar:
-        for _ in jobs:
-            bar.update()
-    if progress and not bars:
-        print(
-            f"multi-label demo clips: {len(todo)} written, {len(files) - len(todo)} reused",
-            flush=True,
-        )
 
     train = plan[plan["split"] == "train"]
     test = plan[plan["split"] == "test"]
@@ -788,8 +760,9 @@ def make_multilabel_demo(
         pd.DataFrame({"fname": test["fname"], "labels": SUBMISSION_LABEL}),
     )
     write_csv(root / "test_answers.csv", test[["fname", "labels"]])
-    write_json(
+    _finish_folder(
         marker,
+        plan_file,
         {
             "params": params,
             "files": files,
@@ -798,6 +771,4 @@ def make_multilabel_demo(
             "clips": plan.to_dict(orient="records"),
         },
     )
-    with contextlib.suppress(FileNotFoundError):
-        plan_file.unlink()
     return root

@@ -776,6 +776,86 @@ def _write_clip(
         sf.write(tmp, audio, int(sample_rate), **AUDIO_FORMATS[fmt])
 
 
+def _prepare_folder(
+    root: Path,
+    *,
+    marker: Path,
+    plan_file: Path,
+    params: dict[str, Any],
+    files: Sequence[str],
+    overwrite: bool,
+    maker: str,
+) -> bool | None:
+    """The start of the resumable generation every demo generator follows.
+
+    Returns ``None`` when ``root`` already holds a complete folder made with ``params``
+    (nothing to do).  Otherwise removes what a generation with other parameters (or any,
+    when ``overwrite``) left behind, writes the plan file, and returns whether the finished
+    clips of an interrupted generation with the same parameters may be kept.
+
+    Raises
+    ------
+    DataError
+        ``root`` holds a ``train.csv`` that ``maker`` did not write.
+    """
+    done = _read_state(marker)
+    started = _read_state(plan_file)
+    if (root / "train.csv").exists() and done is None and started is None:
+        raise DataError(
+            f"{root}: holds a train.csv that was not written by {maker}; "
+            "refusing to overwrite it (choose an empty folder)"
+        )
+    expected = [root / rel for rel in files] + [root / name for name in _CSV_NAMES]
+    if (
+        not overwrite
+        and done is not None
+        and done.get("params") == params
+        and all(path.is_file() for path in expected)
+    ):
+        return None
+    # Remove what an earlier generation with other parameters (or any, when overwriting)
+    # left behind; keep finished clips of an interrupted run with the same parameters.
+    for state in (done, started):
+        if state is not None and (overwrite or state.get("params") != params):
+            _remove_generated(root, state)
+    _remove_temp_files(root)
+    with contextlib.suppress(FileNotFoundError):
+        marker.unlink()
+    write_json(plan_file, {"params": params, "files": list(files)})
+    return not overwrite and any(
+        state is not None and state.get("params") == params for state in (done, started)
+    )
+
+
+def _write_clips(
+    write_clip: Callable[..., None],
+    todo: Sequence[tuple[Any, ...]],
+    *,
+    n_jobs: int,
+    progress: bool,
+    desc: str,
+    n_files: int,
+) -> None:
+    """``write_clip(*task)`` for every task, in joblib workers, with a bar or one line."""
+    workers = 1 if len(todo) < 8 else n_jobs
+    jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
+        delayed(write_clip)(*task) for task in todo
+    )
+    bars = progress and interactive()
+    with tqdm(total=len(todo), desc=desc, unit="clip", disable=not bars) as bar:
+        for _ in jobs:
+            bar.update()
+    if progress and not bars:
+        print(f"{desc}: {len(todo)} written, {n_files - len(todo)} reused", flush=True)
+
+
+def _finish_folder(marker: Path, plan_file: Path, state: dict[str, Any]) -> None:
+    """Write the completion marker (last but for the plan file's removal)."""
+    write_json(marker, state)
+    with contextlib.suppress(FileNotFoundError):
+        plan_file.unlink()
+
+
 def make_demo_dataset(
     out_dir: str | os.PathLike,
     *,
@@ -829,35 +909,17 @@ def make_demo_dataset(
     files = [f"{split}/{name}" for split, name in zip(plan["split"], plan["filename"], strict=True)]
     marker, plan_file = root / MARKER_NAME, root / PLAN_NAME
 
-    done = _read_state(marker)
-    started = _read_state(plan_file)
-    if (root / "train.csv").exists() and done is None and started is None:
-        raise DataError(
-            f"{root}: holds a train.csv that was not written by make_demo_dataset; "
-            "refusing to overwrite it (choose an empty folder)"
-        )
-    expected = [root / rel for rel in files] + [root / name for name in _CSV_NAMES]
-    if (
-        not overwrite
-        and done is not None
-        and done.get("params") == params
-        and all(path.is_file() for path in expected)
-    ):
-        return root
-
-    # Remove what an earlier generation with other parameters (or any, when overwriting)
-    # left behind; keep finished clips of an interrupted run with the same parameters.
-    for state in (done, started):
-        if state is not None and (overwrite or state.get("params") != params):
-            _remove_generated(root, state)
-    _remove_temp_files(root)
-    with contextlib.suppress(FileNotFoundError):
-        marker.unlink()
-    write_json(plan_file, {"params": params, "files": files})
-
-    reuse = not overwrite and any(
-        state is not None and state.get("params") == params for state in (done, started)
+    reuse = _prepare_folder(
+        root,
+        marker=marker,
+        plan_file=plan_file,
+        params=params,
+        files=files,
+        overwrite=overwrite,
+        maker="make_demo_dataset",
     )
+    if reuse is None:
+        return root
     todo = [
         (
             str(root / rel),
@@ -871,16 +933,9 @@ def make_demo_dataset(
         for row, rel in zip(plan.itertuples(index=False), files, strict=True)
         if not (reuse and (root / rel).is_file())
     ]
-    workers = 1 if len(todo) < 8 else n_jobs
-    jobs = Parallel(n_jobs=workers, return_as="generator_unordered")(
-        delayed(_write_clip)(*task) for task in todo
+    _write_clips(
+        _write_clip, todo, n_jobs=n_jobs, progress=progress, desc="demo clips", n_files=len(files)
     )
-    bars = progress and interactive()
-    with tqdm(total=len(todo), desc="demo clips", unit="clip", disable=not bars) as bar:
-        for _ in jobs:
-            bar.update()
-    if progress and not bars:
-        print(f"demo clips: {len(todo)} written, {len(files) - len(todo)} reused", flush=True)
 
     train = plan[plan["split"] == "train"]
     test = plan[plan["split"] == "test"]
@@ -891,14 +946,13 @@ def make_demo_dataset(
         pd.DataFrame({"filename": test["filename"], "emotion": "neutral"}),
     )
     write_csv(root / "test_answers.csv", test[["filename", "emotion"]])
-    write_json(
+    _finish_folder(
         marker,
+        plan_file,
         {
             "params": params,
             "files": files,
             "profiles": {k: asdict(v) for k, v in EMOTION_PROFILES.items()},
         },
     )
-    with contextlib.suppress(FileNotFoundError):
-        plan_file.unlink()
     return root
