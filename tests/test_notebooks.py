@@ -103,16 +103,24 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def notebook_parameters(name: str, folders: dict[str, Path]) -> dict[str, Any]:
-    """What the tests put in each notebook's injected parameter cell."""
+def notebook_parameters(
+    name: str,
+    folders: dict[str, Path],
+    *,
+    preset: str = PRESET,
+    overrides: dict[str, Any] = OVERRIDES,
+    n_train: int = N_TRAIN,
+    n_test: int = N_TEST,
+) -> dict[str, Any]:
+    """What the tests put in each notebook's injected parameter cell (also for other presets)."""
     common = {"DATA_DIR": str(folders["data"]), "N_JOBS": 1}
     training = {
         **common,
-        "PRESET": PRESET,
-        "OVERRIDES": OVERRIDES,
+        "PRESET": preset,
+        "OVERRIDES": overrides,
         "MAKE_DEMO_DATA": True,
-        "DEMO_N_TRAIN": N_TRAIN,
-        "DEMO_N_TEST": N_TEST,
+        "DEMO_N_TRAIN": n_train,
+        "DEMO_N_TEST": n_test,
     }
     return {
         "00_eda": {**training, "N_STATS_PER_CLASS": 2, "N_PER_CLASS": 1},

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import nbformat
 import pandas as pd
 import pytest
-from test_notebooks import _images, _outputs, _shown_text, run_notebook
+from test_notebooks import _images, _outputs, _shown_text, notebook_parameters, run_notebook
 
 from emo_utils.config import resolve_config
 from emo_utils.data.competition import load_competition
@@ -49,31 +48,11 @@ def folders(tmp_path_factory) -> dict[str, Path]:
     return out
 
 
-def notebook_parameters(name: str, folders: dict[str, Path]) -> dict[str, Any]:
-    """What the tests put in each notebook's injected parameter cell."""
-    common = {"DATA_DIR": str(folders["data"]), "N_JOBS": 1}
-    training = {
-        **common,
-        "PRESET": PRESET,
-        "OVERRIDES": OVERRIDES,
-        "MAKE_DEMO_DATA": True,
-        "DEMO_N_TRAIN": N_TRAIN,
-        "DEMO_N_TEST": N_TEST,
-    }
-    return {
-        "00_eda": {**training, "N_STATS_PER_CLASS": 2, "N_PER_CLASS": 1},
-        "01_preprocess": training,
-        "02_train": {**training, "RUN_DIR": str(folders["run"])},
-        "03_inference": {
-            **common,
-            "RUN_DIR": str(folders["run"]),
-            "SUBMISSIONS_DIR": str(folders["submissions"]),
-        },
-    }[name]
-
-
 def _run(name: str, folders: dict[str, Path]) -> nbformat.NotebookNode:
-    return run_notebook(name, notebook_parameters(name, folders), folders["work"])
+    values = notebook_parameters(
+        name, folders, preset=PRESET, overrides=OVERRIDES, n_train=N_TRAIN, n_test=N_TEST
+    )
+    return run_notebook(name, values, folders["work"])
 
 
 @pytest.fixture(scope="module")
