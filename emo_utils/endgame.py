@@ -48,6 +48,7 @@ from scipy.stats import rankdata
 
 from .config import Config, DataConfig
 from .data.competition import Competition, load_competition
+from .data.labels import split_label_list
 from .ensemble import (
     at_max,
     check_probas,
@@ -358,11 +359,10 @@ def _parse_label_sets(
         out = np.zeros((len(table), len(classes)), dtype=bool)
         unknown: dict[str, int] = {}
         for row, text in enumerate(table.iloc[:, 1]):
-            for part in str(text).split(sep):
-                label = part.strip()
+            for label in split_label_list(text, sep):
                 if label in index:
                     out[row, index[label]] = True
-                elif label:
+                else:
                     unknown.setdefault(label, row)
         if unknown:
             first = min(unknown.values())

@@ -777,14 +777,14 @@ def _held_out_multi(
 
     Threshold-free metrics score the probabilities file; F1 scores the submitted labels.
     """
-    from .data.labels import join_labels
+    from .data.labels import join_labels, split_label_list
     from .metrics import THRESHOLD_METRICS
 
     task = get_task(config.data.task)
     sep, empty = config.data.label_separator, config.data.empty_label
 
     def targets(texts: pd.Series) -> np.ndarray:
-        lists = [[p.strip() for p in str(t).split(sep) if p.strip()] for t in texts]
+        lists = [split_label_list(t, sep) for t in texts]
         return task.encode([join_labels(x or ([empty] if empty else [])) for x in lists], classes)
 
     truth_by_name = dict(zip(answers.iloc[:, 0], answers.iloc[:, 1], strict=True))

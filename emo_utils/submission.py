@@ -33,6 +33,7 @@ import pandas as pd
 
 from .config import DataConfig
 from .data.competition import Competition, read_sample_submission_columns
+from .data.labels import split_label_list
 from .errors import SubmissionError
 from .fileio import write_csv
 
@@ -514,10 +515,9 @@ def validate_label_sets_submission(
     if len(columns) == 2:
         sep = data_config.label_separator if data_config is not None else ","
         found = {
-            label.strip()
+            label
             for text in submission[columns[1]].fillna("").astype(str)
-            for label in text.split(sep)
-            if label.strip()
+            for label in split_label_list(text, sep)
         }
         unknown = sorted(found - set(competition.classes))
         if unknown:

@@ -38,7 +38,7 @@ import pandas as pd
 from ..config import DataConfig
 from ..errors import DataError, EmoUtilsWarning
 
-__all__ = ["LABEL_JOIN", "LABEL_READERS", "join_labels", "split_labels"]
+__all__ = ["LABEL_JOIN", "LABEL_READERS", "join_labels", "split_label_list", "split_labels"]
 
 #: Joins the sorted labels of a multi-label row in ``folds.csv`` and the OOF files.
 LABEL_JOIN = ";"
@@ -49,6 +49,20 @@ LabelReader = Callable[
     [pd.DataFrame, Path, DataConfig, Sequence[str], list[dict[str, str]]],
     tuple[pd.Series, tuple[str, ...]],
 ]
+
+
+def split_label_list(text: object, separator: str) -> list[str]:
+    """The labels of a label-list cell (a CSV's or a submission's).
+
+    Split on ``separator``, each part stripped of surrounding whitespace, blank parts left
+    out (an empty cell gives ``[]``).
+
+    Examples
+    --------
+    >>> split_label_list(" Bark, Dog ,", ",")
+    ['Bark', 'Dog']
+    """
+    return [part.strip() for part in str(text).split(separator) if part.strip()]
 
 
 def split_labels(label: str) -> list[str]:
@@ -104,12 +118,7 @@ def read_single_labels(
 
 def _label_lists(train: pd.DataFrame, path: Path, config: DataConfig) -> list[list[str]]:
     """The label list of every row, from ``label_column`` split on ``label_separator``."""
-    sep = config.label_separator
-    out = []
-    for text in train[config.label_column]:
-        parts = [part.strip() for part in str(text).split(sep)]
-        out.append([part for part in parts if part])
-    return out
+    return [split_label_list(text, config.label_separator) for text in train[config.label_column]]
 
 
 def _column_lists(train: pd.DataFrame, path: Path, columns: Sequence[str]) -> list[list[str]]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import pandas as pd
 
-from ..data.labels import LABEL_JOIN
+from ..data.labels import LABEL_JOIN, split_label_list
 from ..errors import ConfigError, DataError
 
 if TYPE_CHECKING:
@@ -47,10 +47,6 @@ __all__ = [
 
 #: Name :func:`label_counts` gives the clips without any label (multi-label only).
 NO_LABEL = "(none)"
-
-
-def _split(text: str, separator: str) -> list[str]:
-    return [part.strip() for part in str(text).split(separator) if part.strip()]
 
 
 @dataclass(frozen=True)
@@ -75,7 +71,9 @@ class LabelKind:
 #: ``Task.label_kind`` -> :class:`LabelKind`.
 LABEL_KINDS: dict[str, LabelKind] = {
     "single": LabelKind(split=lambda text, separator: [str(text)], noun="class"),
-    "multi": LabelKind(split=_split, noun="label", note="; a clip may hold several labels"),
+    "multi": LabelKind(
+        split=split_label_list, noun="label", note="; a clip may hold several labels"
+    ),
 }
 
 
