@@ -90,11 +90,15 @@ class Task:
         """
         raise NotImplementedError
 
-    def baseline(self, targets: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, str]:
-        """The probabilities of a model that ignores the audio, and what it predicts.
+    def baseline(
+        self, targets: np.ndarray, classes: Sequence[str]
+    ) -> tuple[np.ndarray, dict[str, str]]:
+        """The probabilities of a model that ignores the audio, and what it is.
 
         Scored by :meth:`score` into the CV report's baseline row (a model at or below it
-        learned nothing).  Returns ``(probabilities (n, len(classes)), description)``.
+        learned nothing).  Returns ``(probabilities (n, len(classes)), info)``; ``info``
+        goes into ``cv_report.json``'s ``baseline`` (``predicts``; optionally ``name``,
+        the baseline's name in warnings, and other keys).
         """
         raise NotImplementedError
 

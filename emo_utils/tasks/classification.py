@@ -91,10 +91,12 @@ class Classification(Task):
         """Metric ``name`` of the decoded classes against the class indices ``targets``."""
         return float(get_metric(name)(np.asarray(targets), self.decode(proba)))
 
-    def baseline(self, targets: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, str]:
+    def baseline(
+        self, targets: np.ndarray, classes: Sequence[str]
+    ) -> tuple[np.ndarray, dict[str, str]]:
         """Always the most frequent class (``DummyClassifier(strategy="most_frequent")``).
 
-        The description is the class name.
+        ``info``: ``predicts`` and ``class`` (the class name), ``strategy``.
         """
         n_outputs = len(classes)
         from sklearn.dummy import DummyClassifier
@@ -104,7 +106,8 @@ class Classification(Task):
         dummy = DummyClassifier(strategy="most_frequent").fit(x, targets)
         probs = np.zeros((len(targets), n_outputs))
         probs[:, dummy.classes_.astype(int)] = dummy.predict_proba(x)
-        return probs, str(classes[int(dummy.classes_[np.argmax(dummy.class_prior_)])])
+        name = str(classes[int(dummy.classes_[np.argmax(dummy.class_prior_)])])
+        return probs, {"predicts": name, "strategy": "most_frequent", "class": name}
 
     def per_class(
         self, targets: np.ndarray, proba: np.ndarray, classes: Sequence[str]

@@ -176,7 +176,9 @@ class MultiLabel(Task):
             )
         )
 
-    def baseline(self, targets: np.ndarray, classes: Sequence[str]) -> tuple[np.ndarray, str]:
+    def baseline(
+        self, targets: np.ndarray, classes: Sequence[str]
+    ) -> tuple[np.ndarray, dict[str, str]]:
         """Every label at its training frequency (``DummyClassifier(strategy="prior")``)."""
         n_outputs = len(classes)
         from sklearn.dummy import DummyClassifier
@@ -190,7 +192,10 @@ class MultiLabel(Task):
                 for p, c in zip(dummy.predict_proba(x), dummy.classes_, strict=True)
             ]
         )
-        return probs, "every label at its training frequency"
+        return probs, {
+            "predicts": "every label at its training frequency",
+            "name": "label-prior baseline",
+        }
 
     def per_class(
         self, targets: np.ndarray, proba: np.ndarray, classes: Sequence[str]

@@ -29,7 +29,7 @@ def _predicts(base: dict[str, Any]) -> str:
 
 def majority_baseline(
     targets: np.ndarray, *, task: Task, classes: Sequence[str]
-) -> tuple[dict[str, float], str]:
+) -> tuple[dict[str, float], dict[str, str]]:
     """Scores of a model that ignores the audio, under each of the task's metrics.
 
     Single-label: always the most frequent class; multi-label: every label at its training
@@ -48,12 +48,12 @@ def majority_baseline(
     -------
     scores : dict of str to float
         Metric -> baseline score.
-    what : str
-        What the baseline predicts: the most frequent class (single-label), or a
-        description.
+    info : dict of str to str
+        What the baseline is (:meth:`~emo_utils.tasks.Task.baseline`): ``predicts`` and,
+        single-label, ``strategy`` and ``class``; multi-label, its ``name``.
     """
-    probs, what = task.baseline(np.asarray(targets), classes)
-    return {name: task.score(name, targets, probs) for name in task.metrics}, what
+    probs, info = task.baseline(np.asarray(targets), classes)
+    return {name: task.score(name, targets, probs) for name in task.metrics}, info
 
 
 def baseline_warnings(report: dict[str, Any]) -> list[str]:
@@ -149,12 +149,8 @@ def cv_report(
         "architectures": archs,
     }
     if len(targets):
-        scores, what = majority_baseline(targets, task=task, classes=columns)
-        report["baseline"] = {"predicts": what, "scores": scores}
-        if task.label_kind == "single":
-            report["baseline"] |= {"strategy": "most_frequent", "class": what}
-        else:
-            report["baseline"]["name"] = "label-prior baseline"
+        scores, info = majority_baseline(targets, task=task, classes=columns)
+        report["baseline"] = {**info, "scores": scores}
     report["warnings"] = baseline_warnings(report)
     if groups is not None:
         report["groups"] = describe_groups(groups)
