@@ -1,10 +1,11 @@
 """One frozen, validated configuration for the whole pipeline.
 
-A :class:`Config` has five sections, each a frozen dataclass validated when it is built:
+A :class:`Config` has six sections, each a frozen dataclass validated when it is built:
 
 * :class:`DataConfig`     -- where the competition files are and what their columns are called;
 * :class:`AudioConfig`    -- decoding, resampling and fitting clips to a fixed duration;
 * :class:`FeatureConfig`  -- the STFT and the channels of the image;
+* :class:`StatisticsConfig` -- the per-clip statistics of the classical models;
 * :class:`TrainConfig`    -- folds, architectures, optimisation and augmentation;
 * :class:`EnsembleConfig` -- test-time averaging, the ensemble method and the metric.
 
@@ -12,11 +13,11 @@ Every run folder holds the ``config.json`` it ran with; inference rebuilds the p
 it (as timm's ``train.py`` does with ``args.yaml``).  Invalid values raise
 :class:`~emo_utils.errors.ConfigError` naming the dotted field, the value and the reason.
 
-Names of crop policies, normalisations, metrics, ensemble methods, stacking models and tasks
-are checked against the registries that implement them (:func:`registry_names`), so a new
-registry entry is accepted by the config without editing this module.  The registries are
-imported when a config is validated, never when this module is imported: ``config`` stays
-the bottom of the import graph.
+Names of crop policies, normalisations, metrics, ensemble methods, stacking models, tasks and
+statistics descriptors are checked against the registries that implement them
+(:func:`registry_names`), so a new registry entry is accepted by the config without editing
+this module.  The registries are imported when a config is validated, never when this module
+is imported: ``config`` stays the bottom of the import graph.
 
 Examples
 --------
@@ -54,6 +55,7 @@ __all__ = [
     "DataConfig",
     "EnsembleConfig",
     "FeatureConfig",
+    "StatisticsConfig",
     "TrainConfig",
     "registry_names",
     "resolve_config",
@@ -80,6 +82,7 @@ _REGISTRIES: dict[str, tuple[str, str]] = {
     "stacking_model": ("emo_utils.ensemble", "STACKING_MODELS"),
     "ensemble": ("emo_utils.ensemble", "ENSEMBLES"),
     "task": ("emo_utils.tasks", "TASKS"),
+    "descriptor": ("emo_utils.features.statistics", "DESCRIPTORS"),
 }
 
 
@@ -424,6 +427,68 @@ class FeatureConfig:
 
 
 @dataclass(frozen=True)
+class StatisticsConfig:
+    """Per-clip summary statistics, the input of the classical models (``classical:*``).
+
+    Computed only when ``train.architectures`` holds a model of a family whose input is
+    ``"features"`` (:mod:`emo_utils.features.statistics`), and cached apart from the images.
+
+    Attributes
+    ----------
+    descriptors : tuple of str
+        Names in :data:`emo_utils.features.statistics.DESCRIPTORS` (default: all of them:
+        MFCC and their deltas, chroma, spectral contrast, centroid, bandwidth, roll-off,
+        flatness, zero-crossing rate, RMS level in dB).
+    n_mfcc : int
+        MFCC coefficients.
+    n_fft, hop_length : int
+        STFT of the descriptors.
+    percentiles : tuple of float
+        Percentiles (0-100) summarising each descriptor over time, besides its mean and
+        standard deviation.
+    """
+
+    descriptors: tuple[str, ...] = (
+        "mfcc",
+        "mfcc_delta",
+        "chroma",
+        "contrast",
+        "centroid",
+        "bandwidth",
+        "rolloff",
+        "flatness",
+        "zcr",
+        "rms",
+    )
+    n_mfcc: int = 20
+    n_fft: int = 2048
+    hop_length: int = 512
+    percentiles: tuple[float, ...] = (10.0, 50.0, 90.0)
+
+    def __post_init__(self) -> None:
+        _check(
+            isinstance(self.descriptors, tuple)
+            and len(self.descriptors) > 0
+            and len(set(self.descriptors)) == len(self.descriptors),
+            "statistics.descriptors",
+            self.descriptors,
+            "must be a non-empty list of distinct descriptor names",
+        )
+        for name in self.descriptors:
+            _registered("statistics.descriptors", name, "descriptor")
+        for name in ("n_mfcc", "n_fft", "hop_length"):
+            _integer(f"statistics.{name}", getattr(self, name), minimum=1)
+        _check(
+            isinstance(self.percentiles, tuple)
+            and all(_is_number(p) and 0 <= p <= 100 for p in self.percentiles)
+            and len(set(self.percentiles)) == len(self.percentiles),
+            "statistics.percentiles",
+            self.percentiles,
+            "must be distinct numbers in [0, 100]",
+        )
+
+
+@dataclass(frozen=True)
 class TrainConfig:
     """Cross-validation, models, optimisation and augmentation.
 
@@ -630,6 +695,7 @@ _SECTIONS: dict[str, type] = {
     "data": DataConfig,
     "audio": AudioConfig,
     "features": FeatureConfig,
+    "statistics": StatisticsConfig,
     "train": TrainConfig,
     "ensemble": EnsembleConfig,
 }
@@ -642,6 +708,7 @@ class Config:
     data: DataConfig = field(default_factory=DataConfig)
     audio: AudioConfig = field(default_factory=AudioConfig)
     features: FeatureConfig = field(default_factory=FeatureConfig)
+    statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
 

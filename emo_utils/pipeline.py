@@ -51,6 +51,7 @@ from .errors import EmoUtilsWarning, SubmissionError
 from .features import FeatureStore, build_cache, default_cache_dir, require_valid_training
 from .fileio import write_json
 from .infer.predict import ModelLoader, predict_test
+from .models import build_inputs
 from .runs import RunDir
 from .submission import (
     SUBMISSION_FORMATS,
@@ -213,9 +214,9 @@ def _stores(
     progress: bool,
     splits: tuple[str, ...],
     wait: bool,
-) -> dict[str, FeatureStore]:
+) -> dict[str, dict[str, Any]]:
     return {
-        split: build_cache(
+        split: build_inputs(
             comp,
             split,
             config=cfg,
@@ -256,12 +257,18 @@ def preprocess(
             wait,
         )
     lines = []
-    for split, store in stores.items():
-        failed = store.failures()
-        lines.append(
-            f"{split}: {len(store)} clips, {len(failed)} failed, image {store.image_shape}"
+    for split, inputs in stores.items():
+        failed = dict(inputs["image"].failures())
+        for store in inputs.values():
+            failed.update({n: r for n, r in store.failures() if n not in failed})
+        store = inputs["image"]
+        extra = "".join(
+            f", {kind} {len(s.names)} values" for kind, s in inputs.items() if kind != "image"
         )
-        for name, reason in failed:
+        lines.append(
+            f"{split}: {len(store)} clips, {len(failed)} failed, image {store.image_shape}{extra}"
+        )
+        for name, reason in failed.items():
             collector.add(f"{split} failed", name, reason)
     return PipelineResult(
         summary=collector.as_dict(),
@@ -354,7 +361,19 @@ def _train(
                 progress=progress,
             )
             groups = dict(zip(usable.train["filename"], found, strict=True))
-        result = train_cv(comp, store, run_dir=run, config=config, progress=progress, groups=groups)
+        inputs = build_inputs(
+            comp,
+            "train",
+            config=config,
+            cache_dir=cache,
+            n_jobs=n_jobs,
+            progress=progress,
+            wait=wait,
+            image=store,
+        )
+        result = train_cv(
+            comp, inputs, run_dir=run, config=config, progress=progress, groups=groups
+        )
     for name, reason in result.skipped_files:
         collector.add("train skipped", name, reason)
     scores = {arch: float(s) for arch, s in result.scores(config.ensemble.metric).items()}
@@ -414,7 +433,7 @@ def predict(
         with collector.recording():
             comp = load_competition(data_dir, config.data)
             locked.enter_context(run.lock(wait=wait))
-            store = build_cache(
+            inputs = build_inputs(
                 comp,
                 "test",
                 config=config,
@@ -425,14 +444,14 @@ def predict(
             )
             outcome = predict_and_submit(
                 comp,
-                store,
+                inputs,
                 run_dir=run,
                 config=config,
                 submissions_dir=submissions_dir,
                 progress=progress,
             )
-        for name, reason in store.failures():
-            collector.add("test fallback row", name, reason)
+        for row, reason in sorted(_input_failures(inputs).items()):
+            collector.add("test fallback row", inputs["image"].filenames[row], reason)
         summary = collector.as_dict()
         write_json(run.summary_file, summary)  # still under the lock
     return PipelineResult(
@@ -568,7 +587,7 @@ _COMBINERS = {"single": _combine_single, "multi": _combine_multi}
 
 def predict_and_submit(
     competition: Competition,
-    store: FeatureStore,
+    store: FeatureStore | dict[str, Any],
     *,
     run_dir: str | os.PathLike | RunDir,
     config: Config | None = None,
@@ -589,8 +608,9 @@ def predict_and_submit(
     ----------
     competition : Competition
         The competition (test rows, classes, submission columns).
-    store : FeatureStore
-        Test images, one row per ``test.csv`` row.
+    store : FeatureStore or dict
+        Test images, one row per ``test.csv`` row, or ``{input: store}`` for every input
+        the run's models need (:func:`emo_utils.models.build_inputs`).
     run_dir : str or os.PathLike
         The trained run folder.
     config : Config, optional
@@ -627,9 +647,18 @@ def predict_and_submit(
         )
 
 
+def _input_failures(inputs: dict[str, Any]) -> dict[int, str]:
+    """``row -> reason`` of the rows that failed in any input (the image's reason first)."""
+    failures: dict[int, str] = {}
+    for store in inputs.values():
+        for row, reason in failures_from_store(store).items():
+            failures.setdefault(row, reason)
+    return failures
+
+
 def _predict_and_submit(
     competition: Competition,
-    store: FeatureStore,
+    store: FeatureStore | dict[str, Any],
     *,
     run: RunDir,
     config: Config | None,
@@ -649,22 +678,25 @@ def _predict_and_submit(
             f"{run.classes_file}: classes {list(classes)} differ from the "
             f"competition's {list(competition.classes)}"
         )
-    if list(store.filenames) != competition.test["filename"].tolist():
-        raise SubmissionError("the test feature store's file names differ from test.csv's rows")
+    inputs = dict(store) if isinstance(store, dict) else {"image": store}
+    for kind, one in inputs.items():
+        if list(one.filenames) != competition.test["filename"].tolist():
+            raise SubmissionError(f"the test {kind} store's file names differ from test.csv's rows")
+    store = next(iter(inputs.values()))
     archs = list(config.train.architectures)
     report = evaluate_ensembles(run, config=config)
     if reuse_predictions:
         probabilities = run.load_predictions(archs, store.filenames)
     else:
         probabilities = predict_test(
-            store, run_dir=run, config=config, device=device, progress=progress, loader=loader
+            inputs, run_dir=run, config=config, device=device, progress=progress, loader=loader
         )
     stacked = np.stack([probabilities[a] for a in archs])  # (n_models, n_test, n_classes)
     ok = np.isfinite(stacked).all(axis=(0, 2))
     task = get_task(config.data.task)
     oof = run.load_oof(archs, classes, encode=task.encode)
     prior = task.prior(task.encode(competition.train["label"].tolist(), classes), len(classes))
-    failures = failures_from_store(store)
+    failures = _input_failures(inputs)
     # Rows the models could not score for another reason also fall back, with a reason.
     for row in np.flatnonzero(~ok):
         failures.setdefault(int(row), "no test probabilities")

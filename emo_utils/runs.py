@@ -29,6 +29,7 @@ Examples
 from __future__ import annotations
 
 import contextlib
+import glob
 import json
 import os
 from collections.abc import Callable, Iterator, Sequence
@@ -46,10 +47,25 @@ from .locks import folder_lock
 if TYPE_CHECKING:
     from .config import Config
 
-__all__ = ["OOF", "RunDir"]
+__all__ = ["OOF", "RunDir", "arch_file_name"]
 
 #: Fields that may differ between runs sharing a folder (runtime only, no effect on results).
 RUNTIME_FIELDS = frozenset({"train.num_workers"})
+
+
+def arch_file_name(name: str) -> str:
+    """An architecture or report name as one file-name part: ``:`` and ``/`` become ``+``.
+
+    Registry names carry a family prefix and may hold a hub id (``classical:logreg``,
+    ``hf:facebook/wav2vec2-base``); a colon is not allowed in Windows file names and reads
+    as a URL scheme in Markdown links, a slash would make sub-folders.
+
+    >>> arch_file_name("hf:facebook/wav2vec2-base")
+    'hf+facebook+wav2vec2-base'
+    >>> arch_file_name("resnest14d")
+    'resnest14d'
+    """
+    return name.replace(":", "+").replace("/", "+").replace("\\", "+")
 
 
 @dataclass
@@ -168,8 +184,8 @@ class RunDir:
         return self.path / "thresholds.json"
 
     def fold_dir(self, arch: str, fold: int) -> Path:
-        """``RUN/models/ARCH/fold{k}``."""
-        return self.models_dir / arch / f"fold{int(fold)}"
+        """``RUN/models/ARCH/fold{k}`` (``ARCH`` as :func:`arch_file_name` writes it)."""
+        return self.models_dir / arch_file_name(arch) / f"fold{int(fold)}"
 
     def fold_file(self, arch: str, fold: int, name: str) -> Path:
         """A file of one fold folder, e.g. ``fold_file(arch, 0, RunDir.MODEL_FILE)``."""
@@ -177,11 +193,11 @@ class RunDir:
 
     def oof_file(self, arch: str) -> Path:
         """``RUN/oof/ARCH.csv``: the out-of-fold predictions of one architecture."""
-        return self.oof_dir / f"{arch}.csv"
+        return self.oof_dir / f"{arch_file_name(arch)}.csv"
 
     def predictions_file(self, arch: str) -> Path:
         """``RUN/predictions/ARCH.csv``: the test-set predictions of one architecture."""
-        return self.predictions_dir / f"{arch}.csv"
+        return self.predictions_dir / f"{arch_file_name(arch)}.csv"
 
     def architecture_files(self, arch: str) -> list[Path]:
         """Every existing file of one architecture, sorted.
@@ -189,7 +205,8 @@ class RunDir:
         Its fold folders (``models/ARCH/**``), ``oof/ARCH.csv`` and ``predictions/ARCH.csv``:
         what :func:`emo_utils.endgame.gather_runs` copies into another run folder.
         """
-        files = sorted(p for p in (self.models_dir / arch).rglob("*") if p.is_file())
+        folder = self.models_dir / arch_file_name(arch)
+        files = sorted(p for p in folder.rglob("*") if p.is_file())
         return files + [
             p for p in (self.oof_file(arch), self.predictions_file(arch)) if p.is_file()
         ]
@@ -218,7 +235,7 @@ class RunDir:
             )
 
     def trained_architectures(self) -> list[str]:
-        """Architectures with an ``oof/ARCH.csv``, sorted by name."""
+        """Architectures with an ``oof/ARCH.csv``, sorted by name (as :func:`arch_file_name`)."""
         return sorted(p.stem for p in self.oof_dir.glob("*.csv"))
 
     @contextlib.contextmanager
@@ -554,10 +571,11 @@ class RunDir:
     def fold_logs(self, arch: str | None = None) -> list[tuple[str, int, Path]]:
         """``(arch, fold, path)`` of every fold's ``log.csv``, sorted."""
         out = []
-        for arch_dir in sorted(self.models_dir.glob(arch or "*")):
+        pattern = "*" if arch is None else glob.escape(arch_file_name(arch))
+        for arch_dir in sorted(self.models_dir.glob(pattern)):
             for fdir in sorted(arch_dir.glob("fold*")):
                 number = fdir.name.removeprefix("fold")
                 log = fdir / self.LOG_FILE
                 if number.isdigit() and log.is_file():
-                    out.append((arch_dir.name, int(number), log))
+                    out.append((arch or arch_dir.name, int(number), log))
         return out

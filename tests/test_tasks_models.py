@@ -77,15 +77,22 @@ def test_unknown_task_is_a_config_error_naming_the_field():
 
 # ---------------------------------------------------------------------------- models
 @pytest.mark.parametrize("prefix", sorted(MODEL_FAMILIES))
-def test_every_model_family_builds_a_network_giving_one_logit_per_class(prefix):
+def test_every_model_family_builds_a_model_giving_one_output_per_class(prefix):
+    from emo_utils.models.classical import fit_estimator, predict_estimator
+
     family = MODEL_FAMILIES[prefix]
-    name = {"timm": "test_resnet"}[prefix]  # one small model per family
+    name = {"timm": "test_resnet", "classical": "logreg"}[prefix]  # one small model per family
     assert family.check(name) is None
     assert family.check("no_such_model_xyz") is not None
-    model = build_model(f"{prefix}:{name}", 4, pretrained=False, in_chans=3).eval()
+    model = build_model(f"{prefix}:{name}", 4, pretrained=False, in_chans=3)
+    if family.trainer == "sklearn":  # an estimator, fitted on statistics vectors
+        x = np.random.default_rng(0).normal(size=(40, 6))
+        fitted = fit_estimator(model, x, np.arange(40) % 4, label_kind="single", seed=0)
+        assert predict_estimator(fitted, x[:2], n_outputs=4, label_kind="single").shape == (2, 4)
+        return
     x = torch.zeros(2, 3, 32, 48) if family.input == "image" else torch.zeros(2, 16000)
     with torch.no_grad():
-        assert model(x).shape == (2, 4)
+        assert model.eval()(x).shape == (2, 4)
 
 
 def test_plain_timm_names_and_prefixed_names_resolve_to_the_same_model():

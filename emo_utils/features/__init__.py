@@ -3,7 +3,8 @@
 ``spectrum`` holds the librosa-identical kernels (STFT power, mel and chroma filters,
 dB scaling, tuning), ``channels`` the channel registry and ``compute_image``; ``store``
 the cache on disk and its read side (:class:`FeatureStore`), ``build`` the resumable
-builder (its worker scheduler is the private ``_parallel``).
+builder (its worker scheduler is the private ``_parallel``); ``statistics`` the per-clip
+summary statistics of the classical models (:class:`StatisticsStore`).
 May import: ``config``, ``errors``, ``fileio``, ``audio``.
 """
 
@@ -19,6 +20,7 @@ from .channels import (
     register_channel,
 )
 from .spectrum import Spectrum, n_frames, power_spectrogram, power_to_db
+from .statistics import DESCRIPTORS, StatisticsStore, build_statistics, clip_statistics
 from .store import (
     FeatureStore,
     cache_folder,
@@ -29,14 +31,18 @@ from .store import (
 
 __all__ = [
     "CHANNELS",
+    "DESCRIPTORS",
     "FEATURES_VERSION",
     "NORMALIZATIONS",
     "ChannelSpec",
     "FeatureStore",
     "Spectrum",
+    "StatisticsStore",
     "build_cache",
+    "build_statistics",
     "cache_folder",
     "channel_specs",
+    "clip_statistics",
     "compute_image",
     "default_cache_dir",
     "n_frames",

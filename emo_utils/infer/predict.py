@@ -23,8 +23,8 @@ Views are built a chunk of rows at a time, so memory does not grow with the test
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -34,7 +34,9 @@ from tqdm.auto import tqdm
 from .._console import interactive
 from ..errors import CheckpointError, TrainingError
 from ..fileio import write_csv
-from ..models import load_fold_model, select_device
+from ..models import load_fold_model, model_inputs, resolve_architecture, select_device
+from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
+from ..models.classical import load_estimator, predict_estimator
 from ..runs import RunDir
 from ..tasks import Task, get_task
 
@@ -213,8 +215,66 @@ def predict_rows(
     return out[inverse]
 
 
+def _predict_torch_fold(
+    run: RunDir,
+    arch: str,
+    fold: int,
+    inputs: dict[str, Any],
+    *,
+    config: Config,
+    task: Task,
+    device: torch.device,
+    batch_size: int,
+    progress: bool,
+    loader: ModelLoader,
+) -> np.ndarray:
+    """Probabilities of every image-store row from one fastai-trained fold."""
+    store = inputs["image"]
+    model = loader(run.path, arch=arch, fold=fold, device=device)
+    return predict_rows(
+        model,
+        store,
+        np.arange(len(store)),
+        task=task,
+        **view_settings(config),
+        batch_size=batch_size,
+        device=device,
+        mixed_precision=config.train.mixed_precision,
+        progress=progress,
+        desc=f"{arch} fold {fold}",
+    )
+
+
+def _predict_sklearn_fold(
+    run: RunDir,
+    arch: str,
+    fold: int,
+    inputs: dict[str, Any],
+    *,
+    config: Config,
+    task: Task,
+    **_: Any,
+) -> np.ndarray:
+    """Probabilities of every row of the family's input store from one fitted estimator."""
+    family, _name = resolve_architecture(arch)
+    store = inputs[family.input]
+    model = load_estimator(run.fold_file(arch, fold, ESTIMATOR_FILE))
+    n_outputs = len(task.output_columns(run.read_classes()))
+    out = np.full((len(store), n_outputs), np.nan)
+    ok = store.ok
+    if ok.any():
+        out[ok] = predict_estimator(
+            model, store.matrix(np.flatnonzero(ok)), n_outputs=n_outputs, label_kind=task.label_kind
+        )
+    return out
+
+
+#: ``ModelFamily.trainer`` -> ``(run, arch, fold, inputs, **options) -> (n_rows, n_outputs)``.
+_FOLD_PREDICTORS = {"fastai": _predict_torch_fold, "sklearn": _predict_sklearn_fold}
+
+
 def predict_test(
-    store: FeatureStore,
+    store: FeatureStore | Mapping[str, Any],
     *,
     run_dir: str | os.PathLike | RunDir,
     config: Config | None = None,
@@ -228,8 +288,10 @@ def predict_test(
 
     Parameters
     ----------
-    store : FeatureStore
-        The test images, in ``test.csv`` order.
+    store : FeatureStore or mapping
+        The test images, in ``test.csv`` order, or ``{input: store}`` for every input the
+        architectures need (:func:`emo_utils.models.build_inputs`; ``classical:*``
+        models read ``"features"``).
     run_dir : str, os.PathLike or RunDir
         A trained run folder.
     config : Config, optional
@@ -246,66 +308,66 @@ def predict_test(
     loader : callable, optional
         ``loader(run_dir, *, arch, fold, device) -> torch.nn.Module`` returning a model in
         eval mode that maps raw windows ``(B, C, H, W)`` to logits; default
-        :func:`emo_utils.models.load_fold_model`.
+        :func:`emo_utils.models.load_fold_model` (torch families only).
 
     Returns
     -------
     dict of str to numpy.ndarray
-        Architecture -> probabilities of shape ``(len(store), n_classes)``: the output of
-        :func:`predict_rows` averaged over folds.  Rows without an image are NaN.
+        Architecture -> probabilities of shape ``(n_rows, n_classes)``: the fold
+        predictions averaged over folds.  Rows without an input (a clip that failed) are NaN.
 
     Raises
     ------
     TrainingError
-        A fold of an architecture has not finished training.
+        A fold of an architecture has not finished training, or an input is missing.
     CheckpointError
         A model's output does not have one value per class.
     """
     run = RunDir(run_dir)
-    loader = loader or load_fold_model
     config = config or run.read_config()
     task = get_task(config.data.task)
     classes = run.read_classes()
     archs = list(config.train.architectures)
     n_folds = config.train.n_folds
     run.require_trained(archs, n_folds)
-    dev = select_device(device)
-    rows = np.arange(len(store))
-    batch_size = batch_size or 2 * config.train.batch_size
+    inputs = dict(store) if isinstance(store, Mapping) else {"image": store}
+    missing = [kind for kind in model_inputs(archs) if kind not in inputs]
+    if missing:
+        raise TrainingError(f"predict_test: the run's models need the input(s) {missing}")
+    filenames = next(iter(inputs.values())).filenames
+    n_rows = len(filenames)
+    options = {
+        "config": config,
+        "task": task,
+        "device": select_device(device),
+        "batch_size": batch_size or 2 * config.train.batch_size,
+        "progress": progress,
+        "loader": loader or load_fold_model,
+    }
     columns = task.output_columns(classes)
     results: dict[str, np.ndarray] = {}
-    folds = range(n_folds) if store.ok.any() else range(0)  # no image: no model to load
     for arch in archs:
-        total = np.zeros((len(store), len(columns)))
+        family, _name = resolve_architecture(arch)
+        predictor = _FOLD_PREDICTORS[family.trainer]
+        total = np.zeros((n_rows, len(columns)))
+        # No usable input row: no model to load.
+        folds = range(n_folds) if inputs[family.input].ok.any() else range(0)
         for fold in folds:
-            model = loader(run.path, arch=arch, fold=fold, device=dev)
-            probs = predict_rows(
-                model,
-                store,
-                rows,
-                task=task,
-                **view_settings(config),
-                batch_size=batch_size,
-                device=dev,
-                mixed_precision=config.train.mixed_precision,
-                progress=progress,
-                desc=f"{arch} fold {fold}",
-            )
+            probs = predictor(run, arch, fold, inputs, **options)
             if probs.shape[1] != len(columns):
                 raise CheckpointError(
                     f"{run.fold_dir(arch, fold)}: model gives {probs.shape[1]} outputs for "
                     f"{len(columns)} classes"
                 )
             total += probs
-            del model
             if progress and not interactive():
-                print(f"predicted {arch} fold {fold}: {len(store)} clips", flush=True)
+                print(f"predicted {arch} fold {fold}: {n_rows} clips", flush=True)
         result = np.full_like(total, np.nan)
-        ok = store.ok & np.isfinite(total).all(axis=1)
+        ok = inputs[family.input].ok & np.isfinite(total).all(axis=1)
         result[ok] = total[ok] / n_folds
         results[arch] = result
         if write:
             df = pd.DataFrame(result, columns=columns)
-            df.insert(0, "filename", store.filenames)
+            df.insert(0, "filename", filenames)
             write_csv(run.predictions_file(arch), df)
     return results

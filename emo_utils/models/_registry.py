@@ -3,8 +3,9 @@
 A name in ``train.architectures`` is ``"<prefix>:<model>"`` for a registered family, or a
 plain timm name (``"resnest50d"``, ``"timm:resnest50d"`` is the same).  Each family
 declares what its models take as input (``"image"``: cached feature images ``(B, C, H, W)``;
-later ``"waveform"`` and ``"features"`` for the waveform-transformer and classical families),
-the sample rate it needs (``None``: any), and a builder.  :func:`check_architectures` and
+``"features"``: per-clip statistics vectors, :mod:`emo_utils.features.statistics`), which
+trainer fits them (``"fastai"``: torch modules in the fastai loop; ``"sklearn"``:
+scikit-learn estimators), the sample rate it needs (``None``: any), and a builder.  :func:`check_architectures` and
 :func:`build_model` consult the registry, so a new family is one :func:`register_family`
 call in one file.
 """
@@ -14,6 +15,7 @@ from __future__ import annotations
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -28,6 +30,7 @@ __all__ = [
     "check_architectures",
     "check_local_weights",
     "check_normalization",
+    "model_inputs",
     "register_family",
     "resolve_architecture",
     "select_device",
@@ -45,11 +48,13 @@ class ModelFamily:
     ----------
     prefix : str
         The name prefix (``"timm"`` for ``"timm:resnet18"``).
-    input : {"image", "waveform", "features"}
-        What the models are fed.
+    input : {"image", "features"}
+        What the models are fed (a key of the inputs the pipeline builds:
+        :data:`emo_utils.models.INPUT_BUILDERS`).
     build : callable
-        ``build(name, *, n_outputs, pretrained, weights_dir, in_chans) -> nn.Module`` mapping
-        an input batch to ``(B, n_outputs)`` logits.
+        ``build(name, *, n_outputs, pretrained, weights_dir, in_chans)``: for the
+        ``"fastai"`` trainer an ``nn.Module`` mapping an input batch to ``(B, n_outputs)``
+        logits; for ``"sklearn"`` an unfitted scikit-learn estimator.
     check : callable
         ``check(name) -> str | None``: a problem with the name (unknown model), or None.
     check_weights : callable
@@ -60,15 +65,19 @@ class ModelFamily:
     normalizations : tuple of str or None
         The ``train.image_normalization`` names that make sense for its inputs (``None``:
         every entry of :data:`~emo_utils.models.normalize.IMAGE_NORMALIZATIONS`).
+    trainer : {"fastai", "sklearn"}
+        Which fold trainer fits its models (:mod:`emo_utils.train.cv`) and which predictor
+        runs them (:mod:`emo_utils.infer.predict`).
     """
 
     prefix: str
     input: str
-    build: Callable[..., nn.Module]
+    build: Callable[..., Any]
     check: Callable[[str], str | None]
     check_weights: Callable[[str, str | os.PathLike], object]
     sample_rate: int | None = None
     normalizations: tuple[str, ...] | None = None
+    trainer: str = "fastai"
 
 
 #: prefix -> :class:`ModelFamily`.  The single source of truth for architecture names.
@@ -160,6 +169,11 @@ def build_model(
         weights_dir=weights_dir,
         in_chans=int(in_chans),
     )
+
+
+def model_inputs(architectures: Sequence[str]) -> list[str]:
+    """The inputs (``ModelFamily.input``) the architectures need, in first-use order."""
+    return list(dict.fromkeys(resolve_architecture(a)[0].input for a in architectures))
 
 
 def select_device(device: str | torch.device | None = None) -> torch.device:

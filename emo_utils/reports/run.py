@@ -41,7 +41,8 @@ from ..errors import (
     TrainingError,
 )
 from ..fileio import read_csv, write_csv, write_text
-from ..runs import OOF, RunDir
+from ..models import resolve_architecture
+from ..runs import OOF, RunDir, arch_file_name
 from ..tables import markdown_table
 from ..tasks import Task, get_task
 from .multilabel import (
@@ -132,9 +133,10 @@ def _seconds(value: Any) -> float:
 # ---------------------------------------------------------------------------- run report
 def _ordered_architectures(run: RunDir, config: Config) -> list[str]:
     """Trained architectures, in the config's order, then any others by name."""
-    present = run.trained_architectures()
-    ordered = [a for a in config.train.architectures if a in present]
-    return ordered + [a for a in present if a not in ordered]
+    present = run.trained_architectures()  # file names: arch_file_name of the names
+    ordered = [a for a in config.train.architectures if arch_file_name(a) in present]
+    named = {arch_file_name(a) for a in ordered}
+    return ordered + [a for a in present if a not in named]
 
 
 def _report_scores(run: RunDir) -> tuple[pd.DataFrame, str, str] | None:
@@ -375,8 +377,8 @@ class _Report:
         return self.run.report_dir
 
     def save(self, name: str, fig: Figure) -> None:
-        """Write ``fig`` as ``RUN/report/NAME.png`` and list it."""
-        self.written[name] = save_figure(fig, self.out / f"{name}.png")
+        """Write ``fig`` as ``RUN/report/NAME.png`` (:func:`arch_file_name`) and list it."""
+        self.written[name] = save_figure(fig, self.out / f"{arch_file_name(name)}.png")
 
 
 class _KindReport:
@@ -431,7 +433,9 @@ class _SingleLabelReport(_KindReport):
         r.save(f"confusion_{tag}", plot_confusion_matrix(y, pred, classes, title=title))
         table = classification_table(y, pred, classes)
         r.save(f"classes_{tag}", plot_classification_table(table, title=title))
-        write_csv(r.out / f"classes_{tag}.csv", table.rename_axis("class").reset_index())
+        write_csv(
+            r.out / f"classes_{arch_file_name(tag)}.csv", table.rename_axis("class").reset_index()
+        )
         r.save(f"roc_{tag}", plot_roc_curves(y, proba, classes, title=title))
 
     def model(self, arch: str, proba: np.ndarray, oof: OOF) -> None:
@@ -517,7 +521,7 @@ class _MultiLabelReport(_KindReport):
         self.used[name] = (t, source)
         table = per_label_table(y, scores, t, classes)
         r.save(f"labels_{tag}", plot_per_label_table(table, title=title))
-        write_csv(r.out / f"labels_{tag}.csv", table.reset_index())
+        write_csv(r.out / f"labels_{arch_file_name(tag)}.csv", table.reset_index())
         r.save(f"pr_{tag}", plot_pr_curves(y, scores, t, classes, title=title))
         r.save(f"f1_threshold_{tag}", plot_threshold_f1(y, scores, t, classes, title=title))
         r.save(
@@ -710,12 +714,16 @@ def make_run_report(
     method, table, metric = kind.ensemble(oof)
     save("scores", plot_scores(table, metric=metric, chosen=method))
 
-    if embeddings:
-        models = table[table["kind"] == "model"]
+    # The map shows a network's pooled features: only image models have them.
+    image_archs = [a for a in archs if resolve_architecture(a)[0].input == "image"]
+    if embeddings and not image_archs:
+        notes += ["Embedding map skipped: the run has no image model.", ""]
+    elif embeddings:
+        models = table[(table["kind"] == "model") & table["name"].isin(image_archs)]
         arch = embedding_arch or (
             str(models.loc[models[metric].astype(float).idxmax(), "name"])
             if len(models)
-            else archs[0]
+            else image_archs[0]
         )
         train_store, reason = _training_store(config, store, competition, cache_dir)
         if train_store is None:

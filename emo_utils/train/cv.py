@@ -18,6 +18,11 @@ optimiser, random-number states and best score restored, so a worse resumed epoc
 replaces the best weights.  Every file is written atomically; a damaged checkpoint raises
 :class:`~emo_utils.errors.CheckpointError` naming the fold, the file and the fix.
 
+Families: the ``fastai`` trainer above fits torch models on images; the ``sklearn`` trainer
+(:func:`_fit_fold`) fits the scikit-learn estimators of the classical family on clip
+statistics, on the same folds, writing the same ``oof.csv`` and ``done.json`` (plus
+``model.joblib``).  ``ModelFamily.trainer`` picks one per architecture.
+
 Blown-up training: a NaN/inf training loss raises :class:`~emo_utils.errors.TrainingDiverged`
 naming the fold, epoch and batch (:class:`~emo_utils.train.callbacks.StopOnNonFiniteLoss`);
 the fold's checkpoint and weights are removed and it is not marked done, so a rerun trains
@@ -64,8 +69,12 @@ from ..models import (
     check_local_weights,
     check_normalization,
     image_statistics,
+    model_inputs,
+    resolve_architecture,
     select_device,
 )
+from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
+from ..models.classical import fit_estimator, predict_estimator, save_estimator
 from ..runs import RunDir
 from ..tasks import Task, get_task
 from .callbacks import (
@@ -179,11 +188,11 @@ class _Run:
     run: RunDir
     config: Config
     task: Task
-    store: FeatureStore
+    inputs: dict[str, Any]  # input kind (ModelFamily.input) -> its store
     classes: tuple[str, ...]
     columns: list[str]  # the task's output columns of OOF files
     folds: pd.DataFrame  # filename, label, fold (competition order)
-    store_rows: np.ndarray  # store row of every folds row
+    store_rows: dict[str, np.ndarray]  # input kind -> store row of every folds row
     targets: np.ndarray  # encoded target of every folds row
     progress: bool
     callbacks: Sequence[Callback]
@@ -250,23 +259,22 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     device = select_device()
     set_seed(tc.seed, reproducible=device.type == "cpu")
 
+    store, store_rows = run.inputs["image"], run.store_rows["image"]
     body = build_model(
         arch,
         len(run.classes),
         pretrained=tc.pretrained and state is None,
         weights_dir=tc.weights_dir,
-        in_chans=run.store.image_shape[0],
+        in_chans=store.image_shape[0],
     )
-    train_rows = run.store_rows[train_idx]
-    mean, std = image_statistics(
-        tc.image_normalization, store=run.store, rows=train_rows, model=body
-    )
+    train_rows = store_rows[train_idx]
+    mean, std = image_statistics(tc.image_normalization, store=store, rows=train_rows, model=body)
     model = NormalizedModel(body, mean, std)
     dls = make_dataloaders(
-        run.store,
+        store,
         train_rows=train_rows,
         train_targets=run.targets[train_idx],
-        valid_rows=run.store_rows[valid_idx],
+        valid_rows=store_rows[valid_idx],
         valid_targets=run.targets[valid_idx],
         config=run.config,
         device=device,
@@ -335,14 +343,53 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     # predictions (infer.predict_rows), not from fastai's get_preds.
     probs = predict_rows(
         learn.model,
-        run.store,
-        run.store_rows[valid_idx],
+        store,
+        store_rows[valid_idx],
         task=run.task,
         **view_settings(run.config),
         batch_size=tc.batch_size,
         device=dls.device,
         mixed_precision=tc.mixed_precision,
     )
+    epochs_run = tc.epochs
+    if stopper is not None and stopper.stopped_epoch is not None:
+        epochs_run = stopper.stopped_epoch + 1
+    elif not patience_left:
+        epochs_run = start_epoch
+    if saver.best is not None:  # the fit ran (else the best score is the checkpoint's)
+        best = saver.best
+    return _finish_fold(
+        run,
+        arch,
+        fold,
+        valid_idx,
+        probs,
+        start_time=start_time,
+        best_epoch=saver.best_epoch,
+        best_score=float("nan") if best is None else float(best),
+        epochs_run=epochs_run,
+        extra={"normalization": {"name": tc.image_normalization, "mean": mean, "std": std}},
+    )
+
+
+def _finish_fold(
+    run: _Run,
+    arch: str,
+    fold: int,
+    valid_idx: np.ndarray,
+    probs: np.ndarray,
+    *,
+    start_time: float,
+    best_epoch: int | None,
+    best_score: float | None,
+    epochs_run: int,
+    extra: Mapping[str, Any],
+) -> FoldResult:
+    """Check and score a fold's OOF probabilities; write ``oof.csv``, then ``done.json``.
+
+    ``best_score=None`` (models without epochs): the fold's score on ``ensemble.metric``.
+    """
+    fdir = run.run.fold_dir(arch, fold)
     oof_file = fdir / RunDir.FOLD_OOF_FILE
     _check_probabilities(probs, n_outputs=len(run.columns), arch=arch, fold=fold, file=oof_file)
     y_valid = run.targets[valid_idx]
@@ -355,64 +402,131 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         probs,
         run.columns,
     )
-    epochs_run = tc.epochs
-    if stopper is not None and stopper.stopped_epoch is not None:
-        epochs_run = stopper.stopped_epoch + 1
-    elif not patience_left:
-        epochs_run = start_epoch
-    if saver.best is not None:  # the fit ran (else the best score is the checkpoint's)
-        best = saver.best
-    best_score = float("nan") if best is None else float(best)
+    epochs = run.config.train.epochs
     result = FoldResult(
         arch=arch,
         fold=fold,
-        best_epoch=saver.best_epoch,
-        best_score=best_score,
+        best_epoch=best_epoch,
+        best_score=scores[run.config.ensemble.metric] if best_score is None else best_score,
         scores=scores,
-        n_train=len(train_idx),
+        n_train=len(run.folds) - len(valid_idx),
         n_valid=len(valid_idx),
         epochs_run=epochs_run,
-        stopped_early=epochs_run < tc.epochs,
+        stopped_early=0 < epochs_run < epochs,
         seconds=round(time.perf_counter() - start_time, 3),
         oof=oof,
     )
     write_csv(oof_file, oof)
-    info = result.to_json() | {
-        "monitor": tc.monitor,
-        "normalization": {"name": tc.image_normalization, "mean": mean, "std": std},
-    }
-    write_json(fdir / RunDir.DONE_FILE, info)
+    write_json(
+        fdir / RunDir.DONE_FILE,
+        result.to_json() | {"monitor": run.config.train.monitor, **extra},
+    )
     return result
 
 
-# ---------------------------------------------------------------------------- run setup
-def _align_store(
-    competition: Competition, store: FeatureStore, config: Config
-) -> tuple[Competition, np.ndarray, list[tuple[str, str]]]:
-    """Store row of every usable training row, and the ``(file, reason)`` of dropped rows.
+def _fit_fold(run: _Run, arch: str, fold: int) -> FoldResult:
+    """Fit one fold of a scikit-learn family (:mod:`emo_utils.models.classical`).
 
-    The one place ``data.skip_bad_train`` is applied: failed rows stop the run
-    (:func:`~emo_utils.features.require_valid_training` lists them all) or are dropped.
+    The estimator is fitted on the fold's training rows of its input (clip statistics) and
+    scores the validation rows; ``model.joblib``, ``oof.csv`` and ``done.json`` are written
+    atomically, ``done.json`` last.  Nothing to resume: a fit takes seconds.
     """
-    index: dict[str, int] = {}
-    for i, name in enumerate(store.filenames):
-        index.setdefault(name, i)
-    names = competition.train["filename"].tolist()
-    missing = [n for n in names if n not in index]
+    start_time = time.perf_counter()
+    family, name = resolve_architecture(arch)
+    fdir = run.run.fold_dir(arch, fold)
+    fdir.mkdir(parents=True, exist_ok=True)
+    remove_temp_files(fdir)
+    valid_mask = run.folds["fold"].to_numpy() == fold
+    train_idx, valid_idx = np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)
+    store = run.inputs[family.input]
+    x = store.matrix(run.store_rows[family.input])
+    kind = run.task.label_kind
+    model = fit_estimator(
+        family.build(name, n_outputs=len(run.columns)),
+        x[train_idx],
+        run.targets[train_idx],
+        label_kind=kind,
+        seed=run.config.train.seed,
+    )
+    probs = predict_estimator(model, x[valid_idx], n_outputs=len(run.columns), label_kind=kind)
+    save_estimator(model, fdir / ESTIMATOR_FILE)
+    result = _finish_fold(
+        run,
+        arch,
+        fold,
+        valid_idx,
+        probs,
+        start_time=start_time,
+        best_epoch=None,
+        best_score=None,
+        epochs_run=0,
+        extra={},
+    )
+    if run.progress:
+        metric = run.config.ensemble.metric
+        print(f"fitted in {result.seconds:.1f} s: {metric} {result.best_score:.4f}")
+    return result
+
+
+#: ``ModelFamily.trainer`` -> the function that trains (or resumes) one fold.
+_FOLD_TRAINERS = {"fastai": _train_fold, "sklearn": _fit_fold}
+
+
+# ---------------------------------------------------------------------------- run setup
+def _as_inputs(store: Any, architectures: Sequence[str]) -> dict[str, Any]:
+    """``{input kind: store}`` from one image store or a mapping; every needed input present.
+
+    Raises
+    ------
+    TrainingError
+        An architecture's input (``ModelFamily.input``) is not given.
+    """
+    inputs = dict(store) if isinstance(store, Mapping) else {"image": store}
+    missing = [kind for kind in model_inputs(architectures) if kind not in inputs]
     if missing:
-        raise CacheError(
-            f"{len(missing)} training file(s) are not in the feature store, e.g. {missing[:5]}; "
-            "rebuild the cache for this competition"
+        needs = [a for a in architectures if resolve_architecture(a)[0].input in missing]
+        raise TrainingError(
+            f"train.architectures: {needs} need the input(s) {missing}, which were not given; "
+            "pass a mapping such as {'image': build_cache(...), 'features': "
+            "build_statistics(...)} (emo_utils.models.build_inputs builds it)"
         )
-    rows = np.array([index[n] for n in names], dtype=np.int64)
-    aligned = store.select(rows)
-    good = require_valid_training(aligned, skip_bad=config.data.skip_bad_train)
-    skipped = aligned.failures()
+    return inputs
+
+
+def _align_store(
+    competition: Competition, inputs: Mapping[str, Any], config: Config
+) -> tuple[Competition, dict[str, np.ndarray], list[tuple[str, str]]]:
+    """Store rows of every usable training row per input, and the dropped ``(file, reason)``.
+
+    The one place ``data.skip_bad_train`` is applied: failed rows (in any input) stop the
+    run (:func:`~emo_utils.features.require_valid_training` lists them all) or are dropped.
+    """
+    names = competition.train["filename"].tolist()
+    rows: dict[str, np.ndarray] = {}
+    good = np.arange(len(names))
+    skipped: dict[str, str] = {}
+    for kind, store in inputs.items():
+        index: dict[str, int] = {}
+        for i, name in enumerate(store.filenames):
+            index.setdefault(name, i)
+        missing = [n for n in names if n not in index]
+        if missing:
+            raise CacheError(
+                f"{len(missing)} training file(s) are not in the {kind} store, e.g. "
+                f"{missing[:5]}; rebuild the cache for this competition"
+            )
+        rows[kind] = np.array([index[n] for n in names], dtype=np.int64)
+        aligned = store.select(rows[kind])
+        good = np.intersect1d(
+            good, require_valid_training(aligned, skip_bad=config.data.skip_bad_train)
+        )
+        for name, reason in aligned.failures():
+            skipped.setdefault(name, reason)
     if skipped:
         train = competition.train.iloc[good].reset_index(drop=True)
         competition = dataclasses.replace(competition, train=train)
-        rows = rows[good]
-    return competition, rows, skipped
+        rows = {kind: r[good] for kind, r in rows.items()}
+    return competition, rows, list(skipped.items())
 
 
 def check_training_setup(competition: Competition, config: Config) -> None:
@@ -442,7 +556,7 @@ def check_training_setup(competition: Competition, config: Config) -> None:
 
 def train_cv(
     competition: Competition,
-    store: FeatureStore,
+    store: FeatureStore | Mapping[str, Any],
     *,
     run_dir: str | os.PathLike | RunDir,
     config: Config,
@@ -456,8 +570,12 @@ def train_cv(
     ----------
     competition : Competition
         Training rows (``filename``, ``label``) and ``classes``.
-    store : FeatureStore
-        Cached training images; rows are matched to ``competition.train`` by file name.
+    store : FeatureStore or mapping
+        Cached training images, or ``{input: store}`` for every input the architectures
+        need (``"image"``: a :class:`~emo_utils.features.FeatureStore`; ``"features"``: a
+        :class:`~emo_utils.features.StatisticsStore` for ``classical:*`` models;
+        :func:`emo_utils.models.build_inputs` builds it).  Rows are matched to
+        ``competition.train`` by file name.
     run_dir : str, os.PathLike or RunDir
         The run folder (created if needed).  Re-running skips finished folds and resumes an
         interrupted one.
@@ -493,7 +611,9 @@ def train_cv(
     """
     tc = config.train
     task = get_task(config.data.task)
-    competition, rows, skipped = _align_store(competition, store, config)
+    check_architectures(tc.architectures)
+    inputs = _as_inputs(store, tc.architectures)
+    competition, rows, skipped = _align_store(competition, inputs, config)
     if isinstance(groups, Mapping):
         absent = [n for n in competition.train["filename"] if n not in groups]
         if absent:
@@ -516,7 +636,7 @@ def train_cv(
         run=run,
         config=config,
         task=task,
-        store=store,
+        inputs=inputs,
         classes=classes,
         columns=task.output_columns(classes),
         folds=folds[["filename", "label", "fold"]],
@@ -537,7 +657,8 @@ def train_cv(
             else:
                 if progress:
                     print(f"{arch} fold {fold + 1}/{tc.n_folds}")
-                result = _train_fold(run_state, arch, fold)
+                trainer = _FOLD_TRAINERS[resolve_architecture(arch)[0].trainer]
+                result = trainer(run_state, arch, fold)
             results.append(result)
         fold_results[arch] = results
         oofs[arch] = _merge_oof(run_state, arch, results)

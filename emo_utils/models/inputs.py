@@ -1,0 +1,68 @@
+"""The model inputs of a split: one cached store per input kind the architectures need.
+
+:data:`INPUT_BUILDERS` maps every ``ModelFamily.input`` of the model registry to the
+function that computes (or reuses) its cache; :func:`build_inputs` builds the stores that
+``train.architectures`` needs.  The image cache is always built: the training and test
+checks, duplicate groups and reports read it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from typing import Any
+
+from ..config import Config
+from ..features import build_cache, build_statistics
+from ._registry import model_inputs
+
+__all__ = ["INPUT_BUILDERS", "build_inputs"]
+
+#: Input kind -> ``builder(competition, split, *, config, cache_dir, n_jobs, progress, wait)``.
+INPUT_BUILDERS: dict[str, Callable[..., Any]] = {
+    "image": build_cache,
+    "features": build_statistics,
+}
+
+
+def build_inputs(
+    competition: Any,
+    split: str,
+    *,
+    config: Config,
+    cache_dir: str | os.PathLike | None = None,
+    n_jobs: int = -1,
+    progress: bool = True,
+    wait: bool = True,
+    image: Any = None,
+) -> dict[str, Any]:
+    """``{input kind: store}`` of one split for every input ``train.architectures`` needs.
+
+    Parameters
+    ----------
+    competition, split, config, cache_dir, n_jobs, progress, wait
+        As for :func:`~emo_utils.features.build_cache`.
+    image : FeatureStore, optional
+        The split's image store when the caller has built it already.
+
+    Returns
+    -------
+    dict
+        ``"image"`` first, then every other input in first-use order.
+    """
+    kinds = ["image", *(k for k in model_inputs(config.train.architectures) if k != "image")]
+    stores = {}
+    for kind in kinds:
+        if kind == "image" and image is not None:
+            stores[kind] = image
+            continue
+        stores[kind] = INPUT_BUILDERS[kind](
+            competition,
+            split,
+            config=config,
+            cache_dir=cache_dir,
+            n_jobs=n_jobs,
+            progress=progress,
+            wait=wait,
+        )
+    return stores
