@@ -48,7 +48,7 @@ from .ensemble import (
     make_multilabel_ensemble,
 )
 from .errors import EmoUtilsWarning, SubmissionError
-from .features import FeatureStore, build_cache, default_cache_dir, require_valid_training
+from .features import FeatureStore, default_cache_dir, require_valid_training
 from .fileio import write_json
 from .infer.predict import ModelLoader, predict_test
 from .models import build_inputs
@@ -258,9 +258,7 @@ def preprocess(
         )
     lines = []
     for split, inputs in stores.items():
-        failed = dict(inputs["image"].failures())
-        for store in inputs.values():
-            failed.update({n: r for n, r in store.failures() if n not in failed})
+        failed = _input_failures(inputs)  # row -> reason: test.csv may list a file twice
         store = inputs["image"]
         extra = "".join(
             f", {kind} {len(s.names)} values" for kind, s in inputs.items() if kind != "image"
@@ -268,8 +266,8 @@ def preprocess(
         lines.append(
             f"{split}: {len(store)} clips, {len(failed)} failed, image {store.image_shape}{extra}"
         )
-        for name, reason in failed.items():
-            collector.add(f"{split} failed", name, reason)
+        for row, reason in sorted(failed.items()):
+            collector.add(f"{split} failed", store.filenames[row], reason)
     return PipelineResult(
         summary=collector.as_dict(),
         seconds=time.perf_counter() - start,
@@ -334,7 +332,8 @@ def _train(
     with collector.recording():
         comp = load_competition(data_dir, config.data)
         check_training_setup(comp, config)  # architectures, weights, folds: before any work
-        store = build_cache(  # locks the cache itself; stops before work on unreadable files
+        # Each cache locks itself; stops before work on unreadable files.
+        inputs = build_inputs(
             comp,
             "train",
             config=config,
@@ -343,9 +342,11 @@ def _train(
             progress=progress,
             wait=wait,
         )
+        store = inputs["image"]
         # Failed training files stop the run before the run folder exists (train_cv checks
         # again); the lock below creates the folder.
-        require_valid_training(store, skip_bad=config.data.skip_bad_train)
+        for one in inputs.values():
+            require_valid_training(one, skip_bad=config.data.skip_bad_train)
         locks.enter_context(run.lock(wait=wait))  # the run folder's first write is below
         run.check_config(config)  # again: another process may have started this folder
         groups = None
@@ -361,16 +362,6 @@ def _train(
                 progress=progress,
             )
             groups = dict(zip(usable.train["filename"], found, strict=True))
-        inputs = build_inputs(
-            comp,
-            "train",
-            config=config,
-            cache_dir=cache,
-            n_jobs=n_jobs,
-            progress=progress,
-            wait=wait,
-            image=store,
-        )
         result = train_cv(
             comp, inputs, run_dir=run, config=config, progress=progress, groups=groups
         )

@@ -34,7 +34,6 @@ def build_inputs(
     n_jobs: int = -1,
     progress: bool = True,
     wait: bool = True,
-    image: Any = None,
 ) -> dict[str, Any]:
     """``{input kind: store}`` of one split for every input ``train.architectures`` needs.
 
@@ -42,8 +41,6 @@ def build_inputs(
     ----------
     competition, split, config, cache_dir, n_jobs, progress, wait
         As for :func:`~emo_utils.features.build_cache`.
-    image : FeatureStore, optional
-        The split's image store when the caller has built it already.
 
     Returns
     -------
@@ -53,9 +50,6 @@ def build_inputs(
     kinds = ["image", *(k for k in model_inputs(config.train.architectures) if k != "image")]
     stores = {}
     for kind in kinds:
-        if kind == "image" and image is not None:
-            stores[kind] = image
-            continue
         stores[kind] = INPUT_BUILDERS[kind](
             competition,
             split,
