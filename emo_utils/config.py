@@ -619,9 +619,14 @@ class EnsembleConfig:
     Attributes
     ----------
     method : str
-        Name in the ensemble registry :data:`emo_utils.ensemble.ENSEMBLES` that writes the
-        submission: ``"mode"`` (majority vote, the default), ``"mean"``, ``"geometric"``,
-        ``"stacking"``, or ``"best"`` (whichever scored best on OOF).
+        The ensemble method that writes the submission, one of the task's
+        (``Task.ensembles``; :data:`emo_utils.ensemble.ENSEMBLES` for classification,
+        :data:`emo_utils.ensemble.MULTILABEL_ENSEMBLES` for multi-label): ``"mode"``
+        (majority vote, the default), ``"single"`` (the best single model on OOF),
+        ``"mean"``, ``"geometric"``, ``"rank"``, ``"power"``, ``"select"`` (greedy forward
+        selection), ``"weighted"`` (optimised weights), ``"stacking"``, or ``"best"``
+        (whichever scored best on honest OOF; ties go to ``"single"``, so it never scores
+        below the best single model).
     weights : tuple of float
         Optional per-architecture weights, in the order of ``train.architectures``.
     metric : str or None
@@ -651,6 +656,19 @@ class EnsembleConfig:
     stacking_model : str
         scikit-learn model used by ``"stacking"``, a name in
         :data:`emo_utils.ensemble.STACKING_MODELS` (``"logistic"``, ``"ridge"``).
+    selection_rounds : int
+        ``"select"``: the most models added by greedy forward selection with replacement
+        after its initial ensemble (an integer >= 1; default 20); it stops earlier when no
+        addition improves the OOF metric.
+    selection_init : int
+        ``"select"``: the initial ensemble is the best mean of the top 1, 2, ...,
+        ``selection_init`` single models (an integer >= 1; default 1, the best single
+        model; values above the number of models mean all of them).
+    power : float
+        ``"power"``: the exponent ``k`` (a finite number > 0; default 2).  Classification
+        averages ``p ** k`` and renormalises each row; multi-label takes the power mean
+        ``(mean p ** k) ** (1 / k)`` per label.  ``k = 1`` is ``"mean"``; a larger ``k``
+        lets confident models count for more.
     """
 
     method: str = "mode"
@@ -663,6 +681,9 @@ class EnsembleConfig:
     threshold: str = "per_label"
     min_positives: int = 5
     vote_k: int = 0
+    selection_rounds: int = 20
+    selection_init: int = 1
+    power: float = 2.0
 
     def __post_init__(self) -> None:
         _check(
@@ -686,6 +707,9 @@ class EnsembleConfig:
         _choice("ensemble.threshold", self.threshold, ("per_label", "global"))
         _integer("ensemble.min_positives", self.min_positives, minimum=1)
         _integer("ensemble.vote_k", self.vote_k, minimum=0)
+        _integer("ensemble.selection_rounds", self.selection_rounds, minimum=1)
+        _integer("ensemble.selection_init", self.selection_init, minimum=1)
+        _positive("ensemble.power", self.power)
 
 
 #: Audio fields that do not change a cached image (see :meth:`Config.feature_hash`).

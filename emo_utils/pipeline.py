@@ -524,14 +524,17 @@ def _combine_single(
     ok: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class index (``-1`` where not ``ok``) and probabilities of the single-label ensemble."""
+    from .ensemble import ensemble_options
+
     ensemble = make_ensemble(
         report.method,
         weights=config.ensemble.weights or None,
         stacking_model=config.ensemble.stacking_model,
         seed=config.train.seed,
+        **ensemble_options(config),
     )
-    # Every ensemble is fitted on the OOF predictions (voting only checks them).
-    ensemble.fit(oof.probas, oof.y)
+    # Every ensemble is fitted on all OOF predictions (voting only checks them).
+    ensemble.fit(oof.probas, oof.y, oof.folds)
     labels = np.full(stacked.shape[1], -1, dtype=np.int64)
     proba = np.full(stacked.shape[1:], np.nan)
     if ok.any():
@@ -553,6 +556,8 @@ def _combine_multi(
     ``thresholds.json`` (written by the ensemble stage) holds the thresholds of every model
     and method; the ``mode`` vote's models vote at their own.
     """
+    from .ensemble import ensemble_options
+
     ec = config.ensemble
     thresholds = run.read_thresholds(oof.classes)
     ensemble = make_multilabel_ensemble(
@@ -562,8 +567,10 @@ def _combine_multi(
         threshold_mode=ec.threshold,
         min_positives=ec.min_positives,
         seed=config.train.seed,
+        **ensemble_options(config),
     )
-    ensemble.fit(oof.probas, oof.y)
+    # Fitted on all OOF rows; ``single`` scores the models over the OOF folds.
+    ensemble.fit(oof.probas, oof.y, oof.folds)
     labels = np.zeros(stacked.shape[1:], dtype=np.int64)
     proba = np.full(stacked.shape[1:], np.nan)
     if ok.any():

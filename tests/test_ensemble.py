@@ -237,8 +237,9 @@ def test_report_puts_every_method_next_to_every_single_model():
     probas, y = _three_models()
     report = score_ensembles(probas, y, model_names=["a", "b", "c"], folds=np.arange(len(y)) % 5)
     table = report.table
-    assert table["name"].tolist() == ["a", "b", "c", "mode", "mean", "geometric", "stacking"]
-    assert table["kind"].tolist() == ["model"] * 3 + ["ensemble"] * 4
+    methods = ["single", "mode", "mean", "geometric", "rank", "power", "select", "weighted"]
+    assert table["name"].tolist() == ["a", "b", "c", *methods, "stacking"]
+    assert table["kind"].tolist() == ["model"] * 3 + ["ensemble"] * 9
     assert list(table.columns[:3]) == ["name", "kind", "accuracy"]
     for i, name in enumerate("abc"):
         assert report.model_scores[name] == pytest.approx((probas[i].argmax(1) == y).mean())

@@ -460,13 +460,17 @@ def test_score_multilabel_ensembles_table_and_thresholds():
         "a",
         "b",
         "c",
+        "single",
         "mode",
         "mean",
         "geometric",
         "rank",
+        "power",
+        "select",
+        "weighted",
         "stacking",
     ]
-    assert table["kind"].tolist() == ["model"] * 3 + ["ensemble"] * 5
+    assert table["kind"].tolist() == ["model"] * 3 + ["ensemble"] * 9
     assert list(table.columns) == [
         "name",
         "kind",

@@ -206,7 +206,7 @@ def _oof(run, archs, names, labels, seed=2):
         df.to_csv(run / "oof" / f"{arch}.csv", index=False)
 
 
-@pytest.mark.parametrize("method", ["mode", "best", "stacking"])
+@pytest.mark.parametrize("method", ["mode", "best", "stacking", "select", "weighted"])
 def test_predict_and_submit_from_a_hand_made_run(tmp_path, method):
     train_names = [f"t{i}.wav" for i in range(30)]
     train_labels = [CLASSES[i % 3] if i % 5 else "joy" for i in range(30)]  # joy most frequent
@@ -245,7 +245,20 @@ def test_predict_and_submit_from_a_hand_made_run(tmp_path, method):
         ]
     # The report lists every single model next to every method.
     assert set(outcome.model_scores) == {"a", "b"}
-    assert set(outcome.ensemble_scores) == {"mode", "mean", "geometric", "stacking"}
+    assert set(outcome.ensemble_scores) == {
+        "single",
+        "mode",
+        "mean",
+        "geometric",
+        "rank",
+        "power",
+        "select",
+        "weighted",
+        "stacking",
+    }
+    if method in ("select", "weighted"):  # the report names each member's weight
+        saved = json.loads((run / "ensemble_report.json").read_text())
+        assert sum(saved["details"][method].values()) == pytest.approx(1.0)
     assert (run / "ensemble_report.json").is_file()
     assert (run / "ensemble_report.md").is_file()
     assert (run / "predictions" / "b.csv").is_file()
@@ -335,12 +348,19 @@ def test_submission_from_a_real_tiny_training_run(tmp_path, trained_run, trainin
     # OOF report: every single model next to every ensemble method.
     report = json.loads((run / "ensemble_report.json").read_text())
     names = {(r["kind"], r["name"]) for r in report["rows"]}
-    assert names == {
-        ("model", arch),
-        ("ensemble", "mode"),
-        ("ensemble", "mean"),
-        ("ensemble", "geometric"),
-        ("ensemble", "stacking"),
+    assert names == {("model", arch)} | {
+        ("ensemble", m)
+        for m in (
+            "single",
+            "mode",
+            "mean",
+            "geometric",
+            "rank",
+            "power",
+            "select",
+            "weighted",
+            "stacking",
+        )
     }
     assert report["best_method"] in outcome.ensemble_scores
     written = pd.read_csv(run / "predictions" / f"{arch}.csv", dtype={"filename": str})

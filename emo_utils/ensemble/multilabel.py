@@ -5,6 +5,8 @@ sigmoid output per model and label, each in ``[0, 1]``) and a 0/1 target matrix 
 shape ``(n_samples, n_labels)``:
 
 =============  ===========================================================================
+``single``     the best single model by its OOF score (the competition metric, F1 at
+               cross-fitted thresholds); ``best`` falls back to it
 ``mode``       k-of-n vote: each model decides every label at its own thresholds; a label
                is present when at least ``k`` of the ``n`` models say so (default: a
                strict majority, ``k = ceil((n + 1) / 2)``); optional model weights
@@ -12,15 +14,22 @@ shape ``(n_samples, n_labels)``:
 ``geometric``  weighted geometric mean of the probabilities, per label (not renormalised:
                labels are independent, unlike single-label classes)
 ``rank``       weighted mean of each model's per-label ranks over the rows, scaled to [0, 1]
+``power``      weighted power mean ``(mean p ** power) ** (1 / power)``, per label
+``select``     greedy forward selection with replacement (Caruana et al. 2004) of the
+               models maximising the competition metric of their mean
+``weighted``   weights on the simplex minimising the binary cross-entropy of the mean
 ``stacking``   one scikit-learn ``LogisticRegression`` per label on the models' logits of
                that label; its OOF output is cross-validated over the OOF folds
 =============  ===========================================================================
 
+``select`` and ``weighted`` reuse :mod:`emo_utils.ensemble.selection` (their OOF output is
+cross-fitted over the folds: nested); the test set gets the weights learnt on all OOF rows.
+
 :data:`MULTILABEL_ENSEMBLES` maps each name to a factory ``(weights=None, **options) ->
-ensemble``; an ensemble has ``fit(probas, Y)``, ``predict_proba(probas)`` (``(n_samples,
-n_labels)`` scores in ``[0, 1]``), ``predict(probas, thresholds=None)`` (0/1 decisions) and
-``oof_predict_proba(probas, Y, folds)`` (scores of the OOF rows that never used the scored
-rows' labels).
+ensemble``; an ensemble has ``fit(probas, Y, folds=None)``, ``predict_proba(probas)``
+(``(n_samples, n_labels)`` scores in ``[0, 1]``), ``predict(probas, thresholds=None)`` (0/1
+decisions) and ``oof_predict_proba(probas, Y, folds)`` (scores of the OOF rows that never
+used the scored rows' labels).
 
 :func:`score_multilabel_ensembles` scores every single model and every method on OOF
 probabilities and returns the single-label :class:`~emo_utils.ensemble.EnsembleReport`
@@ -46,10 +55,11 @@ from typing import Any, Protocol
 
 import numpy as np
 import pandas as pd
-from scipy.special import logit
+from scipy.special import logit, logsumexp
 from scipy.stats import rankdata
 from sklearn.base import clone
 from sklearn.linear_model import LogisticRegression
+from sklearn.metrics import log_loss
 from sklearn.model_selection import PredefinedSplit
 
 from ..errors import ConfigError, DataError, TrainingError
@@ -61,19 +71,37 @@ from ..metrics import (
     get_multilabel_metric,
 )
 from ..thresholds import THRESHOLD_MODES, cross_fit_thresholds, tune_thresholds
-from .single import GEOMETRIC_EPS, EnsembleReport, check_weights
+from .selection import (
+    DEFAULT_ROUNDS,
+    WEIGHT_LEARNERS,
+    LearnedMean,
+    LearnerOptions,
+    check_selection_options,
+)
+from .single import (
+    DEFAULT_POWER,
+    GEOMETRIC_EPS,
+    SINGLE,
+    EnsembleReport,
+    _best_names,
+    check_power,
+    check_weights,
+    with_single,
+)
 
 __all__ = [
     "MULTILABEL_ENSEMBLES",
     "KOfNVote",
     "MultilabelAverage",
     "MultilabelEnsemble",
+    "MultilabelLearned",
     "MultilabelStacking",
     "check_multilabel_probas",
     "default_k",
     "k_of_n_vote",
     "label_geometric_mean",
     "label_mean",
+    "label_power_mean",
     "label_rank_mean",
     "label_vote_shares",
     "make_multilabel_ensemble",
@@ -293,11 +321,55 @@ def label_rank_mean(
     return np.average(scaled, axis=0, weights=check_weights(weights, p.shape[0]))
 
 
+def label_power_mean(
+    probas: np.ndarray,
+    *,
+    weights: Sequence[float] | np.ndarray | None = None,
+    power: float = DEFAULT_POWER,
+    eps: float = GEOMETRIC_EPS,
+) -> np.ndarray:
+    """Weighted power mean ``(sum_m w_m p_m ** power / sum_m w_m) ** (1 / power)``, per label.
+
+    ``power = 1`` is :func:`label_mean`; ``power > 1`` moves the result towards the
+    largest of the models' probabilities (a label one model is sure of stays likely),
+    ``power < 1`` towards :func:`label_geometric_mean`.  Each label is its own yes/no
+    question, so nothing is renormalised across labels; the ``1 / power`` root keeps the
+    result on the probability scale.  Computed in log space (probabilities clipped to
+    ``eps``).
+
+    Parameters
+    ----------
+    probas : numpy.ndarray, shape (n_models, n_samples, n_labels)
+    weights : sequence of float, optional
+    power : float
+        The exponent, finite and > 0 (default 2).
+    eps : float
+        Floor applied to the probabilities (default ``1e-12``).
+
+    Returns
+    -------
+    numpy.ndarray, shape (n_samples, n_labels)
+        In ``[0, 1]``.
+
+    Examples
+    --------
+    >>> label_power_mean(np.array([[[0.6, 0.0]], [[0.8, 0.0]]])).round(3).tolist()
+    [[0.707, 0.0]]
+    """
+    p = check_multilabel_probas(probas)
+    w = check_weights(weights, p.shape[0])
+    k = check_power(power)
+    log_mean = logsumexp(k * np.log(np.clip(p, eps, None)), axis=0, b=(w / w.sum())[:, None, None])
+    return np.clip(np.exp(log_mean / k), 0.0, 1.0)
+
+
 # ---------------------------------------------------------------------------- estimators
 class MultilabelEnsemble(Protocol):
     """What every entry of :data:`MULTILABEL_ENSEMBLES` builds."""
 
-    def fit(self, probas: np.ndarray, y: np.ndarray) -> MultilabelEnsemble:
+    def fit(
+        self, probas: np.ndarray, y: np.ndarray, folds: np.ndarray | None = None
+    ) -> MultilabelEnsemble:
         """Learn from OOF ``probas`` and targets ``y`` (or only check them); ``self``."""
 
     def predict_proba(self, probas: np.ndarray) -> np.ndarray:
@@ -361,8 +433,13 @@ class KOfNVote:
         """``k / n``: the vote share from which a label is present."""
         return _vote_threshold(_check_k(self.k, n_models), n_models)
 
-    def fit(self, probas: np.ndarray, y: np.ndarray | None = None) -> KOfNVote:
-        """Check the input and fix each model's thresholds (tuned on ``y`` when ``tune``)."""
+    def fit(
+        self, probas: np.ndarray, y: np.ndarray | None = None, folds: np.ndarray | None = None
+    ) -> KOfNVote:
+        """Check the input and fix each model's thresholds (tuned on ``y`` when ``tune``).
+
+        ``folds`` is accepted for the uniform protocol and not needed.
+        """
         p = check_multilabel_probas(probas)
         check_weights(self.weights, p.shape[0])
         _check_k(self.k, p.shape[0])
@@ -424,19 +501,23 @@ _COMBINE: dict[str, Callable[..., np.ndarray]] = {
     "mean": label_mean,
     "geometric": label_geometric_mean,
     "rank": label_rank_mean,
+    "power": label_power_mean,
 }
 
 
 @dataclass
 class MultilabelAverage:
-    """A fixed per-label average of the models: ``mean``, ``geometric`` or ``rank``.
+    """A fixed per-label average of the models: ``mean``, ``geometric``, ``rank`` or ``power``.
 
     Parameters
     ----------
-    combine : {"mean", "geometric", "rank"}
-        :func:`label_mean`, :func:`label_geometric_mean` or :func:`label_rank_mean`.
+    combine : {"mean", "geometric", "rank", "power"}
+        :func:`label_mean`, :func:`label_geometric_mean`, :func:`label_rank_mean` or
+        :func:`label_power_mean`.
     weights : sequence of float, optional
         One weight per model.
+    power : float
+        The exponent of ``"power"`` (``ensemble.power``, default 2); unused otherwise.
 
     Notes
     -----
@@ -445,19 +526,24 @@ class MultilabelAverage:
 
     combine: str = "mean"
     weights: Sequence[float] | None = None
+    power: float = DEFAULT_POWER
 
     def __post_init__(self) -> None:
         if self.combine not in _COMBINE:
             raise ConfigError("combine", self.combine, f"must be one of {sorted(_COMBINE)}")
+        check_power(self.power)
 
-    def fit(self, probas: np.ndarray, y: np.ndarray | None = None) -> MultilabelAverage:
+    def fit(
+        self, probas: np.ndarray, y: np.ndarray | None = None, folds: np.ndarray | None = None
+    ) -> MultilabelAverage:
         """Check ``probas`` and one weight per model; learn nothing and return ``self``."""
         check_weights(self.weights, check_multilabel_probas(probas).shape[0])
         return self
 
     def predict_proba(self, probas: np.ndarray) -> np.ndarray:
         """Combined ``(n_samples, n_labels)`` scores in ``[0, 1]``."""
-        return _COMBINE[self.combine](probas, weights=self.weights)
+        options = {"power": self.power} if self.combine == "power" else {}
+        return _COMBINE[self.combine](probas, weights=self.weights, **options)
 
     def predict(self, probas: np.ndarray, thresholds: Any = None) -> np.ndarray:
         """0/1 decisions ``predict_proba >= thresholds`` (default 0.5)."""
@@ -524,8 +610,10 @@ class MultilabelStacking:
                 out[:, j] = model.predict_proba(_label_features(p, j))[:, 1]
         return out
 
-    def fit(self, probas: np.ndarray, y: np.ndarray) -> MultilabelStacking:
-        """Fit every label's stacker on all OOF rows; return ``self``."""
+    def fit(
+        self, probas: np.ndarray, y: np.ndarray, folds: np.ndarray | None = None
+    ) -> MultilabelStacking:
+        """Fit every label's stacker on all OOF rows; return ``self`` (``folds`` unused)."""
         p = check_multilabel_probas(probas)
         self.models_ = self._fit_labels(p, _check_target(y, p))
         self.shape_ = (p.shape[0], p.shape[2])
@@ -584,12 +672,136 @@ class MultilabelStacking:
         return out
 
 
-#: Method name -> factory ``(weights=None, **options) -> multi-label ensemble``.
+def _label_score(
+    metric: str,
+    y: np.ndarray,
+    scores: np.ndarray,
+    *,
+    folds: np.ndarray | None,
+    mode: str,
+    min_positives: int,
+) -> float:
+    """Multi-label metric ``metric`` of ``scores``; the F1 metrics at tuned thresholds.
+
+    F1 is scored at thresholds cross-fitted over ``folds`` (the report's OOF score of a
+    model), or with ``folds=None`` tuned on the same rows (the objective of ``select``,
+    whose honesty comes from the nesting around it).
+    """
+    if metric not in THRESHOLD_METRICS:
+        return float(MULTILABEL_METRICS[metric](y, scores))
+    tune = {"mode": mode, "min_positives": min_positives}
+    if folds is None:
+        thresholds = tune_thresholds(y, scores, **tune)
+    else:
+        thresholds = cross_fit_thresholds(y, scores, folds, **tune)
+    return float(MULTILABEL_METRICS[metric](y, scores, thresholds=thresholds))
+
+
+def _binary_cross_entropy(y: np.ndarray, scores: np.ndarray) -> float:
+    """scikit-learn's log loss of every (row, label) as one binary decision."""
+    return float(log_loss(y.ravel(), scores.ravel(), labels=[0, 1]))
+
+
+@dataclass
+class MultilabelLearned(LearnedMean):
+    """A per-label weighted mean of the models whose weights are learnt from the OOF labels.
+
+    The ``single``, ``select`` and ``weighted`` methods of :data:`MULTILABEL_ENSEMBLES`,
+    built on :data:`emo_utils.ensemble.selection.WEIGHT_LEARNERS` (one weight per model,
+    shared by every label):
+
+    * ``"single"``: all the weight on the model with the best ``metric``, scored as the
+      report scores a model (F1 metrics at thresholds cross-fitted over the folds given to
+      :meth:`fit`, tuned in-sample without them); its OOF output is that model's;
+    * ``"select"``: :func:`~emo_utils.ensemble.selection.forward_selection` maximising
+      ``metric`` of the mean (F1 at thresholds tuned on the rows it selects on);
+    * ``"weighted"``: :func:`~emo_utils.ensemble.selection.optimize_weights` minimising
+      the binary cross-entropy of the mean (scikit-learn's ``log_loss`` over every row
+      and label).
+
+    ``select`` and ``weighted``'s :meth:`oof_predict_proba` is cross-fitted over the
+    folds (nested); :meth:`fit` learns the weights on all OOF rows for the test set.
+
+    Parameters
+    ----------
+    learner : {"single", "select", "weighted"}
+        Name in :data:`~emo_utils.ensemble.selection.WEIGHT_LEARNERS`.
+    weights : sequence of float, optional
+        Accepted for a uniform factory signature; ignored (the weights are learnt).
+    metric : str
+        Key of :data:`emo_utils.metrics.MULTILABEL_METRICS` that ``single`` and ``select``
+        maximise.
+    rounds, init : int
+        ``select``'s ``ensemble.selection_rounds`` and ``ensemble.selection_init``.
+    threshold_mode : {"per_label", "global"}
+        How the F1 metrics' thresholds are tuned.
+    min_positives : int
+        Passed to the threshold tuning.
+
+    Attributes
+    ----------
+    weights_ : numpy.ndarray, shape (n_models,) or None
+        The weights learnt by :meth:`fit` (sum to 1).
+    """
+
+    learner: str = "select"
+    weights: Sequence[float] | None = None
+    metric: str = "map"
+    rounds: int = DEFAULT_ROUNDS
+    init: int = 1
+    threshold_mode: str = "per_label"
+    min_positives: int = 5
+    weights_: np.ndarray | None = field(default=None, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self._spec()
+        get_multilabel_metric(self.metric)
+        check_selection_options(self.rounds, self.init)
+        if self.threshold_mode not in THRESHOLD_MODES:
+            raise ConfigError(
+                "threshold_mode", self.threshold_mode, f"must be one of {list(THRESHOLD_MODES)}"
+            )
+
+    def _check_probas(self, probas: np.ndarray) -> np.ndarray:
+        return check_multilabel_probas(probas)
+
+    def _check_target(self, y: np.ndarray, p: np.ndarray) -> np.ndarray:
+        return _check_target(y, p)
+
+    def _options(self, folds: np.ndarray | None) -> LearnerOptions:
+        score = partial(
+            _label_score,
+            self.metric,
+            mode=self.threshold_mode,
+            min_positives=self.min_positives,
+        )
+        return LearnerOptions(
+            score=partial(score, folds=None),
+            loss=_binary_cross_entropy,
+            model_score=partial(score, folds=folds),
+            rounds=self.rounds,
+            init=self.init,
+        )
+
+    def _folds(self, y: np.ndarray, folds: np.ndarray | None, n_samples: int) -> np.ndarray:
+        return _check_folds(folds, n_samples)
+
+    def predict(self, probas: np.ndarray, thresholds: Any = None) -> np.ndarray:
+        """0/1 decisions ``predict_proba >= thresholds`` (default 0.5)."""
+        return _decide(self.predict_proba(probas), 0.5 if thresholds is None else thresholds)
+
+
+#: Method name -> factory ``(weights=None, **options) -> multi-label ensemble``.  ``single``
+#: comes first: :func:`score_multilabel_ensembles` breaks ties in favour of the earliest.
 MULTILABEL_ENSEMBLES: dict[str, Callable[..., MultilabelEnsemble]] = {
+    SINGLE: partial(MultilabelLearned, SINGLE),
     "mode": KOfNVote,
     "mean": partial(MultilabelAverage, "mean"),
     "geometric": partial(MultilabelAverage, "geometric"),
     "rank": partial(MultilabelAverage, "rank"),
+    "power": partial(MultilabelAverage, "power"),
+    "select": partial(MultilabelLearned, "select"),
+    "weighted": partial(MultilabelLearned, "weighted"),
     "stacking": MultilabelStacking,
 }
 
@@ -612,6 +824,10 @@ def make_multilabel_ensemble(
     threshold_mode: str | None = None,
     min_positives: int = 5,
     seed: int = 0,
+    metric: str = "map",
+    selection_rounds: int = DEFAULT_ROUNDS,
+    selection_init: int = 1,
+    power: float = DEFAULT_POWER,
 ) -> MultilabelEnsemble:
     """Build the ensemble registered as ``method`` in :data:`MULTILABEL_ENSEMBLES`.
 
@@ -621,27 +837,43 @@ def make_multilabel_ensemble(
         A registered name (``"best"`` must be resolved first with
         :func:`resolve_multilabel_method`).
     weights : sequence of float, optional
-        One weight per model (ignored by ``stacking``).
+        One weight per model (ignored by ``stacking`` and the learnt methods).
     k, threshold_mode, min_positives
-        ``mode`` only: votes needed, and how each model's thresholds are tuned
-        (``None``: fixed 0.5; see :class:`KOfNVote`).
+        ``mode``: votes needed, and how each model's thresholds are tuned (``None``:
+        fixed 0.5; see :class:`KOfNVote`).  ``single`` and ``select`` tune the F1
+        metrics' thresholds with ``threshold_mode`` (``None``: ``"per_label"``) and
+        ``min_positives``.
     seed : int
         ``stacking`` only.
+    metric : str
+        The multi-label metric ``single`` and ``select`` maximise.
+    selection_rounds, selection_init : int
+        ``select``'s options (:func:`~emo_utils.ensemble.selection.forward_selection`).
+    power : float
+        ``power``'s exponent.
 
     Raises
     ------
     ConfigError
-        Unknown method.
+        Unknown method, or an invalid option.
     """
     if method not in MULTILABEL_ENSEMBLES:
         raise _unknown(method)
     weights = list(weights) if weights is not None and len(weights) else None
-    factory = MULTILABEL_ENSEMBLES[method]
-    if method == "mode":
-        return factory(weights=weights, k=k, tune=threshold_mode, min_positives=min_positives)
-    if method == "stacking":
-        return factory(weights=weights, seed=seed)
-    return factory(weights=weights)
+    learnt = {
+        "metric": metric,
+        "rounds": selection_rounds,
+        "init": selection_init,
+        "threshold_mode": threshold_mode or "per_label",
+        "min_positives": min_positives,
+    }
+    options: dict[str, Any] = {
+        "mode": {"k": k, "tune": threshold_mode, "min_positives": min_positives},
+        "stacking": {"seed": seed},
+        "power": {"power": power},
+        **dict.fromkeys(WEIGHT_LEARNERS, learnt),
+    }.get(method, {})
+    return MULTILABEL_ENSEMBLES[method](weights=weights, **options)
 
 
 def resolve_multilabel_method(method: str, best_method: str) -> str:
@@ -673,15 +905,20 @@ def score_multilabel_ensembles(
     threshold_mode: str = "per_label",
     min_positives: int = 5,
     seed: int = 0,
+    selection_rounds: int = DEFAULT_ROUNDS,
+    selection_init: int = 1,
+    power: float = DEFAULT_POWER,
 ) -> tuple[EnsembleReport, dict[str, np.ndarray]]:
     """Score every single model and every multi-label ensemble method on OOF probabilities.
 
     Scoring is honest: the threshold-free metrics (``map``, ``roc_auc``, ``lwlrap``) score
-    the OOF probabilities (for ``stacking``, its cross-validated ones); the F1 metrics score
-    the decisions at thresholds cross-fitted over ``folds``
-    (:func:`emo_utils.thresholds.cross_fit_thresholds`: a row's thresholds never saw its
-    label), except ``mode``, decided at its fixed vote threshold ``k / n`` with each model
-    voting at its own cross-fitted thresholds.
+    the OOF probabilities (for ``stacking``, ``select`` and ``weighted``, their
+    cross-fitted ones: nested over ``folds``); the F1 metrics score the decisions at
+    thresholds cross-fitted over ``folds`` (:func:`emo_utils.thresholds.cross_fit_thresholds`:
+    a row's thresholds never saw its label), except ``mode``, decided at its fixed vote
+    threshold ``k / n`` with each model voting at its own cross-fitted thresholds.
+    ``single`` (the best single model, scored as its model row) is always scored, first,
+    so ``"best"`` (the top method, ties to the earliest) never scores below the best model.
 
     Parameters
     ----------
@@ -702,8 +939,9 @@ def score_multilabel_ensembles(
         Metrics of the table; default every multi-label metric.
     methods : sequence of str, optional
         Methods to score; default every method of :data:`MULTILABEL_ENSEMBLES`.
+        ``single`` is put first if missing.
     weights : sequence of float, optional
-        Model weights (``mode``, ``mean``, ``geometric``, ``rank``).
+        Model weights (``mode``, ``mean``, ``geometric``, ``rank``, ``power``).
     k : int, optional
         ``mode``'s votes needed (default the strict majority).
     threshold_mode : {"per_label", "global"}
@@ -712,16 +950,19 @@ def score_multilabel_ensembles(
         Labels with fewer positives get the global threshold.
     seed : int
         ``stacking``'s random state.
+    selection_rounds, selection_init, power
+        Passed to :func:`make_multilabel_ensemble`.
 
     Returns
     -------
     report : EnsembleReport
         Rows: every model (``kind == "model"``) then every method (``"ensemble"``);
-        columns ``name, kind`` and one per metric, ``metric`` first.
+        columns ``name, kind`` and one per metric, ``metric`` first;
+        :attr:`~EnsembleReport.details`: what the learnt methods chose on all rows.
     thresholds : dict of str to numpy.ndarray, shape (n_labels,)
         Per model and method name, the thresholds to apply to its test scores, tuned on
         all OOF rows (``mode``: ``k / n`` for every label, on the vote share; its models
-        vote at their own entries of this dict).
+        vote at their own entries of this dict; the learnt methods: on their OOF output).
 
     Raises
     ------
@@ -732,20 +973,19 @@ def score_multilabel_ensembles(
 
     Notes
     -----
-    The thresholds cross-fitted on ``stacking``'s OOF output of other folds come from
-    stackers that saw the scored fold's labels (no nested cross-validation), a
-    second-order leak that the threshold-free metrics do not have.
+    The thresholds cross-fitted on the OOF output of ``stacking``, ``select`` or
+    ``weighted`` for other folds come from stackers or weights that saw the scored fold's
+    labels (the thresholds are not nested a second time), a second-order leak that the
+    threshold-free metrics do not have.
     """
     p = check_multilabel_probas(probas)
     y = _check_target(y, p)
     f = _check_folds(folds, p.shape[1])
     names = [str(n) for n in model_names]
     metrics = list(MULTILABEL_METRICS) if metrics is None else list(metrics)
-    methods = list(MULTILABEL_ENSEMBLES) if methods is None else list(methods)
+    methods = with_single(MULTILABEL_ENSEMBLES if methods is None else methods)
     for m in [metric, *metrics]:
         get_multilabel_metric(m)
-    if not methods:
-        raise ConfigError("methods", methods, "needs at least one ensemble method")
     for name in methods:
         resolve_multilabel_method(name, name)
     resolve_multilabel_method(method, methods[0])  # fail on an unknown name before scoring
@@ -760,6 +1000,17 @@ def score_multilabel_ensembles(
         raise DataError(f"model_names: {clash} repeat a name or name a method")
     order = [metric, *(m for m in metrics if m != metric)]
     tune = {"mode": threshold_mode, "min_positives": min_positives}
+    options = {
+        "weights": weights,
+        "k": k,
+        "threshold_mode": threshold_mode,
+        "min_positives": min_positives,
+        "seed": seed,
+        "metric": metric,
+        "selection_rounds": selection_rounds,
+        "selection_init": selection_init,
+        "power": power,
+    }
 
     def row(name: str, kind: str, scores: np.ndarray, fixed: float | None) -> dict[str, Any]:
         out: dict[str, Any] = {"name": name, "kind": kind}
@@ -776,19 +1027,15 @@ def score_multilabel_ensembles(
         return out
 
     rows, thresholds = [], {}
+    details: dict[str, Any] = {}
     for i, name in enumerate(names):
         rows.append(row(name, "model", p[i], None))
         thresholds[name] = tune_thresholds(y, p[i], **tune)
     for name in methods:
-        ens = make_multilabel_ensemble(
-            name,
-            weights=weights,
-            k=k,
-            threshold_mode=threshold_mode,
-            min_positives=min_positives,
-            seed=seed,
-        )
+        ens = make_multilabel_ensemble(name, **options)
         oof = ens.oof_predict_proba(p, y, f)
+        if isinstance(ens, LearnedMean):
+            details[name] = ens.fit(p, y, f).describe(names)
         if isinstance(ens, KOfNVote):
             vote = ens.decision_threshold(p.shape[0])
             rows.append(row(name, "ensemble", oof, vote))
@@ -797,10 +1044,7 @@ def score_multilabel_ensembles(
             rows.append(row(name, "ensemble", oof, None))
             thresholds[name] = tune_thresholds(y, oof, **tune)
     table = pd.DataFrame(rows)
-    ens_rows = table[table["kind"] == "ensemble"]
-    model_rows = table[table["kind"] == "model"]
-    best_method = str(ens_rows.loc[ens_rows[metric].idxmax(), "name"])
-    best_model = str(model_rows.loc[model_rows[metric].idxmax(), "name"])
+    best_method, best_model = _best_names(table, metric)
     report = EnsembleReport(
         metric=metric,
         table=table,
@@ -808,5 +1052,6 @@ def score_multilabel_ensembles(
         best_model=best_model,
         method=resolve_multilabel_method(method, best_method),
         n_samples=int(p.shape[1]),
+        details=details,
     )
     return report, thresholds

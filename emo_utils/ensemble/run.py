@@ -10,6 +10,7 @@ the decision thresholds tuned on all OOF rows that the test predictions are cut 
 from __future__ import annotations
 
 import os
+from typing import Any
 
 from ..config import Config
 from ..fileio import write_json, write_text
@@ -18,7 +19,33 @@ from ..tasks import Task, get_task
 from .multilabel import score_multilabel_ensembles
 from .single import EnsembleReport, score_ensembles
 
-__all__ = ["evaluate_ensembles"]
+__all__ = ["ensemble_options", "evaluate_ensembles"]
+
+
+def ensemble_options(config: Config) -> dict[str, Any]:
+    """The options of the learnt and power ensembles, from ``config.ensemble``.
+
+    Keyword arguments shared by :func:`~emo_utils.ensemble.make_ensemble`,
+    :func:`~emo_utils.ensemble.make_multilabel_ensemble` and both scorers: ``metric``
+    (what ``single`` and ``select`` maximise), ``selection_rounds``, ``selection_init``
+    and ``power``.
+
+    Parameters
+    ----------
+    config : Config
+        A resolved configuration (``ensemble.metric`` set).
+
+    Returns
+    -------
+    dict
+    """
+    ec = config.ensemble
+    return {
+        "metric": ec.metric,
+        "selection_rounds": ec.selection_rounds,
+        "selection_init": ec.selection_init,
+        "power": ec.power,
+    }
 
 
 def _single(run: RunDir, oof: OOF, config: Config, task: Task) -> EnsembleReport:
@@ -28,13 +55,13 @@ def _single(run: RunDir, oof: OOF, config: Config, task: Task) -> EnsembleReport
         oof.y,
         model_names=oof.architectures,
         folds=oof.folds,
-        metric=ec.metric,
         method=ec.method,
         weights=ec.weights or None,
         stacking_model=ec.stacking_model,
         seed=config.train.seed,
         methods=task.ensembles,
         metrics=task.metrics,
+        **ensemble_options(config),
     )
 
 
@@ -45,7 +72,6 @@ def _multi(run: RunDir, oof: OOF, config: Config, task: Task) -> EnsembleReport:
         oof.y,
         model_names=oof.architectures,
         folds=oof.folds,
-        metric=ec.metric,
         method=ec.method,
         metrics=task.metrics,
         methods=task.ensembles,
@@ -54,6 +80,7 @@ def _multi(run: RunDir, oof: OOF, config: Config, task: Task) -> EnsembleReport:
         threshold_mode=ec.threshold,
         min_positives=ec.min_positives,
         seed=config.train.seed,
+        **ensemble_options(config),
     )
     write_json(
         run.thresholds_file,

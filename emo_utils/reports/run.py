@@ -170,7 +170,13 @@ def _ensemble_outputs(
     scores come from ``ensemble_report.json`` when it is there, else
     :func:`emo_utils.ensemble.score_ensembles` computes them.
     """
-    from ..ensemble import ENSEMBLES, make_ensemble, resolve_method, score_ensembles
+    from ..ensemble import (
+        ENSEMBLES,
+        ensemble_options,
+        make_ensemble,
+        resolve_method,
+        score_ensembles,
+    )
 
     ec = config.ensemble
     archs = oof.architectures
@@ -184,16 +190,20 @@ def _ensemble_outputs(
             oof.y,
             model_names=list(archs),
             folds=oof.folds,
-            metric=ec.metric,
             method=ec.method,
             weights=weights,
             stacking_model=ec.stacking_model,
             seed=config.train.seed,
+            **ensemble_options(config),
         )
         table, metric = (saved[0], saved[1]) if saved is not None else (scored.table, ec.metric)
         method = resolve_method(ec.method, scored.best_method)
     ens = make_ensemble(
-        method, weights=weights, stacking_model=ec.stacking_model, seed=config.train.seed
+        method,
+        weights=weights,
+        stacking_model=ec.stacking_model,
+        seed=config.train.seed,
+        **ensemble_options(config),
     )
     pred = ens.oof_predict(oof.probas, oof.y, oof.folds)
     if hasattr(ens, "oof_predict_proba"):  # learnt combiners: honest out-of-fold probabilities
@@ -216,6 +226,7 @@ def _multilabel_ensemble_outputs(
     """
     from ..ensemble import (
         MULTILABEL_ENSEMBLES,
+        ensemble_options,
         make_multilabel_ensemble,
         score_multilabel_ensembles,
     )
@@ -228,6 +239,7 @@ def _multilabel_ensemble_outputs(
         "threshold_mode": ec.threshold,
         "min_positives": ec.min_positives,
         "seed": config.train.seed,
+        **ensemble_options(config),
     }
     saved = _report_scores(run)
     if saved is not None and saved[2] in MULTILABEL_ENSEMBLES:
@@ -238,7 +250,6 @@ def _multilabel_ensemble_outputs(
             oof.y,
             model_names=list(archs),
             folds=oof.folds,
-            metric=ec.metric,
             method=ec.method,
             metrics=task.metrics,
             methods=task.ensembles,

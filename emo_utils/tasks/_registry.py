@@ -44,7 +44,9 @@ class Task:
     #: Metric names this task is scored with (the keys of its metric registry,
     #: :data:`emo_utils.metrics.METRICS` or :data:`~emo_utils.metrics.MULTILABEL_METRICS`).
     metrics: ClassVar[tuple[str, ...]] = ()
-    #: Ensemble method names (keys of :data:`emo_utils.ensemble.ENSEMBLES`) that apply.
+    #: Ensemble method names that apply (keys of :data:`emo_utils.ensemble.ENSEMBLES`, or
+    #: of :data:`~emo_utils.ensemble.MULTILABEL_ENSEMBLES` for multi-label tasks), in the
+    #: order ``"best"`` breaks ties in: ``"single"`` (the best single model) first.
     ensembles: ClassVar[tuple[str, ...]] = ()
     #: Submission row format (key of :data:`emo_utils.submission.SUBMISSION_FORMATS`).
     submission_format: ClassVar[str] = "label"

@@ -37,7 +37,19 @@ class Classification(Task):
         """Every metric of :data:`emo_utils.metrics.METRICS` (the registry is the source)."""
         return tuple(METRICS)
 
-    ensembles = ("mode", "mean", "geometric", "stacking")
+    #: ``single`` first: ``ensemble.method = "best"`` breaks ties towards the earliest method,
+    #: so an ensemble must strictly beat the best single model to be chosen.
+    ensembles = (
+        "single",
+        "mode",
+        "mean",
+        "geometric",
+        "rank",
+        "power",
+        "select",
+        "weighted",
+        "stacking",
+    )
     losses = ("cross_entropy",)
     defaults: ClassVar[dict[str, Any]] = {"ensemble.metric": "accuracy", "ensemble.pool": "mean"}
 

@@ -107,7 +107,19 @@ class MultiLabel(Task):
         """Every metric of :data:`emo_utils.metrics.MULTILABEL_METRICS` (the registry)."""
         return tuple(MULTILABEL_METRICS)
 
-    ensembles = ("mode", "mean", "geometric", "rank", "stacking")
+    #: ``single`` first: ``ensemble.method = "best"`` breaks ties towards the earliest method,
+    #: so an ensemble must strictly beat the best single model to be chosen.
+    ensembles = (
+        "single",
+        "mode",
+        "mean",
+        "geometric",
+        "rank",
+        "power",
+        "select",
+        "weighted",
+        "stacking",
+    )
     losses = ("bce", "focal")
     defaults: ClassVar[dict[str, Any]] = {"ensemble.metric": "map", "ensemble.pool": "max"}
     submission_format = "labels"
