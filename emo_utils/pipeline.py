@@ -43,6 +43,7 @@ from .data.competition import Competition, load_competition
 from .datasets import make_demo
 from .ensemble import (
     EnsembleReport,
+    ensemble_options,
     evaluate_ensembles,
     make_ensemble,
     make_multilabel_ensemble,
@@ -524,8 +525,6 @@ def _combine_single(
     ok: np.ndarray,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Class index (``-1`` where not ``ok``) and probabilities of the single-label ensemble."""
-    from .ensemble import ensemble_options
-
     ensemble = make_ensemble(
         report.method,
         weights=config.ensemble.weights or None,
@@ -556,8 +555,6 @@ def _combine_multi(
     ``thresholds.json`` (written by the ensemble stage) holds the thresholds of every model
     and method; the ``mode`` vote's models vote at their own.
     """
-    from .ensemble import ensemble_options
-
     ec = config.ensemble
     thresholds = run.read_thresholds(oof.classes)
     ensemble = make_multilabel_ensemble(
