@@ -622,11 +622,11 @@ class EnsembleConfig:
         The ensemble method that writes the submission, one of the task's
         (``Task.ensembles``; :data:`emo_utils.ensemble.ENSEMBLES` for classification,
         :data:`emo_utils.ensemble.MULTILABEL_ENSEMBLES` for multi-label): ``"mode"``
-        (majority vote, the default), ``"single"`` (the best single model on OOF),
-        ``"mean"``, ``"geometric"``, ``"rank"``, ``"power"``, ``"select"`` (greedy forward
-        selection), ``"weighted"`` (optimised weights), ``"stacking"``, or ``"best"``
-        (whichever scored best on honest OOF; ties go to ``"single"``, so it never scores
-        below the best single model).
+        (majority vote, the reference solution's method), ``"single"`` (the best single
+        model on OOF), ``"mean"``, ``"geometric"``, ``"rank"``, ``"power"``, ``"select"``
+        (greedy forward selection), ``"weighted"`` (optimised weights), ``"stacking"``, or
+        ``"best"`` (the default: whichever scored best on honest OOF; ties go to
+        ``"single"``, so it never scores below the best single model).
     weights : tuple of float
         Optional per-architecture weights, in the order of ``train.architectures``.
     metric : str or None
@@ -671,7 +671,7 @@ class EnsembleConfig:
         lets confident models count for more.
     """
 
-    method: str = "mode"
+    method: str = "best"
     weights: tuple[float, ...] = ()
     metric: str | None = None
     tta_windows: bool = False

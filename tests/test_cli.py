@@ -44,6 +44,13 @@ def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProces
     return proc
 
 
+def _submission(stdout: str) -> str:
+    """The submission path a command printed (``submission: PATH``, relative to its cwd)."""
+    lines = [line for line in stdout.splitlines() if line.startswith("submission: ")]
+    assert len(lines) == 1, stdout[-2000:]
+    return lines[0].removeprefix("submission: ").strip()
+
+
 def _sets(items: list[str]) -> list[str]:
     return [arg for item in items for arg in ("--set", item)]
 
@@ -84,8 +91,8 @@ def cli_run(tmp_path_factory):
 
 def test_run_writes_a_valid_submission(cli_run):
     work, data, *_, proc = cli_run
-    submission = work / "submissions" / "tiny__mode.csv"
-    assert f"submission: submissions/{submission.name}" in proc.stdout
+    submission = work / _submission(proc.stdout)
+    assert submission.name.startswith("tiny__")
     sub = pd.read_csv(submission, dtype=str, keep_default_na=False)
     test = pd.read_csv(data / "test.csv", dtype=str)
     assert list(sub.columns) == ["filename", "emotion"]
@@ -175,7 +182,8 @@ def test_demo_command_scores_the_submission_on_held_out_answers(tmp_path):
     assert "held-out test accuracy of the submission: " in out
     score = float(out.split("held-out test accuracy of the submission: ")[1].split()[0])
     assert 0.0 <= score <= 1.0
-    assert (tmp_path / "submissions" / "run__mode.csv").is_file()
+    assert (tmp_path / _submission(out)).is_file()
+    assert _submission(out).startswith("submissions/run__")
     assert (tmp_path / "cache").is_dir(), "--cache must be honoured"
     assert not (tmp_path / "demo" / ".emo_cache").exists()
 
@@ -212,7 +220,7 @@ def test_two_runs_at_once_on_one_run_folder_both_finish_as_one_run(cli_run, tmp_
     # The results are those of one uninterrupted run (cli_run, same data and settings).
     ref = work / "runs" / "tiny"
     assert (run / "folds.csv").read_bytes() == (ref / "folds.csv").read_bytes()
-    sub = "submissions/tiny__mode.csv"
+    sub = _submission(cli_run[-1].stdout)
     assert (tmp_path / sub).read_bytes() == (work / sub).read_bytes()
     for name in ("oof/test_resnet.csv", "predictions/test_resnet.csv"):
         got, want = pd.read_csv(run / name), pd.read_csv(ref / name)

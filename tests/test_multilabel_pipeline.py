@@ -66,7 +66,8 @@ def demo(tmp_path_factory):
 def test_cli_demo_writes_one_row_per_test_row_in_the_label_list_format(demo):
     root, proc = demo
     test = pd.read_csv(root / "data" / "test.csv", dtype=str)
-    sub = pd.read_csv(root / "subs" / "run__mode.csv", dtype=str, keep_default_na=False)
+    method = json.loads((root / "run" / "ensemble_report.json").read_text())["submission_method"]
+    sub = pd.read_csv(root / "subs" / f"run__{method}.csv", dtype=str, keep_default_na=False)
     assert list(sub.columns) == ["fname", "labels"]
     assert sub["fname"].tolist() == test["fname"].tolist()
     classes = json.loads((root / "run" / "classes.json").read_text())

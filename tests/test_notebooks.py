@@ -202,8 +202,9 @@ def test_train_notebook_writes_the_run_folder(folders, trained):
 @pytest.mark.slow
 def test_inference_notebook_writes_one_submission_row_per_test_row(folders, inferred):
     test = pd.read_csv(folders["data"] / "test.csv", dtype=str)
-    # <run folder name>__<ensemble method>.csv; "mode" is the preset's method.
-    path = folders["submissions"] / f"{folders['run'].name}__mode.csv"
+    # <run folder name>__<ensemble method>.csv, the method that ``best`` resolved to.
+    method = json.loads((folders["run"] / "ensemble_report.json").read_text())
+    path = folders["submissions"] / f"{folders['run'].name}__{method['submission_method']}.csv"
     submission = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["filename", "emotion"]
     assert submission["filename"].tolist() == test["filename"].tolist()

@@ -131,7 +131,8 @@ def test_inference_notebook_writes_a_label_list_submission(folders, inferred):
     thresholds = json.loads((run / "thresholds.json").read_text())
     assert thresholds["classes"] == CLASSES
     test = pd.read_csv(folders["data"] / "test.csv", dtype=str)
-    path = folders["submissions"] / f"{run.name}__mode.csv"  # the preset's method
+    method = json.loads((run / "ensemble_report.json").read_text())["submission_method"]
+    path = folders["submissions"] / f"{run.name}__{method}.csv"  # what ``best`` resolved to
     submission = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["fname", "labels"]
     assert submission["fname"].tolist() == test["fname"].tolist()

@@ -317,7 +317,9 @@ def test_submission_from_a_real_tiny_training_run(tmp_path, trained_run, trainin
     outcome = predict_and_submit(
         comp, test_store, run_dir=run, submissions_dir=tmp_path / "submissions", progress=False
     )
-    assert outcome.submission == tmp_path / "submissions" / "tiny__mode.csv"
+    # One model: every method ties with it, and ``best`` (the default) keeps ``single``.
+    assert outcome.method == "single"
+    assert outcome.submission == tmp_path / "submissions" / "tiny__single.csv"
     sub = pd.read_csv(outcome.submission, dtype=str, keep_default_na=False)
     assert list(sub.columns) == ["id", "predicted"]  # the sample submission's columns
     assert sub["id"].tolist() == TEST_NAMES  # count, order and duplicated names kept

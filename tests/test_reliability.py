@@ -352,14 +352,15 @@ def test_submission_has_one_row_per_test_row_in_order(world):
     assert list(sub.columns) == ["filename", "emotion"]
     assert sub["filename"].tolist() == world.bad.test_names()
     assert set(sub["emotion"]) <= set(CLASSES)
-    probs = pd.read_csv(world.submissions / f"{world.run.name}__mode.probabilities.csv")
+    stem = Path(world.result.submission).stem  # RUN__<method best resolved to>
+    probs = pd.read_csv(world.submissions / f"{stem}.probabilities.csv")
     assert probs["filename"].tolist() == world.bad.test_names()
     assert np.allclose(probs[list(CLASSES)].sum(axis=1), 1.0)
 
 
 def test_failures_file_lists_every_fallback_row_with_its_reason(world):
     failures = pd.read_csv(
-        world.submissions / f"{world.run.name}__mode.failures.csv",
+        world.submissions / f"{Path(world.result.submission).stem}.failures.csv",
         dtype=str,
         keep_default_na=False,
     )
