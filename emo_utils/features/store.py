@@ -578,19 +578,6 @@ def _row_blocks(frames: np.ndarray) -> Iterator[np.ndarray]:
         yield frames[start : start + step]
 
 
-class _Stale(CacheError):
-    """The cache exists but was built for other files or library versions."""
-
-
-class _Damaged(CacheError):
-    """A cache file is unreadable or inconsistent."""
-
-    def __init__(self, path: Path, problem: str) -> None:
-        self.path = path
-        self.problem = problem
-        super().__init__(f"{path}: damaged cache file ({problem})")
-
-
 def open_cache(
     competition: Any,
     split: str,
