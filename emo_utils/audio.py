@@ -26,7 +26,18 @@ Crop policies (:data:`CROP_POLICIES`, name -> function) choose the window of a l
 :func:`crop_start` applies a policy; the feature store applies the same function to cached
 frames (:meth:`emo_utils.features.store.FeatureStore.window`), and its
 :meth:`~emo_utils.features.store.FeatureStore.windows` returns every window of a clip for
-test-time averaging.  :func:`load_clip` zero-pads short clips at the end.
+test-time averaging.
+
+Pad modes (:data:`PAD_MODES`, ``audio.pad``) fill a clip shorter than ``audio.duration`` up
+to one window in :func:`load_clip`:
+
+``"zero"`` (the default)
+    zeros after the clip (``librosa.util.fix_length``);
+``"tile"``
+    the clip repeated until the window is full (repeat-padding).  Pretrained waveform models
+    (``hf:`` models, trained on speech or sound without artificial silence) degrade on
+    zero-padded short input; tiling keeps them on the kind of signal they were trained on.
+    Applies to the images and the waveforms alike.
 
 Bad input
 ---------
@@ -36,7 +47,7 @@ or truncated-to-nothing mp3, m4a           (libsndfile's own messages, e.g. "Fil
                                            exist" for a damaged mp3, are replaced by a diagnosis)
 NaN or inf samples                         :class:`~emo_utils.errors.AudioError`
 zero samples                               :class:`~emo_utils.errors.AudioError`
-shorter than ``audio.min_duration``        :class:`~emo_utils.errors.EmoUtilsWarning`, zero-padded
+shorter than ``audio.min_duration``        :class:`~emo_utils.errors.EmoUtilsWarning`, padded
 shorter than its header claims             :class:`~emo_utils.errors.EmoUtilsWarning`, decoded part
                                            kept
 extension no backend reads                 :func:`check_formats` raises one
@@ -68,6 +79,7 @@ from .errors import AudioError, ConfigError, DataError, EmoUtilsWarning
 __all__ = [
     "AV_EXTENSIONS",
     "CROP_POLICIES",
+    "PAD_MODES",
     "SUPPORTED_EXTENSIONS",
     "AudioInfo",
     "audio_info",
@@ -75,6 +87,7 @@ __all__ = [
     "crop_start",
     "load_audio",
     "load_clip",
+    "pad_clip",
     "readable_extensions",
     "unreadable_formats",
 ]
@@ -200,6 +213,61 @@ def crop_start(
             "audio.crop", policy, f"unknown crop policy; known: {sorted(CROP_POLICIES)}"
         ) from None
     return policy_fn(total=int(total), size=int(size), rng=rng)
+
+
+# ---------------------------------------------------------------------------- pad modes
+def _pad_zero(y: np.ndarray, *, size: int) -> np.ndarray:
+    return librosa.util.fix_length(y, size=size)
+
+
+def _pad_tile(y: np.ndarray, *, size: int) -> np.ndarray:
+    return np.tile(y, -(-size // len(y)))[:size]
+
+
+#: Pad mode name -> ``f(y, *, size) -> y`` of exactly ``size`` samples (``len(y) < size``).
+PAD_MODES: dict[str, Callable[..., np.ndarray]] = {
+    "zero": _pad_zero,
+    "tile": _pad_tile,
+}
+
+
+def pad_clip(y: np.ndarray, *, size: int, mode: str = "zero") -> np.ndarray:
+    """``y`` filled up to ``size`` samples by a :data:`PAD_MODES` entry; longer clips unchanged.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (n,)
+        A non-empty clip.
+    size : int
+        Samples wanted.
+    mode : {"zero", "tile"}
+        ``"zero"``: zeros after the clip; ``"tile"``: the clip repeated.
+
+    Returns
+    -------
+    numpy.ndarray, shape (max(n, size),), dtype of ``y``
+
+    Raises
+    ------
+    ConfigError
+        ``mode`` is not in :data:`PAD_MODES`.
+
+    Examples
+    --------
+    >>> pad_clip(np.array([1.0, 2.0]), size=5, mode="tile").tolist()
+    [1.0, 2.0, 1.0, 2.0, 1.0]
+    >>> pad_clip(np.array([1.0, 2.0]), size=4).tolist()
+    [1.0, 2.0, 0.0, 0.0]
+    """
+    try:
+        pad = PAD_MODES[mode]
+    except KeyError:
+        raise ConfigError(
+            "audio.pad", mode, f"unknown pad mode; known: {sorted(PAD_MODES)}"
+        ) from None
+    if len(y) >= size:
+        return y
+    return np.ascontiguousarray(pad(y, size=int(size)), dtype=y.dtype)
 
 
 # ---------------------------------------------------------------------------- formats
@@ -757,8 +825,9 @@ def load_clip(
     """Decode the part of a file the feature cache keeps, padded to one window.
 
     The result covers up to ``config.max_duration`` seconds, chosen by ``crop`` (default
-    ``config.crop``), and is zero-padded at the end to at least ``config.duration`` seconds,
-    so its image has at least one full window of frames.  With the default
+    ``config.crop``), and is padded (``config.pad``: zeros after it, or the clip tiled,
+    :data:`PAD_MODES`) to at least ``config.duration`` seconds, so its image has at least one
+    full window of frames.  With the default
     ``max_duration == duration`` it is exactly one window (``config.n_samples`` samples).
 
     Parameters
@@ -796,10 +865,8 @@ def load_clip(
     if seconds < config.min_duration:
         warnings.warn(
             f"{os.fspath(path)}: clip is only {seconds:.3f} s long (audio.min_duration = "
-            f"{config.min_duration} s); zero-padded to {config.duration} s",
+            f"{config.min_duration} s); {config.pad}-padded to {config.duration} s",
             EmoUtilsWarning,
             stacklevel=2,
         )
-    if len(y) < config.n_samples:
-        y = librosa.util.fix_length(y, size=config.n_samples)
-    return y
+    return pad_clip(y, size=config.n_samples, mode=config.pad)

@@ -83,6 +83,7 @@ _REGISTRIES: dict[str, tuple[str, str]] = {
     "ensemble": ("emo_utils.ensemble", "ENSEMBLES"),
     "task": ("emo_utils.tasks", "TASKS"),
     "descriptor": ("emo_utils.features.statistics", "DESCRIPTORS"),
+    "pad": ("emo_utils.audio", "PAD_MODES"),
 }
 
 
@@ -97,7 +98,9 @@ def registry_names(kind: str) -> tuple[str, ...]:
         (:data:`emo_utils.metrics.METRICS`), ``"image_normalization"``
         (:data:`emo_utils.models.IMAGE_NORMALIZATIONS`), ``"stacking_model"``
         (:data:`emo_utils.ensemble.STACKING_MODELS`), ``"ensemble"``
-        (:data:`emo_utils.ensemble.ENSEMBLES`) or ``"task"`` (:data:`emo_utils.tasks.TASKS`).
+        (:data:`emo_utils.ensemble.ENSEMBLES`), ``"task"`` (:data:`emo_utils.tasks.TASKS`),
+        ``"descriptor"`` (:data:`emo_utils.features.statistics.DESCRIPTORS`) or ``"pad"``
+        (:data:`emo_utils.audio.PAD_MODES`).
 
     Examples
     --------
@@ -283,7 +286,7 @@ class AudioConfig:
         Target rate in Hz; every clip is resampled to it with soxr (librosa's default
         ``soxr_hq`` quality) and mixed to mono float32.
     duration : float
-        Seconds per image (default 5 s).  Shorter clips are zero-padded at the end.
+        Seconds per image (default 5 s).  Shorter clips are padded (``pad``).
     max_duration : float
         Seconds of each clip kept in the feature cache (>= ``duration``).  Equal to
         ``duration`` (the default) caches exactly one window per clip; larger values allow
@@ -302,6 +305,16 @@ class AudioConfig:
         error.
     res_type : str
         Resampler passed to :func:`librosa.resample` (``"soxr_hq"`` is librosa's default).
+    pad : str
+        How a clip shorter than ``duration`` is filled to one window, a name in
+        :data:`emo_utils.audio.PAD_MODES`: ``"zero"`` (default: zeros after it) or
+        ``"tile"`` (the clip repeated; recommended for pretrained ``hf:`` waveform models,
+        which degrade on zero-padded short input).  Applies to images and waveforms alike.
+    waveform_sample_rate : int
+        Rate of the waveform input of ``hf:`` models (:mod:`emo_utils.features.waveform`):
+        the clips are cached at this rate, mono float16.  Every ``hf:`` model's feature
+        extractor must take this rate (checked before training).  Default 16000 Hz, the
+        rate of wav2vec2, HuBERT, WavLM and AST.  Images do not depend on it.
     """
 
     sample_rate: int = 22050
@@ -311,15 +324,18 @@ class AudioConfig:
     train_crop: str = "start"
     min_duration: float = 0.1
     res_type: str = "soxr_hq"
+    pad: str = "zero"
+    waveform_sample_rate: int = 16000
 
     def __post_init__(self) -> None:
-        _integer(
-            "audio.sample_rate",
-            self.sample_rate,
-            minimum=4000,
-            maximum=192000,
-            reason="must be an integer between 4000 and 192000 Hz",
-        )
+        for name in ("sample_rate", "waveform_sample_rate"):
+            _integer(
+                f"audio.{name}",
+                getattr(self, name),
+                minimum=4000,
+                maximum=192000,
+                reason="must be an integer between 4000 and 192000 Hz",
+            )
         _positive("audio.duration", self.duration)
         _positive("audio.max_duration", self.max_duration)
         _check(
@@ -336,6 +352,7 @@ class AudioConfig:
             self.res_type,
             ("soxr_vhq", "soxr_hq", "soxr_mq", "soxr_lq", "soxr_qq", "polyphase", "fft", "scipy"),
         )
+        _registered("audio.pad", self.pad, "pad")
 
     @property
     def n_samples(self) -> int:
@@ -495,8 +512,11 @@ class TrainConfig:
     Attributes
     ----------
     architectures : tuple of str
-        timm model names.  The default, ResNeSt50 + EfficientNet B0 + B2 with pretrained
-        weights, gives the mode vote three voters; any ``timm.list_models()`` name works.
+        Model-registry names (:data:`emo_utils.models.MODEL_FAMILIES`): timm names
+        (``timm.list_models()``; the default, ResNeSt50 + EfficientNet B0 + B2 with
+        pretrained weights, gives the mode vote three voters), ``classical:<name>``
+        (scikit-learn models on clip statistics) and ``hf:<hub id or local folder>``
+        (``transformers`` waveform models: wav2vec2, HuBERT, WavLM, AST, ...).
     pretrained : bool
         Load pretrained weights (timm hub when online, ``weights_dir`` when offline).
     weights_dir : str
@@ -543,6 +563,15 @@ class TrainConfig:
         mask (SpecAugment), and mixup alpha (0 = off for each).
     num_workers : int
         DataLoader workers (0 = main process).
+    freeze_feature_encoder : bool
+        ``hf:`` models: keep the convolutional feature encoder (wav2vec2, HuBERT, WavLM) at
+        its pretrained weights (the usual fine-tuning recipe; default True).  Models without
+        one (AST) train every layer.
+    layer_decay : float
+        ``hf:`` models: layer-wise learning-rate decay in (0, 1].  The classifier head
+        trains at ``lr``, the transformer layer below it at ``lr * layer_decay``, the next at
+        ``lr * layer_decay ** 2``, ..., the embeddings and feature encoder at the lowest rate.
+        1.0 (default): one rate for every layer.  Other families train as one group.
     """
 
     architectures: tuple[str, ...] = ("resnest50d", "efficientnet_b0", "efficientnet_b2")
@@ -570,6 +599,8 @@ class TrainConfig:
     time_mask: float = 0.15
     mixup: float = 0.4
     num_workers: int = 0
+    freeze_feature_encoder: bool = True
+    layer_decay: float = 1.0
 
     def __post_init__(self) -> None:
         _check(
@@ -578,7 +609,8 @@ class TrainConfig:
             and all(isinstance(a, str) and a.strip() for a in self.architectures),
             "train.architectures",
             self.architectures,
-            "must be a non-empty list of timm model names",
+            "must be a non-empty list of model names (timm names, classical:<name>, "
+            "hf:<hub id or folder>)",
         )
         _check(
             len(set(self.architectures)) == len(self.architectures),
@@ -610,6 +642,12 @@ class TrainConfig:
         for name in ("time_shift", "freq_mask", "time_mask"):
             _probability(f"train.{name}", getattr(self, name))
         _positive("train.mixup", self.mixup, allow_zero=True)
+        _check(
+            _is_number(self.layer_decay) and 0.0 < self.layer_decay <= 1.0,
+            "train.layer_decay",
+            self.layer_decay,
+            "must be a number in (0, 1] (1 = no layer-wise decay)",
+        )
 
 
 @dataclass(frozen=True)
@@ -713,7 +751,11 @@ class EnsembleConfig:
 
 
 #: Audio fields that do not change a cached image (see :meth:`Config.feature_hash`).
-_NOT_IN_FEATURE_HASH = frozenset({"train_crop"})
+_NOT_IN_FEATURE_HASH = frozenset({"train_crop", "waveform_sample_rate"})
+#: Audio fields added after caches were first keyed: they enter the key only when they differ
+#: from these values (their defaults), so a cache built before them keeps its folder.
+_HASHED_UNLESS = {"pad": "zero"}
+_ALWAYS = object()
 
 _SECTIONS: dict[str, type] = {
     "data": DataConfig,
@@ -925,10 +967,18 @@ class Config:
     def feature_hash(self) -> str:
         """Hash of everything that changes a cached image: the audio and feature sections.
 
-        ``audio.train_crop`` is left out: it only chooses which cached window training reads.
+        ``audio.train_crop`` is left out: it only chooses which cached window training reads;
+        so is ``audio.waveform_sample_rate`` (the waveform cache is keyed by the config
+        :func:`emo_utils.features.waveform.waveform_config` derives, whose ``sample_rate``
+        it is).  ``audio.pad`` counts only when it is not ``"zero"``, so caches built
+        before the field existed keep their folder.
         """
         data = self.to_dict()
-        audio = {k: v for k, v in data["audio"].items() if k not in _NOT_IN_FEATURE_HASH}
+        audio = {
+            k: v
+            for k, v in data["audio"].items()
+            if k not in _NOT_IN_FEATURE_HASH and _HASHED_UNLESS.get(k, _ALWAYS) != v
+        }
         payload = json.dumps({"audio": audio, "features": data["features"]}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 

@@ -230,6 +230,14 @@ def _stores(
     }
 
 
+def _input_shape(store: Any) -> str:
+    """What one row of an input store holds, for the preprocess summary."""
+    if hasattr(store, "image_shape"):  # images and waveforms: one window
+        rate = getattr(store, "sample_rate", None)
+        return f"{store.image_shape}" + (f" at {rate} Hz" if rate else "")
+    return f"{len(store.names)} values"  # clip statistics
+
+
 def preprocess(
     data_dir: str | os.PathLike,
     *,
@@ -262,7 +270,7 @@ def preprocess(
         failed = _input_failures(inputs)  # row -> reason: test.csv may list a file twice
         store = inputs["image"]
         extra = "".join(
-            f", {kind} {len(s.names)} values" for kind, s in inputs.items() if kind != "image"
+            f", {kind} {_input_shape(s)}" for kind, s in inputs.items() if kind != "image"
         )
         lines.append(
             f"{split}: {len(store)} clips, {len(failed)} failed, image {store.image_shape}{extra}"

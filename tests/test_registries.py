@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from sklearn.base import is_classifier
 
-from emo_utils.audio import CROP_POLICIES
+from emo_utils.audio import CROP_POLICIES, PAD_MODES
 from emo_utils.config import Config, FeatureConfig, registry_names
 from emo_utils.ensemble import ENSEMBLES, STACKING_MODELS
 from emo_utils.errors import ConfigError
@@ -48,6 +48,16 @@ def test_crop_policy_returns_a_start_inside_the_clip(name, total, size):
         start = CROP_POLICIES[name](total=total, size=size, rng=np.random.default_rng(seed))
         assert isinstance(start, int)
         assert 0 <= start <= max(0, total - size)
+
+
+@pytest.mark.parametrize("name", sorted(PAD_MODES))
+@pytest.mark.parametrize("n", [1, 3, 10])
+def test_pad_mode_fills_a_short_clip_to_the_size_keeping_its_start(name, n):
+    y = np.arange(1, n + 1, dtype=np.float32)
+    out = PAD_MODES[name](y, size=10)
+    assert out.shape == (10,)
+    np.testing.assert_array_equal(out[:n], y)
+    assert np.all(np.isfinite(out))
 
 
 @pytest.mark.parametrize("name", sorted(NORMALIZATIONS))
@@ -148,6 +158,7 @@ def test_label_kind_splits_a_label_string_into_labels(name):
 FIELDS = {
     "audio.crop": (CROP_POLICIES, (), ("random",)),  # "random" needs an RNG: training only
     "audio.train_crop": (CROP_POLICIES, (), ()),
+    "audio.pad": (PAD_MODES, (), ()),
     "features.normalization": (NORMALIZATIONS, (), ()),
     "train.monitor": (METRICS, ("valid_loss",), ()),
     "train.image_normalization": (IMAGE_NORMALIZATIONS, (), ()),
@@ -184,6 +195,7 @@ def test_registry_names_are_the_registries_keys():
     assert registry_names("stacking_model") == tuple(sorted(STACKING_MODELS))
     assert registry_names("ensemble") == tuple(sorted(ENSEMBLES))
     assert registry_names("task") == tuple(sorted(TASKS))
+    assert registry_names("pad") == tuple(sorted(PAD_MODES))
     with pytest.raises(ValueError, match="unknown registry kind"):
         registry_names("colour")
 

@@ -10,6 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from hf_factory import save_tiny_models
 
 from emo_utils.config import Config
 from emo_utils.data.competition import Competition
@@ -77,14 +78,20 @@ def test_unknown_task_is_a_config_error_naming_the_field():
 
 # ---------------------------------------------------------------------------- models
 @pytest.mark.parametrize("prefix", sorted(MODEL_FAMILIES))
-def test_every_model_family_builds_a_model_giving_one_output_per_class(prefix):
+def test_every_model_family_builds_a_model_giving_one_output_per_class(prefix, tmp_path):
     from emo_utils.models.classical import fit_estimator, predict_estimator
 
     family = MODEL_FAMILIES[prefix]
-    name = {"timm": "test_resnet", "classical": "logreg"}[prefix]  # one small model per family
+    small = {  # one small model per family (hf: a tiny random wav2vec2 in a local folder)
+        "timm": lambda: "test_resnet",
+        "classical": lambda: "logreg",
+        "hf": lambda: str(save_tiny_models(tmp_path)["wav2vec2"]),
+    }
+    name = small[prefix]()
     assert family.check(name) is None
     assert family.check("no_such_model_xyz") is not None
-    model = build_model(f"{prefix}:{name}", 4, pretrained=False, in_chans=3)
+    channels = {"image": 3, "waveform": 1}.get(family.input, 3)
+    model = build_model(f"{prefix}:{name}", 4, pretrained=False, in_chans=channels)
     if family.trainer == "sklearn":  # an estimator, fitted on statistics vectors
         x = np.random.default_rng(0).normal(size=(40, 6))
         fitted = fit_estimator(model, x, np.arange(40) % 4, label_kind="single", seed=0)

@@ -4,7 +4,8 @@
 dB scaling, tuning), ``channels`` the channel registry and ``compute_image``; ``store``
 the cache on disk and its read side (:class:`FeatureStore`), ``build`` the resumable
 builder (its worker scheduler is the private ``_parallel``); ``statistics`` the per-clip
-summary statistics of the classical models (:class:`StatisticsStore`).
+summary statistics of the classical models (:class:`StatisticsStore`); ``waveform`` the
+waveform input of ``hf:`` models (a :class:`FeatureStore` of one ``"waveform"`` channel).
 May import: ``config``, ``errors``, ``fileio``, ``audio``.
 """
 
@@ -28,6 +29,7 @@ from .store import (
     open_cache,
     require_valid_training,
 )
+from .waveform import build_waveforms, waveform_config
 
 __all__ = [
     "CHANNELS",
@@ -40,6 +42,7 @@ __all__ = [
     "StatisticsStore",
     "build_cache",
     "build_statistics",
+    "build_waveforms",
     "cache_folder",
     "channel_specs",
     "clip_statistics",
@@ -52,4 +55,5 @@ __all__ = [
     "power_to_db",
     "register_channel",
     "require_valid_training",
+    "waveform_config",
 ]

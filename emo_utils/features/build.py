@@ -225,7 +225,12 @@ def _warn_damaged(path: Path, problem: str, *, stacklevel: int) -> None:
 
 
 def _compute_missing(
-    plan: _Plan, config: Config, chunks: list[tuple[range, str, Path]], n_jobs: int, progress: bool
+    plan: _Plan,
+    config: Config,
+    chunks: list[tuple[range, str, Path]],
+    n_jobs: int,
+    progress: bool,
+    label: str = "features",
 ) -> tuple[int, int]:
     """Compute every chunk not already on disk (in parallel); return (computed, reused) clips."""
     todo = []
@@ -245,9 +250,9 @@ def _compute_missing(
         return 0, reused
     (plan.directory / _CHUNKS).mkdir(parents=True, exist_ok=True)
     total = sum(len(c) for c, _, _ in todo)
-    split = plan.directory.name
+    split = f"{label} {plan.directory.name}"
     debug(
-        f"features {split}: {len(chunks) - len(todo)} chunk(s) reused ({reused} clips), "
+        f"{split}: {len(chunks) - len(todo)} chunk(s) reused ({reused} clips), "
         f"{len(todo)} to compute ({total} clips) in {plan.directory}"
     )
     specs = plan.specs
@@ -267,12 +272,12 @@ def _compute_missing(
             stacklevel=4,  # _compute_missing < _build_locked < build_cache < its caller
         )
         n_workers = 0
-    debug(f"features {split}: {n_workers} worker process(es) besides this one")
+    debug(f"{split}: {n_workers} worker process(es) besides this one")
     finished = [0, time.perf_counter()]
     with tqdm(
         total=total,
         unit="clip",
-        desc=f"features {split}",
+        desc=split,
         disable=not progress or not interactive(),
     ) as bar:
 
@@ -280,7 +285,7 @@ def _compute_missing(
             bar.update(clips)
             finished[0] += 1
             debug(
-                f"features {split}: chunk {finished[0]}/{len(todo)} done ({clips} clips, "
+                f"{split}: chunk {finished[0]}/{len(todo)} done ({clips} clips, "
                 f"{time.perf_counter() - finished[1]:.1f} s)"
             )
 
@@ -293,7 +298,7 @@ def _compute_missing(
             done=done,
         )
     if progress and not interactive():
-        print(f"features {split}: {total} clips computed, {reused} reused", flush=True)
+        print(f"{split}: {total} clips computed, {reused} reused", flush=True)
     return total, reused
 
 
@@ -471,6 +476,7 @@ def build_cache(
     chunk_size: int = DEFAULT_CHUNK_SIZE,
     verify: bool = True,
     wait: bool = True,
+    label: str = "features",
 ) -> FeatureStore:
     """Compute, resume or reuse the feature cache of one split.
 
@@ -502,6 +508,9 @@ def build_cache(
         When another process is building this split (it holds the folder's lock): wait
         for it, printing who it is (default), or stop at once with a
         :class:`~emo_utils.errors.LockError`.
+    label : str
+        What the progress lines call the cache (``"features"``; ``"waveforms"`` for
+        :func:`~emo_utils.features.waveform.build_waveforms`).
 
     Returns
     -------
@@ -529,13 +538,14 @@ def build_cache(
     """
     start = time.perf_counter()
     plan = _plan(competition, split, config, _resolve_cache_dir(competition, cache_dir))
-    what = f"feature cache ({split})"
+    kind = "feature" if label == "features" else label  # "feature cache (train)"
+    what = f"{kind} cache ({split})"
     try:  # a finished cache is only read: no lock (emo_utils.locks, "Readers")
         store = _open(plan, verify=verify)
     except CacheError:  # missing, stale or damaged: decided under the lock, below
         store = None
     if store is not None:
-        debug(f"features {split}: finished cache reused from {plan.directory}")
+        debug(f"{label} {split}: finished cache reused from {plan.directory}")
         _tidy(plan.directory, what)  # chunks or temp files of a run killed after its manifest
         computed, reused = 0, len(plan.clips)
     else:
@@ -547,7 +557,13 @@ def build_cache(
             raise CacheError(f"chunk_size must be >= 1, got {chunk_size}")
         with folder_lock(plan.directory, what=what, wait=wait):
             store, computed, reused = _build_locked(
-                plan, config, n_jobs=n_jobs, progress=progress, chunk_size=chunk_size, verify=verify
+                plan,
+                config,
+                n_jobs=n_jobs,
+                progress=progress,
+                chunk_size=chunk_size,
+                verify=verify,
+                label=label,
             )
     store.stats = {
         "clips": len(plan.clips),
@@ -560,7 +576,14 @@ def build_cache(
 
 
 def _build_locked(
-    plan: _Plan, config: Config, *, n_jobs: int, progress: bool, chunk_size: int, verify: bool
+    plan: _Plan,
+    config: Config,
+    *,
+    n_jobs: int,
+    progress: bool,
+    chunk_size: int,
+    verify: bool,
+    label: str = "features",
 ) -> tuple[FeatureStore, int, int]:
     """Reuse, repair or build the split while holding its lock: ``(store, computed, reused)``."""
     try:  # finished meanwhile by the process this one waited for?
@@ -580,7 +603,7 @@ def _build_locked(
         )
     _remove_final(plan.directory)
     chunks = _chunks(plan, chunk_size)
-    computed, reused = _compute_missing(plan, config, chunks, n_jobs, progress)
+    computed, reused = _compute_missing(plan, config, chunks, n_jobs, progress, label)
     _assemble(plan, chunks)
     _cleanup(plan.directory)
     return _open(plan, verify=False), computed, reused

@@ -4,16 +4,19 @@
 every channel named in ``features.channels`` from it.  The built-in channels reproduce, value
 for value, the direct librosa calls of the usual notebook recipe:
 
-============  ==========================================================================
-``"mel"``     ``librosa.power_to_db(librosa.feature.melspectrogram(y=y, ...), ref=1.0,
-              top_db=top_db)``, shape ``(n_mels, T)``
-``"chroma"``  ``librosa.feature.chroma_stft(y=y, ...)`` (tuning estimated from the same
-              spectrogram, as chroma_stft does), shape ``(n_chroma, T)``, values in [0, 1]
-``"stft"``    ``librosa.amplitude_to_db(np.abs(librosa.stft(y, ...)), ref=1.0,
-              top_db=top_db)``, shape ``(1 + n_fft // 2, T)``
-``"mfcc"``    ``librosa.feature.mfcc(S=mel dB, n_mfcc=20)``
-``"delta"``   ``librosa.feature.delta(mel dB)`` (width 9)
-============  ==========================================================================
+==============  ==========================================================================
+``"mel"``       ``librosa.power_to_db(librosa.feature.melspectrogram(y=y, ...), ref=1.0,
+                top_db=top_db)``, shape ``(n_mels, T)``
+``"chroma"``    ``librosa.feature.chroma_stft(y=y, ...)`` (tuning estimated from the same
+                spectrogram, as chroma_stft does), shape ``(n_chroma, T)``, values in [0, 1]
+``"stft"``      ``librosa.amplitude_to_db(np.abs(librosa.stft(y, ...)), ref=1.0,
+                top_db=top_db)``, shape ``(1 + n_fft // 2, T)``
+``"mfcc"``      ``librosa.feature.mfcc(S=mel dB, n_mfcc=20)``
+``"delta"``     ``librosa.feature.delta(mel dB)`` (width 9)
+``"waveform"``  the sample at each frame's centre (sample ``t * hop_length`` of frame ``t``;
+                0 past the clip's end), shape ``(1, T)``: the raw clip when ``hop_length``
+                is 1 -- the waveform input of :mod:`emo_utils.features.waveform`; no STFT
+==============  ==========================================================================
 
 ``T = 1 + len(y) // hop_length`` (centred frames).  The default image (mel, chroma, stft) is
 bit-identical to the usual recipe (three librosa calls) and about three times faster with
@@ -60,7 +63,7 @@ import numpy as np
 
 from ..config import FeatureConfig
 from ..errors import ConfigError
-from .spectrum import AMIN_POWER, Spectrum, resize_rows
+from .spectrum import AMIN_POWER, Spectrum, n_frames, resize_rows
 
 __all__ = [
     "CHANNELS",
@@ -74,6 +77,7 @@ __all__ = [
     "db_range",
     "normalize",
     "register_channel",
+    "waveform_channel",
 ]
 
 #: Bump when :func:`compute_image` (or a kernel of :mod:`.spectrum`) changes its output; the
@@ -349,6 +353,26 @@ def delta_channel(*, spectrum: Spectrum) -> np.ndarray:
     return librosa.feature.delta(mel_db, width=width)
 
 
+def _waveform_range(*, config: FeatureConfig) -> tuple[float, float]:
+    return -1.0, 1.0
+
+
+@register_channel("waveform", fixed_range=_waveform_range, version="1")
+def waveform_channel(*, spectrum: Spectrum) -> np.ndarray:
+    """The clip's sample at each frame centre, shape ``(1, T)``, ``T = 1 + n // hop_length``.
+
+    Frame ``t`` is centred on sample ``t * hop_length`` (the centred-STFT convention of the
+    other channels); a frame centred past the last sample (the last one when ``hop_length``
+    divides the length) gets 0.  Reads the samples only: no spectrogram is computed.
+    """
+    hop = spectrum.config.hop_length
+    y = spectrum.y
+    out = np.zeros((1, n_frames(len(y), hop_length=hop)), dtype=y.dtype)
+    samples = y[::hop]
+    out[0, : len(samples)] = samples
+    return out
+
+
 # ---------------------------------------------------------------------------- normalisation
 def _norm_fixed(x: np.ndarray, *, fixed_range: tuple[float, float]) -> np.ndarray:
     lo, hi = fixed_range
@@ -442,10 +466,14 @@ def _compute_image(
     channel registered there is computed even if the worker's registry lacks it.
     """
     spectrum = Spectrum(y, sample_rate=sample_rate, config=config)
-    image = np.empty((len(specs), config.n_mels, spectrum.n_frames), dtype=np.float32)
+    image: np.ndarray | None = None
     for k, spec in enumerate(specs):
         channel = resize_rows(spec.compute(spectrum=spectrum), height=config.n_mels)
+        if image is None:  # the width of the first channel: no STFT needed to know it
+            image = np.empty((len(specs), config.n_mels, channel.shape[-1]), dtype=np.float32)
         image[k] = normalize(
             channel, method=config.normalization, fixed_range=spec.fixed_range(config=config)
         )
+    if image is None:
+        raise ConfigError("features.channels", (), "must name at least one channel")
     return image

@@ -425,9 +425,9 @@ def power_to_db(
 class Spectrum:
     """A clip's power spectrogram and the quantities derived from it, each computed once.
 
-    The power spectrogram is computed when the object is created; everything else (mel
-    power, dB scales, tuning, chroma) when a channel first asks for it, so the channels of
-    one image share one STFT.
+    Everything (the power spectrogram, mel power, dB scales, tuning, chroma) is computed
+    when a channel first asks for it, so the channels of one image share one STFT and a
+    channel that reads only the samples (``"waveform"``) computes none.
 
     Parameters
     ----------
@@ -457,12 +457,21 @@ class Spectrum:
         self.y = y.astype(_DTYPES[config.precision], copy=False)
         self.sample_rate = int(sample_rate)
         self.config = config
-        self.active = active_frames(self.y, n_fft=config.n_fft, hop_length=config.hop_length)
-        self.power = power_spectrogram(
+
+    @functools.cached_property
+    def active(self) -> tuple[int, int]:
+        """Frames ``[start, stop)`` that hold a non-zero sample (:func:`active_frames`)."""
+        return active_frames(self.y, n_fft=self.config.n_fft, hop_length=self.config.hop_length)
+
+    @functools.cached_property
+    def power(self) -> np.ndarray:
+        """The power spectrogram, shape ``(1 + n_fft // 2, T)`` (:func:`power_spectrogram`)."""
+        c = self.config
+        return power_spectrogram(
             self.y,
-            n_fft=config.n_fft,
-            hop_length=config.hop_length,
-            win_length=config.win_length or None,
+            n_fft=c.n_fft,
+            hop_length=c.hop_length,
+            win_length=c.win_length or None,
             active=self.active,
         )
 

@@ -123,6 +123,9 @@ class FeatureStore:
     stats : dict
         How the store was obtained: ``clips``, ``computed`` and ``reused`` clip counts and
         ``seconds``.
+    sample_rate : int or None
+        The rate the clips were decoded at (``audio.sample_rate`` of the config the cache was
+        built from); ``None`` for in-memory stores built without one.
     """
 
     filenames: list[str]
@@ -134,6 +137,7 @@ class FeatureStore:
     notes: list[dict[str, str]] = field(default_factory=list)
     directory: Path | None = None
     stats: dict[str, Any] = field(default_factory=dict)
+    sample_rate: int | None = None
 
     @classmethod
     def from_arrays(
@@ -143,6 +147,7 @@ class FeatureStore:
         *,
         window_frames: int,
         reasons: Sequence[str] | None = None,
+        sample_rate: int | None = None,
     ) -> FeatureStore:
         """Build an in-memory store from per-row images.
 
@@ -155,6 +160,8 @@ class FeatureStore:
         window_frames : int
         reasons : sequence of str, optional
             Why each failed row failed (``""`` for good rows); default ``"failed"``.
+        sample_rate : int, optional
+            The rate of the clips the images come from (:attr:`sample_rate`).
 
         Returns
         -------
@@ -177,7 +184,15 @@ class FeatureStore:
                 frames[off : off + n] = np.moveaxis(im, 2, 0)
         if reasons is None:
             reasons = ["" if im is not None else "failed" for im in images]
-        return cls(list(filenames), frames, offsets, lengths, int(window_frames), list(reasons))
+        return cls(
+            list(filenames),
+            frames,
+            offsets,
+            lengths,
+            int(window_frames),
+            list(reasons),
+            sample_rate=sample_rate,
+        )
 
     # ------------------------------------------------------------------ properties
     def __len__(self) -> int:
@@ -210,6 +225,7 @@ class FeatureStore:
             notes=list(self.notes),
             directory=self.directory,
             stats=dict(self.stats),
+            sample_rate=self.sample_rate,
         )
 
     # ------------------------------------------------------------------ reading
@@ -408,6 +424,7 @@ class _Plan:
     channels: int
     height: int
     dtype: str
+    sample_rate: int
 
 
 def _versions() -> dict[str, Any]:
@@ -470,6 +487,7 @@ def _plan(competition: Any, split: str, config: Config, cache_dir: str | os.Path
         channels=len(names),
         height=config.features.n_mels,
         dtype=config.features.cache_dtype,
+        sample_rate=config.audio.sample_rate,
     )
 
 
@@ -548,6 +566,7 @@ def _open(plan: _Plan, *, verify: bool) -> FeatureStore:
         reasons=reasons,
         notes=notes,
         directory=d,
+        sample_rate=plan.sample_rate,
     )
 
 

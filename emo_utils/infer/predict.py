@@ -228,9 +228,12 @@ def _predict_torch_fold(
     progress: bool,
     loader: ModelLoader,
 ) -> np.ndarray:
-    """Probabilities of every image-store row from one fastai-trained fold."""
-    store = inputs["image"]
+    """Probabilities of every row of the family's input store from one fastai-trained fold."""
+    family, _name = resolve_architecture(arch)
+    store = inputs[family.input]
     model = loader(run.path, arch=arch, fold=fold, device=device)
+    if family.check_input is not None:
+        family.check_input(arch, model, store)
     return predict_rows(
         model,
         store,
@@ -291,7 +294,7 @@ def predict_test(
     store : FeatureStore or mapping
         The test images, in ``test.csv`` order, or ``{input: store}`` for every input the
         architectures need (:func:`emo_utils.models.build_inputs`; ``classical:*``
-        models read ``"features"``).
+        models read ``"features"``, ``hf:*`` models ``"waveform"``).
     run_dir : str, os.PathLike or RunDir
         A trained run folder.
     config : Config, optional

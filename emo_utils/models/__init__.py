@@ -2,13 +2,14 @@
 
 ``_registry`` maps name prefixes to model families (``timm`` is the default family:
 plain timm names work); ``timm`` registers that family, ``classical`` the scikit-learn
-models on clip statistics; ``inputs`` builds the input stores (images, statistics) the
-architectures need; ``normalize`` holds the normalisation built into every model;
+models on clip statistics, ``hf`` the transformers waveform classifiers; ``inputs`` builds
+the input stores (images, statistics, waveforms) the architectures need; ``normalize`` holds the normalisation built into every model;
 ``checkpoints`` loads a trained fold for inference.
 May import: ``config``, ``errors``, ``fileio``, ``runs``, ``features``.  Never fastai.
 """
 
 from . import classical as _classical  # noqa: F401  (registers the classical family)
+from . import hf as _hf  # noqa: F401  (registers the hf family)
 from . import timm as _timm  # noqa: F401  (registers the timm family)
 from ._registry import (
     MODEL_FAMILIES,
@@ -17,6 +18,8 @@ from ._registry import (
     check_architectures,
     check_local_weights,
     check_normalization,
+    check_setups,
+    input_normalization,
     model_inputs,
     register_family,
     resolve_architecture,
@@ -38,7 +41,9 @@ __all__ = [
     "check_architectures",
     "check_local_weights",
     "check_normalization",
+    "check_setups",
     "image_statistics",
+    "input_normalization",
     "load_fold_model",
     "model_inputs",
     "register_family",

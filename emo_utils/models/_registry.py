@@ -3,9 +3,13 @@
 A name in ``train.architectures`` is ``"<prefix>:<model>"`` for a registered family, or a
 plain timm name (``"resnest50d"``, ``"timm:resnest50d"`` is the same).  Each family
 declares what its models take as input (``"image"``: cached feature images ``(B, C, H, W)``;
-``"features"``: per-clip statistics vectors, :mod:`emo_utils.features.statistics`), which
-trainer fits them (``"fastai"``: torch modules in the fastai loop; ``"sklearn"``:
-scikit-learn estimators), the sample rate it needs (``None``: any), and a builder.  :func:`check_architectures` and
+``"features"``: per-clip statistics vectors, :mod:`emo_utils.features.statistics`;
+``"waveform"``: cached mono clips ``(B, 1, 1, T)``, :mod:`emo_utils.features.waveform`),
+which trainer fits them (``"fastai"``: torch modules in the fastai loop; ``"sklearn"``:
+scikit-learn estimators), the sample rate it needs (``None``: any), and a builder; optional
+hooks check a run's settings before any work, check a built model against its input store,
+prepare a model for fine-tuning (frozen parts, layer-wise parameter groups) and rebuild a
+trained model from its saved weights alone.  :func:`check_architectures` and
 :func:`build_model` consult the registry, so a new family is one :func:`register_family`
 call in one file.
 """
@@ -30,6 +34,8 @@ __all__ = [
     "check_architectures",
     "check_local_weights",
     "check_normalization",
+    "check_setups",
+    "input_normalization",
     "model_inputs",
     "register_family",
     "resolve_architecture",
@@ -48,7 +54,7 @@ class ModelFamily:
     ----------
     prefix : str
         The name prefix (``"timm"`` for ``"timm:resnet18"``).
-    input : {"image", "features"}
+    input : {"image", "features", "waveform"}
         What the models are fed (a key of the inputs the pipeline builds:
         :data:`emo_utils.models.INPUT_BUILDERS`).
     build : callable
@@ -68,6 +74,28 @@ class ModelFamily:
     trainer : {"fastai", "sklearn"}
         Which fold trainer fits its models (:mod:`emo_utils.train.cv`) and which predictor
         runs them (:mod:`emo_utils.infer.predict`).
+    input_normalization : str or None
+        The :data:`~emo_utils.models.normalize.IMAGE_NORMALIZATIONS` entry its models always
+        get, whatever ``train.image_normalization`` says (``None``: that field).  ``"none"``
+        for models that normalise their input themselves (``hf``: the feature extractor's).
+    check_setup : callable or None
+        ``check_setup(name, config)``: raise :class:`TrainingError` when the model cannot
+        take the run's input (``hf``: the feature extractor's sample rate and length against
+        the config), before any work.
+    check_input : callable or None
+        ``check_input(arch, model, store)``: raise :class:`TrainingError` when a built (or
+        loaded) model cannot take the store it is about to be fed (sample rate, window).
+    training_groups : callable or None
+        ``training_groups(model, train_config) -> list of parameter lists``: prepares a
+        built model for fine-tuning (``hf``: freezes the feature encoder when
+        ``train.freeze_feature_encoder``) and returns its trainable parameters grouped from
+        the bottom layer to the head, for ``train.layer_decay``.  ``None``: one group.
+    from_state : callable or None
+        ``from_state(name, *, state, n_outputs) -> nn.Module``: the untrained network
+        rebuilt from a saved state dict alone (the body's entries, prefix removed), for
+        families whose architecture travels with the weights (``hf``: the transformers
+        config), so a trained fold loads offline without the hub or the pretrained folder.
+        ``None``: ``build(name, pretrained=False)``.
     """
 
     prefix: str
@@ -78,6 +106,11 @@ class ModelFamily:
     sample_rate: int | None = None
     normalizations: tuple[str, ...] | None = None
     trainer: str = "fastai"
+    input_normalization: str | None = None
+    check_setup: Callable[[str, Any], None] | None = None
+    check_input: Callable[[str, nn.Module, Any], None] | None = None
+    training_groups: Callable[[nn.Module, Any], list[list[nn.Parameter]]] | None = None
+    from_state: Callable[..., nn.Module] | None = None
 
 
 #: prefix -> :class:`ModelFamily`.  The single source of truth for architecture names.
@@ -131,11 +164,36 @@ def check_normalization(architectures: Sequence[str], name: str) -> None:
     """
     for arch in architectures:
         family, _ = resolve_architecture(arch)
+        if family.input_normalization is not None:  # the family's own, whatever the field
+            continue
         if family.normalizations is not None and name not in family.normalizations:
             raise TrainingError(
                 f"train.image_normalization: {name!r} does not apply to {arch!r} "
                 f"({family.prefix} models accept {list(family.normalizations)})"
             )
+
+
+def input_normalization(arch: str, name: str) -> str:
+    """The image normalisation ``arch`` is trained with when ``train.image_normalization = name``.
+
+    ``name``, unless the family always uses its own (:attr:`ModelFamily.input_normalization`).
+    """
+    own = resolve_architecture(arch)[0].input_normalization
+    return name if own is None else own
+
+
+def check_setups(architectures: Sequence[str], config: Any) -> None:
+    """Run every family's :attr:`ModelFamily.check_setup` on its names (before any work).
+
+    Raises
+    ------
+    TrainingError
+        From the hooks: a model that cannot take the run's input.
+    """
+    for arch in architectures:
+        family, name = resolve_architecture(arch)
+        if family.check_setup is not None:
+            family.check_setup(name, config)
 
 
 def check_local_weights(architectures: Sequence[str], weights_dir: str | os.PathLike) -> None:

@@ -2,7 +2,9 @@
 
 :func:`load_fold_model` rebuilds the architecture from the registry, wraps it in the
 :class:`~emo_utils.models.normalize.NormalizedModel` whose statistics were saved with the
-weights, and loads ``RUN/models/ARCH/fold{k}/model.pth``.
+weights, and loads ``RUN/models/ARCH/fold{k}/model.pth``.  A family whose architecture
+travels with the weights (``ModelFamily.from_state``: ``hf``) is rebuilt from the file
+alone, without its hub or pretrained folder.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from torch import nn
 
 from ..errors import CheckpointError, TrainingError
 from ..runs import RunDir
-from ._registry import build_model, select_device
+from ._registry import build_model, resolve_architecture, select_device
 from .normalize import NormalizedModel
 
 __all__ = ["LOAD_ERRORS", "load_fold_model"]
@@ -57,8 +59,8 @@ def load_fold_model(
     -------
     torch.nn.Module
         A :class:`~emo_utils.models.normalize.NormalizedModel`: feed raw cached windows
-        (float32, ``(B, C, H, window_frames)``), get logits ``(B, n_classes)`` in
-        ``classes.json`` order.
+        (float32, ``(B, C, H, window_frames)``; waveform windows ``(B, 1, 1, T)`` for
+        ``hf:`` models), get logits ``(B, n_classes)`` in ``classes.json`` order.
 
     Raises
     ------
@@ -80,11 +82,18 @@ def load_fold_model(
         raise CheckpointError(
             f"{arch} fold {fold}: {path} is damaged ({exc}); delete {fdir} and train the fold again"
         ) from exc
-    body = build_model(arch, len(classes), pretrained=False, in_chans=in_chans)
+    family, name = resolve_architecture(arch)
+    if family.from_state is not None:
+        body_state = {
+            k.removeprefix("model."): v for k, v in state.items() if k.startswith("model.")
+        }
+        body = family.from_state(name, state=body_state, n_outputs=len(classes))
+    else:
+        body = build_model(arch, len(classes), pretrained=False, in_chans=in_chans)
     model = NormalizedModel(body, np.zeros(in_chans), np.ones(in_chans))
     try:
         model.load_state_dict(state)
-    except RuntimeError as exc:
+    except (RuntimeError, CheckpointError) as exc:
         raise CheckpointError(
             f"{arch} fold {fold}: {path} does not match {arch} with {len(classes)} classes ({exc})"
         ) from exc

@@ -1,5 +1,14 @@
 """The model inputs of a split: one cached store per input kind the architectures need.
 
+=============  ==============================================  ===========================
+input kind     store                                           families
+=============  ==============================================  ===========================
+``image``      feature images (:func:`build_cache`)            ``timm``
+``features``   clip statistics (:func:`build_statistics`)      ``classical``
+``waveform``   mono clips, float16 (:func:`build_waveforms`)   ``hf``
+=============  ==============================================  ===========================
+
+
 :data:`INPUT_BUILDERS` maps every ``ModelFamily.input`` of the model registry to the
 function that computes (or reuses) its cache; :func:`build_inputs` builds the stores that
 ``train.architectures`` needs.  The image cache is always built: the training and test
@@ -13,7 +22,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..config import Config
-from ..features import build_cache, build_statistics
+from ..features import build_cache, build_statistics, build_waveforms
 from ._registry import model_inputs
 
 __all__ = ["INPUT_BUILDERS", "build_inputs"]
@@ -22,6 +31,7 @@ __all__ = ["INPUT_BUILDERS", "build_inputs"]
 INPUT_BUILDERS: dict[str, Callable[..., Any]] = {
     "image": build_cache,
     "features": build_statistics,
+    "waveform": build_waveforms,
 }
 
 

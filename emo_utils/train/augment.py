@@ -1,19 +1,26 @@
-"""Audio-appropriate batch augmentation for spectrogram images.
+"""Audio-appropriate batch augmentation for spectrogram images and waveforms.
 
 Every augmentation is a fastai batch :class:`~fastai.data.transforms.Transform` applied
 to training batches only (``split_idx = 0``) on the batch's device, to images of shape
-``(B, C, H, T)`` (``H`` frequency bins, ``T`` frames).  They are built from
-:class:`~emo_utils.config.TrainConfig` through the :data:`AUGMENTATIONS` registry; a
-value of 0 switches one off.  Mixup is fastai's :class:`~fastai.callback.mixup.MixUp`
-callback (``train.mixup`` is its alpha).
+``(B, C, H, T)`` (``H`` frequency bins, ``T`` frames) or waveform windows ``(B, 1, 1, T)``
+(``T`` samples, :mod:`emo_utils.features.waveform`).  They are built from
+:class:`~emo_utils.config.TrainConfig` through the :data:`AUGMENTATIONS` registry, which
+also says which input kinds (``ModelFamily.input``) each one applies to; a value of 0
+switches one off.  Mixup is fastai's :class:`~fastai.callback.mixup.MixUp` callback
+(``train.mixup`` is its alpha) and mixes images and waveforms alike.
 
 There are deliberately no flips or rotations: a flipped spectrogram is a different sound.
 
-=============  ==================================================================
-``time_shift`` roll each image along time by up to ``time_shift * T`` frames
-``freq_mask``  SpecAugment frequency mask: up to ``freq_mask * H`` adjacent bins
-``time_mask``  SpecAugment time mask: up to ``time_mask * T`` adjacent frames
-=============  ==================================================================
+==============  ==================================================================  ==========
+``time_shift``  roll each image along time by up to ``time_shift * T`` frames        image,
+                (a waveform by as many samples)                                      waveform
+``freq_mask``   SpecAugment frequency mask: up to ``freq_mask * H`` adjacent bins    image
+``time_mask``   SpecAugment time mask: up to ``time_mask * T`` adjacent frames       image
+==============  ==================================================================  ==========
+
+The SpecAugment masks are image-only: on a waveform a "frequency" axis does not exist and
+a time mask would cut a hole of constant value into the signal.  The ``hf:`` models mask
+their own latent time steps in training instead (transformers' ``mask_time_prob``).
 
 Masked cells take the mean of their image channel, so a mask removes information without
 adding an artificial silence or edge.
@@ -22,6 +29,7 @@ adding an artificial silence or edge.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import torch
 from fastai.data.transforms import Transform
@@ -29,7 +37,14 @@ from fastai.torch_core import TensorImage
 
 from ..config import TrainConfig
 
-__all__ = ["AUGMENTATIONS", "FrequencyMask", "TimeMask", "TimeShift", "batch_augmentations"]
+__all__ = [
+    "AUGMENTATIONS",
+    "Augmentation",
+    "FrequencyMask",
+    "TimeMask",
+    "TimeShift",
+    "batch_augmentations",
+]
 
 
 class TimeShift(Transform):
@@ -99,18 +114,42 @@ class TimeMask(_AxisMask):
     axis = -1
 
 
-#: ``TrainConfig`` field -> transform class taking that field's value.
-AUGMENTATIONS: dict[str, Callable[[float], Transform]] = {
-    "time_shift": TimeShift,
-    "freq_mask": FrequencyMask,
-    "time_mask": TimeMask,
+@dataclass(frozen=True)
+class Augmentation:
+    """One :data:`AUGMENTATIONS` entry.
+
+    Attributes
+    ----------
+    make : callable
+        Transform class taking the config field's value.
+    inputs : tuple of str
+        The input kinds (``ModelFamily.input``) it applies to.
+    """
+
+    make: Callable[[float], Transform]
+    inputs: tuple[str, ...]
+
+
+#: ``TrainConfig`` field -> the transform taking that field's value, and its input kinds.
+AUGMENTATIONS: dict[str, Augmentation] = {
+    "time_shift": Augmentation(TimeShift, ("image", "waveform")),
+    "freq_mask": Augmentation(FrequencyMask, ("image",)),
+    "time_mask": Augmentation(TimeMask, ("image",)),
 }
 
 
-def batch_augmentations(config: TrainConfig) -> list[Transform]:
-    """The switched-on batch transforms of ``config`` (fields of :data:`AUGMENTATIONS`)."""
+def batch_augmentations(config: TrainConfig, input_kind: str = "image") -> list[Transform]:
+    """The switched-on batch transforms of ``config`` that apply to ``input_kind``.
+
+    Parameters
+    ----------
+    config : TrainConfig
+        Its fields named in :data:`AUGMENTATIONS` (0 switches one off).
+    input_kind : str
+        The model family's input (``"image"``, ``"waveform"``).
+    """
     return [
-        make(getattr(config, name))
-        for name, make in AUGMENTATIONS.items()
-        if getattr(config, name) > 0
+        entry.make(getattr(config, name))
+        for name, entry in AUGMENTATIONS.items()
+        if getattr(config, name) > 0 and input_kind in entry.inputs
     ]

@@ -18,10 +18,14 @@ optimiser, random-number states and best score restored, so a worse resumed epoc
 replaces the best weights.  Every file is written atomically; a damaged checkpoint raises
 :class:`~emo_utils.errors.CheckpointError` naming the fold, the file and the fix.
 
-Families: the ``fastai`` trainer above fits torch models on images; the ``sklearn`` trainer
-(:func:`_fit_fold`) fits the scikit-learn estimators of the classical family on clip
-statistics, on the same folds, writing the same ``oof.csv`` and ``done.json`` (plus
-``model.joblib``).  ``ModelFamily.trainer`` picks one per architecture.
+Families: the ``fastai`` trainer above fits torch models on their family's input store
+(``ModelFamily.input``: images for timm, waveforms for ``hf:`` transformers); the family's
+hooks check the model against its store, freeze what it keeps
+(``train.freeze_feature_encoder``) and give its parameter groups for layer-wise learning
+rates (``train.layer_decay``).  The
+``sklearn`` trainer (:func:`_fit_fold`) fits the scikit-learn estimators of the classical
+family on clip statistics, on the same folds, writing the same ``oof.csv`` and ``done.json``
+(plus ``model.joblib``).  ``ModelFamily.trainer`` picks one per architecture.
 
 Blown-up training: a NaN/inf training loss raises :class:`~emo_utils.errors.TrainingDiverged`
 naming the fold, epoch and batch (:class:`~emo_utils.train.callbacks.StopOnNonFiniteLoss`);
@@ -68,7 +72,9 @@ from ..models import (
     check_architectures,
     check_local_weights,
     check_normalization,
+    check_setups,
     image_statistics,
+    input_normalization,
     model_inputs,
     resolve_architecture,
     select_device,
@@ -86,7 +92,7 @@ from .callbacks import (
 )
 from .checkpoints import load_weights, read_checkpoint, restore_checkpoint
 from .data import make_dataloaders
-from .learner import make_learner
+from .learner import layer_learning_rates, make_learner
 from .report import cv_report, report_markdown
 
 __all__ = ["CVResult", "FoldResult", "check_training_setup", "train_cv"]
@@ -259,7 +265,8 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     device = select_device()
     set_seed(tc.seed, reproducible=device.type == "cpu")
 
-    store, store_rows = run.inputs["image"], run.store_rows["image"]
+    family, _ = resolve_architecture(arch)
+    store, store_rows = run.inputs[family.input], run.store_rows[family.input]
     body = build_model(
         arch,
         len(run.classes),
@@ -267,8 +274,18 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         weights_dir=tc.weights_dir,
         in_chans=store.image_shape[0],
     )
+    if family.check_input is not None:
+        family.check_input(arch, body, store)
     train_rows = store_rows[train_idx]
-    mean, std = image_statistics(tc.image_normalization, store=store, rows=train_rows, model=body)
+    normalization = input_normalization(arch, tc.image_normalization)
+    mean, std = image_statistics(normalization, store=store, rows=train_rows, model=body)
+    # Frozen parts and parameter groups (bottom to head) before the optimiser exists.
+    groups, lr_max = None, tc.lr
+    if family.training_groups is not None:
+        groups = family.training_groups(body, tc)
+        rates = layer_learning_rates(tc.lr, tc.layer_decay, len(groups))
+        keep = [i for i, group in enumerate(groups) if group]
+        groups, lr_max = [groups[i] for i in keep], rates[keep]
     model = NormalizedModel(body, mean, std)
     dls = make_dataloaders(
         store,
@@ -278,6 +295,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         valid_targets=run.targets[valid_idx],
         config=run.config,
         device=device,
+        input_kind=family.input,
     )
     learn = make_learner(
         dls,
@@ -288,6 +306,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         train_targets=run.targets[train_idx],
         path=fdir,
         progress=run.progress,
+        param_groups=groups,
     )
 
     start_epoch, best, best_epoch, wait = 0, None, None, 0
@@ -329,7 +348,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         ]
         try:
             learn.fit_one_cycle(
-                tc.epochs, lr_max=tc.lr, wd=tc.weight_decay, start_epoch=start_epoch, cbs=cbs
+                tc.epochs, lr_max=lr_max, wd=tc.weight_decay, start_epoch=start_epoch, cbs=cbs
             )
         except TrainingDiverged:
             # The weights of the diverging fit are worthless: a rerun starts the fold over.
@@ -368,7 +387,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         best_epoch=saver.best_epoch,
         best_score=float("nan") if best is None else float(best),
         epochs_run=epochs_run,
-        extra={"normalization": {"name": tc.image_normalization, "mean": mean, "std": std}},
+        extra={"normalization": {"name": normalization, "mean": mean, "std": std}},
     )
 
 
@@ -488,7 +507,8 @@ def _as_inputs(store: Any, architectures: Sequence[str]) -> dict[str, Any]:
         raise TrainingError(
             f"train.architectures: {needs} need the input(s) {missing}, which were not given; "
             "pass a mapping such as {'image': build_cache(...), 'features': "
-            "build_statistics(...)} (emo_utils.models.build_inputs builds it)"
+            "build_statistics(...), 'waveform': build_waveforms(...)} "
+            "(emo_utils.models.build_inputs builds it)"
         )
     return inputs
 
@@ -533,9 +553,10 @@ def check_training_setup(competition: Competition, config: Config) -> None:
     """Fail before any work (feature cache, run folder) when training could not start.
 
     Checks that the task and every ``train.architectures`` name are registered, that local
-    pretrained weights exist when ``train.weights_dir`` is set, and that the labels can
-    fill ``train.n_folds`` folds.  :func:`train_cv` calls it too, after dropping failed
-    files.
+    pretrained weights exist when ``train.weights_dir`` is set, that every model takes the
+    run's input (``ModelFamily.check_setup``: an ``hf:`` model's sample rate and window
+    length), and that the labels can fill ``train.n_folds`` folds.  :func:`train_cv` calls
+    it too, after dropping failed files.
 
     Raises
     ------
@@ -551,6 +572,7 @@ def check_training_setup(competition: Competition, config: Config) -> None:
     check_normalization(tc.architectures, tc.image_normalization)
     if tc.pretrained and tc.weights_dir:
         check_local_weights(tc.architectures, tc.weights_dir)
+    check_setups(tc.architectures, config)
     task.check_counts(competition.train["label"].tolist(), n_folds=tc.n_folds)
 
 
@@ -574,6 +596,8 @@ def train_cv(
         Cached training images, or ``{input: store}`` for every input the architectures
         need (``"image"``: a :class:`~emo_utils.features.FeatureStore`; ``"features"``: a
         :class:`~emo_utils.features.StatisticsStore` for ``classical:*`` models;
+        ``"waveform"``: the :class:`~emo_utils.features.FeatureStore` of
+        :func:`~emo_utils.features.build_waveforms` for ``hf:*`` models;
         :func:`emo_utils.models.build_inputs` builds it).  Rows are matched to
         ``competition.train`` by file name.
     run_dir : str, os.PathLike or RunDir

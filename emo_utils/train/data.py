@@ -134,6 +134,7 @@ def make_dataloaders(
     valid_targets: Sequence[int],
     config: Config,
     device: torch.device | None = None,
+    input_kind: str = "image",
 ) -> DataLoaders:
     """The fastai ``DataLoaders`` over cached windows, with the configured batch augmentation.
 
@@ -142,7 +143,8 @@ def make_dataloaders(
     targets) it draws clips by :func:`balanced_weights` instead.  The validation loader
     keeps the row order.  The
     augmentations of :mod:`emo_utils.train.augment` run on the training batches only, on
-    ``device`` (default: the GPU when there is one).
+    ``device`` (default: the GPU when there is one); ``input_kind`` (the family's
+    ``ModelFamily.input``) picks the ones that apply (:data:`~.augment.AUGMENTATIONS`).
     """
     tc = config.train
     device = select_device(device)
@@ -155,14 +157,22 @@ def make_dataloaders(
         "num_workers": tc.num_workers,
         "pin_memory": device.type == "cuda",
     }
-    train_kwargs = {"shuffle": True, "drop_last": True, "after_batch": batch_augmentations(tc)}
+    train_kwargs = {
+        "shuffle": True,
+        "drop_last": True,
+        "after_batch": batch_augmentations(tc, input_kind),
+    }
     if tc.balanced_sampling and train_ds.multi:
         wgts = balanced_weights(train_ds.targets)
         train_dl = SeededWeightedDL(train_ds, wgts=wgts, **train_kwargs, **common)
     else:
         train_dl = TfmdDL(train_ds, **train_kwargs, **common)
     valid_dl = TfmdDL(
-        valid_ds, shuffle=False, drop_last=False, after_batch=batch_augmentations(tc), **common
+        valid_ds,
+        shuffle=False,
+        drop_last=False,
+        after_batch=batch_augmentations(tc, input_kind),
+        **common,
     )
     dls = DataLoaders(train_dl, valid_dl, device=device)
     for dl in dls.loaders:

@@ -23,7 +23,19 @@ from ..config import TrainConfig
 from ..tasks import Task, get_task
 from .callbacks import EpochLineLogger, LazyProgressCallback, UnionMixUp
 
-__all__ = ["make_learner"]
+__all__ = ["layer_learning_rates", "make_learner"]
+
+
+def layer_learning_rates(lr: float, decay: float, n_groups: int) -> np.ndarray:
+    """``lr * decay ** (n_groups - 1 - g)`` for parameter groups ``g`` from the bottom up.
+
+    The last group (the head) trains at ``lr``, each group below at ``decay`` times the rate
+    of the one above (``train.layer_decay``).
+
+    >>> layer_learning_rates(1.0, 0.5, 3).tolist()
+    [0.25, 0.5, 1.0]
+    """
+    return float(lr) * float(decay) ** np.arange(n_groups - 1, -1, -1, dtype=np.float64)
 
 
 def make_learner(
@@ -36,6 +48,7 @@ def make_learner(
     train_targets: Sequence[int] | np.ndarray,
     path: str | os.PathLike = ".",
     progress: bool = True,
+    param_groups: Sequence[Sequence[nn.Parameter]] | None = None,
 ) -> Learner:
     """The fastai ``Learner`` of one fold.
 
@@ -48,7 +61,10 @@ def make_learner(
     supported, else fp16) when ``config.mixed_precision`` and the data is on a GPU.
     ``progress=False`` removes the progress bars and the per-epoch table; where no one
     watches (:func:`emo_utils._console.interactive` is false: a log file, CI) the bars are
-    replaced by one plain line per epoch.
+    replaced by one plain line per epoch.  ``param_groups`` (non-empty lists of the
+    model's trainable parameters, bottom to head) become the optimiser's parameter groups
+    (fastai's ``splitter``), so ``fit_one_cycle(lr_max=array)`` gives each its own rate;
+    default: every trainable parameter in one group.
     """
     task = get_task(task) if isinstance(task, str) else task
     loss = task.make_loss(
@@ -56,6 +72,10 @@ def make_learner(
     )
     mixup = UnionMixUp if config.mixup_targets == "union" else MixUp
     cbs = [mixup(config.mixup)] if config.mixup > 0 else []
+    extra = {}
+    if param_groups is not None:
+        groups = [list(g) for g in param_groups]
+        extra["splitter"] = lambda _model: groups
     learn = Learner(
         dls,
         model,
@@ -67,6 +87,7 @@ def make_learner(
         path=Path(path),
         model_dir=".",
         cbs=cbs,
+        **extra,
     )
     if config.mixed_precision and dls.device.type == "cuda":
         mode = AMPMode.BF16 if torch.cuda.is_bf16_supported() else AMPMode.FP16
