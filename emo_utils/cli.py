@@ -5,9 +5,11 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   demo-data   write the built-in synthetic competition folder
   preprocess  compute (or reuse) the feature cache of the train and test splits
   train       cross-validated training of every configured architecture
+              (--pseudo-from RUN: a pseudo-label round on RUN's ensemble probabilities)
   predict     predict the test set, compare ensembles on OOF, write the submission
   run         preprocess + train + predict
   demo        demo-data + run with the cpu_demo preset, scored on the held-out answers
+              (--rounds 2: then a pseudo-label round, both rounds' scores side by side)
   report      plots and README.md of a trained run into RUN/report/ (reads only)
   vote        vote over submission CSVs: mode per row, or per-label majority (multi-label)
   blend       mean / geometric / rank blend of probability files into a submission
@@ -27,6 +29,7 @@ which process it waits for, or with --no-wait stops at once naming it.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import traceback
 from collections.abc import Callable, Sequence
@@ -124,6 +127,25 @@ def _add_submissions(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_pseudo(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--pseudo-from",
+        type=Path,
+        default=None,
+        metavar="RUN",
+        help="pseudo-label round: add test (and data.unlabelled_dir) clips to the training "
+        "folds with RUN's ensemble probabilities as soft targets, on RUN's folds "
+        "(sets train.pseudo_from to RUN's absolute path; RUN must be trained and predicted)",
+    )
+
+
+def _with_pseudo(cfg: Config, args: argparse.Namespace) -> Config:
+    """``cfg`` with ``train.pseudo_from`` from ``--pseudo-from`` (absolute), if given."""
+    if getattr(args, "pseudo_from", None) is None:
+        return cfg
+    return cfg.override({"train.pseudo_from": os.fspath(args.pseudo_from.resolve())})
+
+
 def _overrides(args: argparse.Namespace) -> dict[str, str]:
     overrides = {}
     for item in args.overrides:
@@ -199,11 +221,12 @@ def _train(p: argparse.ArgumentParser) -> Runner:
     _add_run(p)
     _add_config(p)
     _add_runtime(p)
+    _add_pseudo(p)
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import train
 
-        cfg = _config_from_args(args)
+        cfg = _with_pseudo(_config_from_args(args), args)
         result = train(
             args.data,
             run_dir=args.run,
@@ -251,11 +274,12 @@ def _run(p: argparse.ArgumentParser) -> Runner:
     _add_config(p)
     _add_runtime(p)
     _add_submissions(p)
+    _add_pseudo(p)
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import run_pipeline
 
-        cfg = _config_from_args(args)
+        cfg = _with_pseudo(_config_from_args(args), args)
         result = run_pipeline(
             args.data,
             run_dir=args.run,
@@ -298,10 +322,17 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
     _add_runtime(p)
     p.add_argument("--n-train", type=int, default=None, help="default: the generator's")
     p.add_argument("--n-test", type=int, default=None, help="default: the generator's")
+    p.add_argument(
+        "--rounds",
+        type=int,
+        default=1,
+        help="1 (default): one run; N > 1: then N - 1 pseudo-label rounds, round r in "
+        "RUN_round{r} labelled by round r - 1, every round's OOF and held-out scores printed",
+    )
     _add_submissions(p)
 
     def run(args: argparse.Namespace) -> int:
-        from .pipeline import run_demo
+        from .pipeline import describe_rounds, run_demo_rounds
 
         preset, data, run_dir = _DEMOS[args.task]
         cfg = _config_from_args(args, default_preset=preset)
@@ -309,10 +340,11 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
             raise ConfigError(
                 "data.task", cfg.data.task, f"differs from --task {args.task}; give one of them"
             )
-        result = run_demo(
+        results = run_demo_rounds(
             args.data or Path(data),
             run_dir=args.run or Path(run_dir),
             config=cfg,
+            rounds=args.rounds,
             n_train=args.n_train,
             n_test=args.n_test,
             submissions_dir=args.submissions,
@@ -321,7 +353,12 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
             progress=_progress(args),
             wait=not args.no_wait,
         )
-        print(result.describe())
+        for number, result in enumerate(results):
+            if len(results) > 1:
+                print(f"== round {number} ==")
+            print(result.describe())
+        if len(results) > 1:
+            print(describe_rounds(results))
         return 0
 
     return run

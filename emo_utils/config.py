@@ -64,6 +64,8 @@ __all__ = [
 CACHE_DTYPES = ("float16", "float32")
 #: ``ensemble.pool``: how the views (windows, shifts) of a clip are pooled per class.
 POOLS = ("mean", "max")
+#: ``train.pseudo_splits``: the splits whose clips a pseudo-label round may label.
+PSEUDO_SPLITS = ("test", "unlabelled")
 
 #: ``train.monitor`` may also name the validation loss (not a metric of the registry).
 _MONITOR_LOSS = "valid_loss"
@@ -176,6 +178,28 @@ def _probability(name: str, value: float) -> None:
     _check(_is_number(value) and 0.0 <= value <= 1.0, name, value, "must be a number in [0, 1]")
 
 
+def _check_pseudo(train: TrainConfig) -> None:
+    """The ``train.pseudo_*`` fields (the parent run itself is checked where it is read)."""
+    _check(
+        isinstance(train.pseudo_from, str) and train.pseudo_from == train.pseudo_from.strip(),
+        "train.pseudo_from",
+        train.pseudo_from,
+        "must be a run folder path without surrounding spaces, or empty",
+    )
+    if train.pseudo_threshold is not None:
+        _probability("train.pseudo_threshold", train.pseudo_threshold)
+    _positive("train.pseudo_power", train.pseudo_power)
+    _check(
+        isinstance(train.pseudo_splits, tuple)
+        and len(train.pseudo_splits) > 0
+        and len(set(train.pseudo_splits)) == len(train.pseudo_splits)
+        and set(train.pseudo_splits) <= set(PSEUDO_SPLITS),
+        "train.pseudo_splits",
+        train.pseudo_splits,
+        f"must be a non-empty list of distinct names in {list(PSEUDO_SPLITS)}",
+    )
+
+
 @dataclass(frozen=True)
 class DataConfig:
     """Where the competition files are and what their columns are called.
@@ -214,6 +238,11 @@ class DataConfig:
     empty_label : str
         Multi-label tasks: the label given to a clip whose label list is empty (e.g.
         ``"Silence"``).  Empty (the default): such a clip is an error listing the rows.
+    unlabelled_dir : str
+        Optional folder of unlabelled clips inside the data folder (empty, the default:
+        none).  Every file in it (sub-folders included, hidden files left out) with an
+        extension a decoder reads is a row of the ``unlabelled`` split, cached like the test
+        set; pseudo-label rounds (``train.pseudo_from``) add them to the training folds.
     """
 
     train_csv: str = "train.csv"
@@ -229,6 +258,7 @@ class DataConfig:
     label_separator: str = ","
     label_columns: tuple[str, ...] = ()
     empty_label: str = ""
+    unlabelled_dir: str = ""
 
     @property
     def label_kind(self) -> str:
@@ -238,7 +268,7 @@ class DataConfig:
     def __post_init__(self) -> None:
         for f in fields(self):
             value = getattr(self, f.name)
-            if f.name in ("label_separator", "empty_label"):
+            if f.name in ("label_separator", "empty_label", "unlabelled_dir"):
                 continue
             if f.type == "str" or isinstance(value, str):
                 _check(
@@ -273,6 +303,13 @@ class DataConfig:
             "data.label_columns",
             self.label_columns,
             "must be distinct non-empty column names other than data.filename_column",
+        )
+        _check(
+            isinstance(self.unlabelled_dir, str)
+            and self.unlabelled_dir == self.unlabelled_dir.strip(),
+            "data.unlabelled_dir",
+            self.unlabelled_dir,
+            "must be a folder name without surrounding spaces, or empty",
         )
 
 
@@ -552,6 +589,26 @@ class TrainConfig:
         resolves it, so a saved ``config.json`` holds the name.
     early_stopping_patience : int
         Epochs without improvement before stopping (0 = off).
+    pseudo_from : str
+        Pseudo-label round: the parent run folder whose ensemble labels the
+        ``pseudo_splits`` clips (soft targets) that join the training part of every fold;
+        empty (the default): no pseudo-labels.  The parent must be trained and predicted,
+        with the same classes and ``folds.csv`` (copied into this run), so OOF scores stay
+        comparable across rounds (:mod:`emo_utils.endgame.pseudo`).
+    pseudo_threshold : float or None
+        Which pseudo-labelled clips are kept (:meth:`emo_utils.tasks.Task.pseudo_targets`).
+        Single-label: a clip whose top probability reaches it (``None``, the default: every
+        clip; the soft targets carry the doubt).  Multi-label: the decision threshold of
+        every label, a clip being kept when one of its labels reaches it (``None``: per label,
+        tuned like the parent's ``thresholds.json`` on the parent's OOF rows outside the fold).
+    pseudo_power : float
+        Sharpening of the soft targets, ``1 / temperature``: single-label ``p ** k``
+        renormalised; multi-label ``sigmoid(k * (logit(p) - logit(threshold)))``, so the
+        threshold maps to 0.5.  1 (the default): the parent's probabilities (single-label)
+        unchanged; larger values move targets towards hard labels.
+    pseudo_splits : tuple of str
+        Which clips are pseudo-labelled: ``"test"`` and/or ``"unlabelled"``
+        (``data.unlabelled_dir``).
     mixed_precision : bool
         Use fp16/bf16 autocast when a GPU is present (ignored on CPU).
     image_normalization : str
@@ -592,6 +649,10 @@ class TrainConfig:
     mixup_targets: str = "mix"
     monitor: str | None = None
     early_stopping_patience: int = 0
+    pseudo_from: str = ""
+    pseudo_threshold: float | None = None
+    pseudo_power: float = 1.0
+    pseudo_splits: tuple[str, ...] = PSEUDO_SPLITS
     mixed_precision: bool = True
     image_normalization: str = "dataset"
     time_shift: float = 0.2
@@ -637,6 +698,7 @@ class TrainConfig:
         )
         _positive("train.focal_gamma", self.focal_gamma, allow_zero=True)
         _choice("train.mixup_targets", self.mixup_targets, ("mix", "union"))
+        _check_pseudo(self)
         # train.monitor and train.loss depend on data.task: Config checks them.
         _registered("train.image_normalization", self.image_normalization, "image_normalization")
         for name in ("time_shift", "freq_mask", "time_mask"):

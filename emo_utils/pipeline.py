@@ -8,7 +8,18 @@ is finished (cache chunks, folds, finished folds) and redoes only what is missin
   failed, unless ``data.skip_bad_train``);
 * :func:`predict` -- test probabilities, OOF comparison of ensembles, submission CSV;
 * :func:`run_pipeline` -- the three above, plus ``summary.json``;
-* :func:`run_demo` -- generate the demo folder, run the pipeline, score on held-out answers.
+* :func:`run_demo` -- generate the demo folder, run the pipeline, score on held-out answers;
+* :func:`run_demo_rounds` -- :func:`run_demo`, then pseudo-label rounds, each from the one
+  before (``train.pseudo_from``), with their OOF and held-out scores side by side
+  (:func:`describe_rounds`).
+
+**Pseudo-label rounds** (``train.pseudo_from``): :func:`train` checks the parent before any
+work (:func:`emo_utils.endgame.pseudo.check_parent`), caches the round's
+``train.pseudo_splits`` (test, and ``data.unlabelled_dir`` when set) like the test set,
+then, holding the run folder's lock, reads or makes the soft targets
+(:func:`emo_utils.endgame.pseudo.pseudo_labels`; the parent's models see the parent's own
+feature cache) and trains on them.  Clips without an input are skipped and counted in the
+end-of-run report.
 
 **Locks** (:mod:`emo_utils.locks`).  ``train``, ``predict``, ``predict_and_submit`` and
 ``run_pipeline`` hold the run folder's lock while they write it (``run_pipeline`` across
@@ -48,7 +59,7 @@ from .ensemble import (
     make_ensemble,
     make_multilabel_ensemble,
 )
-from .errors import EmoUtilsWarning, SubmissionError
+from .errors import ConfigError, EmoUtilsWarning, SubmissionError
 from .features import FeatureStore, default_cache_dir, require_valid_training
 from .fileio import write_json
 from .infer.predict import ModelLoader, predict_test
@@ -66,10 +77,13 @@ __all__ = [
     "PipelineResult",
     "RunReport",
     "SubmissionOutcome",
+    "describe_rounds",
     "predict",
     "predict_and_submit",
     "preprocess",
+    "round_run_dir",
     "run_demo",
+    "run_demo_rounds",
     "run_pipeline",
     "train",
 ]
@@ -97,6 +111,8 @@ class PipelineResult:
     warnings : list of str
         Problems to show at the end of the run (a model at or below the majority-class
         baseline, from ``cv_report.json``).
+    submission_method : str
+        The ensemble method that wrote the submission (``"best"`` resolved; predict only).
     """
 
     run_dir: Path | None = None
@@ -110,6 +126,7 @@ class PipelineResult:
     seconds: float = 0.0
     lines: list[str] = field(default_factory=list)
     warnings: list[str] = field(default_factory=list)
+    submission_method: str = ""
 
     def describe(self) -> str:
         """Human-readable multi-line report."""
@@ -247,9 +264,10 @@ def preprocess(
     progress: bool = True,
     wait: bool = True,
 ) -> PipelineResult:
-    """Compute or reuse the feature cache of the train and test splits.
+    """Compute or reuse the feature cache of the train and test splits (and ``unlabelled``).
 
-    ``wait=False``: stop with a :class:`~emo_utils.errors.LockError` instead of waiting
+    The ``unlabelled`` split (``data.unlabelled_dir``) is cached like the test set; its
+    files that fail are counted in the end-of-run report.  ``wait=False``: stop with a :class:`~emo_utils.errors.LockError` instead of waiting
     while another process builds a split.
     """
     start = time.perf_counter()
@@ -262,7 +280,7 @@ def preprocess(
             _cache_dir(Path(data_dir), cache_dir),
             n_jobs,
             progress,
-            ("train", "test"),
+            ("train", "test", *(("unlabelled",) if len(comp.unlabelled) else ())),
             wait,
         )
     lines = []
@@ -301,7 +319,9 @@ def train(
     Reuses the feature cache (computing what is missing) and every finished fold.  Holds
     the run folder's lock once the training cache is ready (every check before any work
     is done by then); with ``wait=False`` a folder in use stops it with a
-    :class:`~emo_utils.errors.LockError`.
+    :class:`~emo_utils.errors.LockError`.  With ``train.pseudo_from`` it is a pseudo-label
+    round (see the module docstring): ``RUN/pseudo_labels.csv`` holds its targets and
+    ``cv_report.md`` its round-over-round OOF scores.
     """
     with contextlib.ExitStack() as locks:
         return _train(
@@ -338,9 +358,11 @@ def _train(
     run = RunDir(run_dir)
     run.check_config(config)
     cache = _cache_dir(Path(data_dir), cache_dir)
+    lines: list[str] = []
     with collector.recording():
         comp = load_competition(data_dir, config.data)
         check_training_setup(comp, config)  # architectures, weights, folds: before any work
+        parent = _pseudo_parent(comp, config, run)  # a round's parent: checked before any work
         # Each cache locks itself; stops before work on unreadable files.
         inputs = build_inputs(
             comp,
@@ -356,8 +378,11 @@ def _train(
         # again); the lock below creates the folder.
         for one in inputs.values():
             require_valid_training(one, skip_bad=config.data.skip_bad_train)
+        caches = {"cache_dir": cache, "n_jobs": n_jobs, "progress": progress, "wait": wait}
+        round_inputs = _round_inputs(comp, config, **caches) if parent is not None else {}
         locks.enter_context(run.lock(wait=wait))  # the run folder's first write is below
         run.check_config(config)  # again: another process may have started this folder
+        pseudo = _round_labels(run, comp, config, round_inputs, caches, collector, lines)
         groups = None
         if config.train.use_groups:
             # Fingerprint only the clips that have an image; train_cv drops the others (or
@@ -372,7 +397,13 @@ def _train(
             )
             groups = dict(zip(usable.train["filename"], found, strict=True))
         result = train_cv(
-            comp, inputs, run_dir=run, config=config, progress=progress, groups=groups
+            comp,
+            inputs,
+            run_dir=run,
+            config=config,
+            progress=progress,
+            groups=groups,
+            pseudo=pseudo,
         )
     for name, reason in result.skipped_files:
         collector.add("train skipped", name, reason)
@@ -383,8 +414,83 @@ def _train(
         metric=config.ensemble.metric,
         summary=collector.as_dict(),
         seconds=time.perf_counter() - start,
+        lines=lines + _round_lines(result.report.get("pseudo"), config.ensemble.metric),
         warnings=list(result.report.get("warnings", [])),
     )
+
+
+def _pseudo_parent(comp: Competition, config: Config, run: RunDir) -> RunDir | None:
+    """The checked parent run of a pseudo-label round, or ``None`` (``train.pseudo_from`` empty)."""
+    if not config.train.pseudo_from:
+        return None
+    from .endgame.pseudo import check_parent
+
+    return check_parent(config.train.pseudo_from, config=config, classes=comp.classes, run=run)
+
+
+def _round_inputs(comp: Competition, config: Config, **caches: Any) -> dict[str, dict[str, Any]]:
+    """``{split: inputs}`` of the round's ``train.pseudo_splits`` that have clips (cached)."""
+    tables = {"test": comp.test, "unlabelled": comp.unlabelled}
+    return {
+        split: build_inputs(comp, split, config=config, **caches)
+        for split in config.train.pseudo_splits
+        if len(tables[split])
+    }
+
+
+def _round_labels(
+    run: RunDir,
+    comp: Competition,
+    config: Config,
+    round_inputs: dict[str, dict[str, Any]],
+    caches: dict[str, Any],
+    collector: RunReport,
+    lines: list[str],
+) -> Any:
+    """The round's targets (read back or made), skipped clips counted; ``None``: no round.
+
+    Called holding the run folder's lock (the targets are written into it).
+    """
+    if not config.train.pseudo_from:
+        return None
+    from .endgame.pseudo import check_parent, pseudo_labels
+
+    # Again under the lock: another process may have written this folder's folds.csv.
+    parent = check_parent(config.train.pseudo_from, config=config, classes=comp.classes, run=run)
+    parent_config = parent.read_config()
+
+    def parent_inputs(splits: Any) -> dict[str, dict[str, Any]]:
+        # The parent's models read the parent's features (its own cache key).
+        return {s: build_inputs(comp, s, config=parent_config, **caches) for s in splits}
+
+    labels, skipped = pseudo_labels(
+        run,
+        config=config,
+        inputs=round_inputs,
+        parent_inputs=parent_inputs,
+        progress=caches["progress"],
+    )
+    for split, name, reason in skipped:
+        collector.add(f"pseudo-label skipped ({split})", name, reason)
+    counts = ", ".join(f"{s} {n}" for s, n in labels.split_counts().items()) or "none"
+    lines.append(
+        f"pseudo-labels: {len(labels)} clips ({counts}) from {parent.path} "
+        f"(its {labels.method} ensemble, per fold), kept per fold {labels.kept_per_fold()}"
+    )
+    return labels
+
+
+def _round_lines(section: dict[str, Any] | None, metric: str) -> list[str]:
+    """One line per architecture: its OOF ``metric`` in every round so far."""
+    if not section:
+        return []
+    rounds = section["rounds"]
+    out = [f"round-over-round OOF {metric} (round {', '.join(str(r['round']) for r in rounds)}):"]
+    for arch in dict.fromkeys(a for r in rounds for a in r["scores"]):
+        values = [r["scores"].get(arch, {}).get(metric) for r in rounds]
+        text = " -> ".join("-" if v is None else f"{v:.4f}" for v in values)
+        out.append(f"  {arch:<24s} {text}")
+    return out
 
 
 def _baseline_warnings(run: RunDir, ensemble_scores: dict[str, float], metric: str) -> list[str]:
@@ -416,12 +522,15 @@ def predict(
     progress: bool = True,
     report: RunReport | None = None,
     wait: bool = True,
+    reuse_predictions: bool = False,
 ) -> PipelineResult:
     """Predict the test set with every fold of every model and write the submission.
 
     The config is rebuilt from the run folder's ``config.json``; ``method`` overrides
     ``ensemble.method``.  Holds the run folder's lock (``wait=False``: a folder in use
-    stops it with a :class:`~emo_utils.errors.LockError`).
+    stops it with a :class:`~emo_utils.errors.LockError`).  ``reuse_predictions`` reads the
+    test predictions an earlier ``predict`` wrote (``RUN/predictions``) instead of running
+    the models: the submissions of other ensemble methods in seconds.
     """
     start = time.perf_counter()
     collector = report or RunReport()
@@ -449,6 +558,7 @@ def predict(
                 config=config,
                 submissions_dir=submissions_dir,
                 progress=progress,
+                reuse_predictions=reuse_predictions,
             )
         for row, reason in sorted(_input_failures(inputs).items()):
             collector.add("test fallback row", inputs["image"].filenames[row], reason)
@@ -466,6 +576,7 @@ def predict(
             f"best method on OOF: {outcome.best_method}; submission written by: {outcome.method}"
         ],
         warnings=_baseline_warnings(run, outcome.ensemble_scores, config.ensemble.metric),
+        submission_method=outcome.method,
     )
 
 
@@ -786,8 +897,9 @@ def run_pipeline(
     }
     _check_test_split(data_dir, config)
     with contextlib.ExitStack() as locks:  # the run folder's lock, from train to predict
-        _train(data_dir, run_dir=run_dir, config=config, locks=locks, **kwargs)
+        trained = _train(data_dir, run_dir=run_dir, config=config, locks=locks, **kwargs)
         result = predict(data_dir, run_dir=run_dir, submissions_dir=submissions_dir, **kwargs)
+    result.lines = trained.lines + result.lines  # e.g. a pseudo-label round's summary
     result.seconds = time.perf_counter() - start
     return result
 
@@ -881,3 +993,89 @@ def run_demo(
     result.test_score = result.test_scores[config.ensemble.metric]
     result.seconds = time.perf_counter() - start
     return result
+
+
+def round_run_dir(run_dir: str | os.PathLike, number: int) -> Path:
+    """The run folder of round ``number`` of :func:`run_demo_rounds`.
+
+    >>> round_run_dir("runs/demo", 0).as_posix(), round_run_dir("runs/demo", 2).as_posix()
+    ('runs/demo', 'runs/demo_round2')
+    """
+    run_dir = Path(run_dir)
+    return run_dir if number == 0 else run_dir.with_name(f"{run_dir.name}_round{number}")
+
+
+def run_demo_rounds(
+    data_dir: str | os.PathLike,
+    *,
+    run_dir: str | os.PathLike,
+    config: Config,
+    rounds: int = 2,
+    n_train: int | None = None,
+    n_test: int | None = None,
+    submissions_dir: str | os.PathLike = "submissions",
+    cache_dir: str | os.PathLike | None = None,
+    n_jobs: int = -1,
+    progress: bool = True,
+    wait: bool = True,
+) -> list[PipelineResult]:
+    """:func:`run_demo`, then ``rounds - 1`` pseudo-label rounds, each from the one before.
+
+    Round 0 runs in ``run_dir`` with ``config``; round ``r`` in :func:`round_run_dir`
+    (``RUN_round{r}``) with ``train.pseudo_from`` set to round ``r - 1``'s folder
+    (absolute).  Every round is trained, predicted and scored on the held-out answers, on
+    the same folds; :func:`describe_rounds` puts them side by side.
+    """
+    if rounds < 1:
+        raise ConfigError("--rounds", rounds, "must be an integer >= 1")
+    results: list[PipelineResult] = []
+    for number in range(rounds):
+        cfg = config
+        if number:
+            parent = round_run_dir(run_dir, number - 1).resolve()
+            cfg = config.override({"train.pseudo_from": os.fspath(parent)})
+        results.append(
+            run_demo(
+                data_dir,
+                run_dir=round_run_dir(run_dir, number),
+                config=cfg,
+                n_train=n_train,
+                n_test=n_test,
+                submissions_dir=submissions_dir,
+                cache_dir=cache_dir,
+                n_jobs=n_jobs,
+                progress=progress,
+                wait=wait,
+            )
+        )
+    return results
+
+
+def describe_rounds(results: list[PipelineResult]) -> str:
+    """A Markdown table: per round, every model's OOF score, the submission's OOF and held-out.
+
+    Columns: the round, its run folder, the OOF score (the competition metric) of every
+    architecture, the OOF score of the ensemble method that wrote the submission (and its
+    name), and the submission's held-out score.  Every round is scored on the same
+    labelled clips and folds.
+    """
+    from .tables import markdown_table
+
+    metric = results[0].metric if results else "score"
+    archs = list(dict.fromkeys(a for r in results for a in r.cv_scores))
+    rows = []
+    for number, r in enumerate(results):
+        method = r.submission_method
+        rows.append(
+            [
+                number,
+                os.fspath(r.run_dir) if r.run_dir else "",
+                *(r.cv_scores.get(a) for a in archs),
+                f"{r.ensemble_scores[method]:.4f} ({method})"
+                if method in r.ensemble_scores
+                else "",
+                r.test_score,
+            ]
+        )
+    header = ["round", "run", *(f"OOF {a}" for a in archs), "OOF submission", "held-out"]
+    return "\n".join([f"round-over-round ({metric}):", *markdown_table(header, rows)])

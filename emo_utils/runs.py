@@ -12,6 +12,8 @@ A run folder is the contract between the stages (``docs/design.md``)::
     RUN/ensemble_report.json, .md
     RUN/summary.json                 end-of-run counts of skips, warnings and fallbacks
     RUN/gathered.json                the runs a gathered run was copied from (``gather``)
+    RUN/pseudo_labels.csv, .json     a pseudo-label round: the soft targets per fold, and how
+                                     they were made (parent run, its ensemble method)
     RUN/report/                      figures written by ``python -m emo_utils report``
     RUN/.emo_utils.lock(.json)       the folder's lock while a stage writes it (:meth:`RunDir.lock`)
 
@@ -165,6 +167,14 @@ class RunDir:
     def gathered_file(self) -> Path:
         """``RUN/gathered.json``: which input run each architecture was copied from."""
         return self.path / "gathered.json"
+
+    def pseudo_labels_file(self, suffix: str = ".csv") -> Path:
+        """``RUN/pseudo_labels.csv`` (or ``.json``) of a pseudo-label round.
+
+        The CSV holds ``fold, split, filename, kept`` and one soft-target column per output,
+        one row per clip and fold; the JSON (written last) says how they were made.
+        """
+        return self.path / f"pseudo_labels{suffix}"
 
     def cv_report_file(self, suffix: str = ".json") -> Path:
         """``cv_report.json`` or ``cv_report.md``."""

@@ -202,9 +202,10 @@ def test_train_notebook_writes_the_run_folder(folders, trained):
 @pytest.mark.slow
 def test_inference_notebook_writes_one_submission_row_per_test_row(folders, inferred):
     test = pd.read_csv(folders["data"] / "test.csv", dtype=str)
-    # <run folder name>__<ensemble method>.csv, the method that ``best`` resolved to.
+    # <run folder name>__<ensemble method>.csv, the method that ``best`` resolved to (the vote
+    # cell writes other methods' submissions after it, so ``submission_method`` is theirs).
     method = json.loads((folders["run"] / "ensemble_report.json").read_text())
-    path = folders["submissions"] / f"{folders['run'].name}__{method['submission_method']}.csv"
+    path = folders["submissions"] / f"{folders['run'].name}__{method['best_method']}.csv"
     submission = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["filename", "emotion"]
     assert submission["filename"].tolist() == test["filename"].tolist()
@@ -214,6 +215,19 @@ def test_inference_notebook_writes_one_submission_row_per_test_row(folders, infe
     assert (folders["run"] / "predictions" / f"{ARCH}.csv").is_file()
     assert (folders["run"] / "report" / "scores.png").is_file()
     assert _images(inferred) >= 1
+
+
+@pytest.mark.slow
+def test_inference_notebook_votes_over_several_submission_files(folders, inferred):
+    test = pd.read_csv(folders["data"] / "test.csv", dtype=str)
+    for method in ("single", "mean", "geometric"):  # VOTE_METHODS: one submission each
+        assert (folders["submissions"] / f"{folders['run'].name}__{method}.csv").is_file()
+    voted = pd.read_csv(folders["submissions"] / "voted.csv", dtype=str, keep_default_na=False)
+    assert list(voted.columns) == ["filename", "emotion"]
+    assert voted["filename"].tolist() == test["filename"].tolist()
+    shown = _shown_text(inferred)
+    assert "voted 3 submissions into" in shown
+    assert "pairwise agreement" in shown
 
 
 @pytest.mark.slow

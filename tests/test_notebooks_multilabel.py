@@ -131,7 +131,7 @@ def test_inference_notebook_writes_a_label_list_submission(folders, inferred):
     thresholds = json.loads((run / "thresholds.json").read_text())
     assert thresholds["classes"] == CLASSES
     test = pd.read_csv(folders["data"] / "test.csv", dtype=str)
-    method = json.loads((run / "ensemble_report.json").read_text())["submission_method"]
+    method = json.loads((run / "ensemble_report.json").read_text())["best_method"]
     path = folders["submissions"] / f"{run.name}__{method}.csv"  # what ``best`` resolved to
     submission = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(submission.columns) == ["fname", "labels"]
@@ -144,9 +144,14 @@ def test_inference_notebook_writes_a_label_list_submission(folders, inferred):
     assert "share" in shown
     readme = (run / "report" / "README.md").read_text()
     assert "From `thresholds.json`" in readme  # the report now uses the tuned thresholds
-    assert (run / "report" / "labels_ensemble_mode.png").is_file()
+    assert (run / "report" / f"labels_ensemble_{method}.png").is_file()  # the submission's
     assert _images(inferred) >= 5  # scores + the ensemble's per-label figures
     assert not [o for o in _outputs(inferred) if o.output_type == "error"]
+    # The vote over three methods' submissions: a per-label majority, label lists again.
+    voted = pd.read_csv(folders["submissions"] / "voted.csv", dtype=str, keep_default_na=False)
+    assert voted["fname"].tolist() == test["fname"].tolist()
+    assert "voted 3 submissions into" in shown
+    assert "mean Jaccard similarity" in shown
 
 
 @pytest.mark.slow

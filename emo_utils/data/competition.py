@@ -24,6 +24,12 @@ Rules applied to the CSVs (each is tested and listed in the README):
   unless ``data.allow_outside_paths`` (symlinks inside the folder are fine);
 * an empty or non-UTF-8 CSV (train, test or sample submission) is an error naming the file
   and the problem.
+
+Unlabelled clips (``data.unlabelled_dir``, optional) have no CSV: every file of the folder
+and its sub-folders whose extension a decoder reads (:func:`emo_utils.audio.readable_extensions`)
+is a row of ``Competition.unlabelled``, sorted by its path relative to the folder; hidden
+files and folders (name starting with ``.``) are left out, other files are counted in one
+warning.  A missing folder is an error naming ``data.unlabelled_dir``.
 """
 
 from __future__ import annotations
@@ -31,17 +37,20 @@ from __future__ import annotations
 import os
 import unicodedata
 import warnings
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path, PureWindowsPath
 
 import pandas as pd
 
+from ..audio import readable_extensions
 from ..config import DataConfig
 from ..errors import DataError, EmoUtilsWarning
 from .labels import LABEL_READERS
 
 __all__ = [
     "Competition",
+    "list_unlabelled",
     "load_competition",
     "read_sample_submission_columns",
     "resolve_audio_path",
@@ -69,6 +78,10 @@ class Competition:
         name column and one probability column per class.
     notes : list of dict
         Warnings raised while reading (``{"file", "reason"}``), for the end-of-run report.
+    unlabelled : pandas.DataFrame
+        Columns ``filename`` (relative to ``data.unlabelled_dir``, ``/``-separated) and
+        ``path``, one row per audio file of that folder (:func:`list_unlabelled`); empty
+        when ``data.unlabelled_dir`` is not set.
     """
 
     root: Path
@@ -77,6 +90,9 @@ class Competition:
     classes: tuple[str, ...]
     submission_columns: tuple[str, ...]
     notes: list[dict[str, str]] = field(default_factory=list)
+    unlabelled: pd.DataFrame = field(
+        default_factory=lambda: pd.DataFrame({"filename": [], "path": []}, dtype=str)
+    )
 
     @property
     def label_index(self) -> dict[str, int]:
@@ -228,6 +244,65 @@ def _check_inside(csv: Path, names: pd.Series, folder: Path, root: Path) -> None
         )
 
 
+def list_unlabelled(folder: str | os.PathLike) -> tuple[pd.DataFrame, Counter]:
+    """The audio files of an unlabelled folder, and the other files by extension.
+
+    Parameters
+    ----------
+    folder : str or os.PathLike
+        Searched with its sub-folders; hidden files and folders (``.`` first) are left out.
+
+    Returns
+    -------
+    table : pandas.DataFrame
+        Columns ``filename`` (the path relative to ``folder``, ``/``-separated) and ``path``,
+        one row per file whose extension a decoder reads, sorted by ``filename``.
+    others : collections.Counter
+        Extension (lower case, ``""`` for none) -> number of the files left out.
+
+    Raises
+    ------
+    DataError
+        ``folder`` is not a folder.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise DataError(f"{folder}: unlabelled folder not found (data.unlabelled_dir)")
+    readable = set(readable_extensions())
+    names: list[str] = []
+    others: Counter = Counter()
+    for base, dirs, files in os.walk(folder):
+        dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+        for name in files:
+            if name.startswith("."):
+                continue
+            suffix = Path(name).suffix.lower()
+            if suffix in readable:
+                names.append(Path(base, name).relative_to(folder).as_posix())
+            else:
+                others[suffix] += 1
+    names.sort()
+    table = pd.DataFrame({"filename": names, "path": [str(folder / n) for n in names]}, dtype=str)
+    return table, others
+
+
+def _unlabelled(root: Path, config: DataConfig, notes: list[dict[str, str]]) -> pd.DataFrame:
+    """``Competition.unlabelled`` of ``data.unlabelled_dir`` (empty when it is not set)."""
+    if not config.unlabelled_dir:
+        return pd.DataFrame({"filename": [], "path": []}, dtype=str)
+    folder = root / config.unlabelled_dir
+    table, others = list_unlabelled(folder)
+    if others:
+        kinds = ", ".join(f"{ext or '(none)'}: {n}" for ext, n in sorted(others.items()))
+        reason = (
+            f"{sum(others.values())} file(s) with an extension no decoder reads were left "
+            f"out of the unlabelled clips ({kinds})"
+        )
+        warnings.warn(f"{folder}: {reason}", EmoUtilsWarning, stacklevel=3)
+        notes.append({"file": str(folder), "reason": reason})
+    return table
+
+
 def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = None) -> Competition:
     """Read and validate a competition folder.
 
@@ -246,7 +321,8 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
     ------
     DataError
         Missing folder, CSV or column; empty or non-UTF-8 CSV; blank label; conflicting
-        labels for one file; file names leading outside the data folder.
+        labels for one file; file names leading outside the data folder; a
+        ``data.unlabelled_dir`` that is not a folder.
     """
     config = config or DataConfig()
     root = Path(data_dir)
@@ -303,4 +379,5 @@ def load_competition(data_dir: str | os.PathLike, config: DataConfig | None = No
         classes=classes,
         submission_columns=columns,
         notes=notes,
+        unlabelled=_unlabelled(root, config, notes),
     )

@@ -22,9 +22,13 @@ single-label and multi-label competitions alike (the task is ``data.task`` of th
   ``folds.csv``, byte for byte) into one run folder, so OOF ensemble selection, ``predict``
   and ``report`` work across them.  Runs with other folds are refused: their OOF
   predictions would leak when stacked or compared.
+* :func:`pseudo_labels` -- a pseudo-label round's soft targets: test (and unlabelled) clips
+  labelled per fold by a parent run's fold models and ensemble (:func:`check_parent` refuses
+  a parent with other folds or classes); ``train --pseudo-from PARENT`` trains on them.
 
 One module per job: :mod:`~emo_utils.endgame.vote`, :mod:`~emo_utils.endgame.blend`,
-:mod:`~emo_utils.endgame.gather`; every name is importable from ``emo_utils.endgame``.
+:mod:`~emo_utils.endgame.gather`, :mod:`~emo_utils.endgame.pseudo`; every name is importable
+from ``emo_utils.endgame``.
 
 Every input is checked against ``test.csv`` (same ids, same order) and the sample
 submission's columns; errors name the file and the first difference.
@@ -54,6 +58,12 @@ from .blend import (
 from .gather import (
     gather_runs,
 )
+from .pseudo import (
+    check_parent,
+    make_pseudo_labels,
+    pseudo_candidates,
+    pseudo_labels,
+)
 from .vote import (
     VOTE_RULES,
     VoteResult,
@@ -75,9 +85,13 @@ __all__ = [
     "agreement_matrix",
     "blend_probabilities",
     "blend_submission",
+    "check_parent",
     "decision_thresholds",
     "gather_runs",
     "label_set_agreement",
+    "make_pseudo_labels",
+    "pseudo_candidates",
+    "pseudo_labels",
     "rank_mean",
     "vote_submissions",
 ]

@@ -485,7 +485,7 @@ def build_cache(
     competition : Competition
         From :func:`emo_utils.data.competition.load_competition`; its ``train`` or ``test`` table
         gives the rows (``filename``, ``path``) in CSV order.
-    split : {"train", "test"}
+    split : {"train", "test", "unlabelled"}
     config : Config
         Its ``audio`` and ``features`` sections define the images.
     cache_dir : path-like, optional

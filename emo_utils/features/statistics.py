@@ -509,7 +509,7 @@ def build_statistics(
     ----------
     competition : Competition
         Its ``train`` or ``test`` table gives the rows (``filename``, ``path``).
-    split : {"train", "test"}
+    split : {"train", "test", "unlabelled"}
     config : Config
         The ``statistics`` section and the decoding fields of ``audio`` key the cache.
     cache_dir : path-like, optional

@@ -22,7 +22,7 @@ On-disk layout
     CACHE_DIR/                      default DATA/.emo_cache (default_cache_dir)
       FEATURE_HASH/                 Config.feature_hash(): the audio and feature fields that change images
         config.json                 the audio and features sections, for people
-        train/  test/               one folder per split
+        train/  test/  unlabelled/  one folder per split (unlabelled: data.unlabelled_dir)
           frames.npy                (total_frames, C, H) images along time, float16 by default,
                                     opened as a read-only memory map
           index.csv                 row,filename,path,clip,offset,length,reason (CSV row order)
@@ -86,7 +86,7 @@ __all__ = [
 
 #: Bump when the on-disk layout changes.
 CACHE_FORMAT_VERSION = 1
-SPLITS = ("train", "test")
+SPLITS = ("train", "test", "unlabelled")
 
 _FRAMES = "frames.npy"
 _INDEX = "index.csv"
@@ -391,7 +391,7 @@ def cache_folder(config: Config, split: str, cache_dir: str | os.PathLike) -> Pa
     ----------
     config : Config
         Its audio and feature sections key the folder (:meth:`Config.feature_hash`).
-    split : {"train", "test"}
+    split : {"train", "test", "unlabelled"}
     cache_dir : path-like
         The cache root (e.g. :func:`default_cache_dir`).
 

@@ -44,7 +44,14 @@ if TYPE_CHECKING:
     from ..config import Config
     from ..features.store import FeatureStore
 
-__all__ = ["ModelLoader", "predict_rows", "predict_test", "tta_views", "view_settings"]
+__all__ = [
+    "ModelLoader",
+    "predict_folds",
+    "predict_rows",
+    "predict_test",
+    "tta_views",
+    "view_settings",
+]
 
 #: ``(run_dir, *, arch, fold, device) -> torch.nn.Module`` (eval mode, logits out).
 ModelLoader = Callable[..., torch.nn.Module]
@@ -373,4 +380,78 @@ def predict_test(
             df = pd.DataFrame(result, columns=columns)
             df.insert(0, "filename", filenames)
             write_csv(run.predictions_file(arch), df)
+    return results
+
+
+def predict_folds(
+    store: FeatureStore | Mapping[str, Any],
+    *,
+    run_dir: str | os.PathLike | RunDir,
+    config: Config | None = None,
+    device: str | torch.device | None = None,
+    progress: bool = True,
+    batch_size: int | None = None,
+    loader: ModelLoader | None = None,
+) -> dict[str, np.ndarray]:
+    """The probabilities of every fold model of every architecture, one array per fold.
+
+    What :func:`predict_test` averages, kept apart: a pseudo-label round labels fold
+    ``k``'s clips with the parent's fold-``k`` models only (those never saw fold ``k``'s
+    labels).  Nothing is written.
+
+    Parameters
+    ----------
+    store, run_dir, config, device, progress, batch_size, loader
+        As for :func:`predict_test`; the rows may be any clips (test, unlabelled).
+
+    Returns
+    -------
+    dict of str to numpy.ndarray
+        Architecture -> probabilities of shape ``(n_folds, n_rows, n_outputs)``; rows
+        without an input are NaN.
+
+    Raises
+    ------
+    TrainingError
+        A fold has not finished training, or an input the architectures need is missing.
+    CheckpointError
+        A model's output does not have one value per class.
+    """
+    run = RunDir(run_dir)
+    config = config or run.read_config()
+    task = get_task(config.data.task)
+    archs = list(config.train.architectures)
+    n_folds = config.train.n_folds
+    run.require_trained(archs, n_folds)
+    inputs = dict(store) if isinstance(store, Mapping) else {"image": store}
+    missing = [kind for kind in model_inputs(archs) if kind not in inputs]
+    if missing:
+        raise TrainingError(f"predict_folds: the run's models need the input(s) {missing}")
+    n_rows = len(next(iter(inputs.values())).filenames)
+    columns = task.output_columns(run.read_classes())
+    options = {
+        "config": config,
+        "task": task,
+        "device": select_device(device),
+        "batch_size": batch_size or 2 * config.train.batch_size,
+        "progress": progress,
+        "loader": loader or load_fold_model,
+    }
+    results: dict[str, np.ndarray] = {}
+    for arch in archs:
+        family, _name = resolve_architecture(arch)
+        out = np.full((n_folds, n_rows, len(columns)), np.nan)
+        ok = inputs[family.input].ok
+        if ok.any():
+            for fold in range(n_folds):
+                probs = _FOLD_PREDICTORS[family.trainer](run, arch, fold, inputs, **options)
+                if probs.shape[1] != len(columns):
+                    raise CheckpointError(
+                        f"{run.fold_dir(arch, fold)}: model gives {probs.shape[1]} outputs for "
+                        f"{len(columns)} classes"
+                    )
+                out[fold, ok] = probs[ok]
+                if progress and not interactive():
+                    print(f"predicted {arch} fold {fold}: {n_rows} clips", flush=True)
+        results[arch] = out
     return results

@@ -10,7 +10,10 @@ stage assumes "one label per clip":
 * the fold splitter (:meth:`split`);
 * the OOF / prediction file columns (:meth:`output_columns`);
 * the ensemble combiners that make sense for it (:attr:`ensembles`);
-* the submission row format and the fallback row for clips the models could not score.
+* the submission row format and the fallback row for clips the models could not score;
+* pseudo-label rounds: the soft targets and the kept clips from an ensemble's probabilities
+  (:meth:`pseudo_targets`), and the labelled targets as probabilities beside them
+  (:meth:`target_probabilities`).
 
 Register a new task with :func:`register_task`; ``data.task`` in the config names it.
 """
@@ -137,6 +140,36 @@ class Task:
 
     def fallback(self, prior: np.ndarray) -> Any:
         """The prediction written for a test row that has no model output."""
+        raise NotImplementedError
+
+    def pseudo_targets(
+        self, proba: np.ndarray, *, threshold: Any = None, power: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Soft targets of unlabelled clips from an ensemble's probabilities, and which to keep.
+
+        Parameters
+        ----------
+        proba : numpy.ndarray, shape (n, n_outputs)
+            The ensemble's probabilities (NaN rows: clips without a prediction, never kept).
+        threshold : float, array-like or None
+            ``train.pseudo_threshold`` (or, multi-label, one decision threshold per output).
+        power : float
+            ``train.pseudo_power``: sharpening, ``1 / temperature``.
+
+        Returns
+        -------
+        targets : numpy.ndarray of float32, shape (n, n_outputs)
+            What the loss takes for these clips (0 on rows without a prediction).
+        keep : numpy.ndarray of bool, shape (n,)
+        """
+        raise NotImplementedError
+
+    def target_probabilities(self, targets: np.ndarray, n_outputs: int) -> np.ndarray:
+        """Encoded targets (:meth:`encode`) as float32 ``(n, n_outputs)`` probabilities.
+
+        How labelled clips stand beside the soft targets of :meth:`pseudo_targets` in one
+        training set.
+        """
         raise NotImplementedError
 
 

@@ -4,6 +4,10 @@ Targets are class indices; the loss is fastai's ``CrossEntropyLossFlat`` (label 
 optional balanced class weights), whose activation is the softmax over classes; a
 prediction is the most probable class; folds are stratified by label
 (``StratifiedKFold``, or ``StratifiedGroupKFold`` with near-duplicate groups).
+
+Pseudo-label rounds train on class probabilities (soft targets) beside the labelled clips'
+one-hot rows: :class:`SoftTargetCrossEntropy` takes either, so the validation rows keep
+their class indices.
 """
 
 from __future__ import annotations
@@ -23,7 +27,70 @@ if TYPE_CHECKING:
 
     from ..config import TrainConfig
 
-__all__ = ["Classification"]
+__all__ = ["Classification", "SoftTargetCrossEntropy"]
+
+#: Smallest probability in the log of :meth:`Classification.pseudo_targets`.
+_LOG_FLOOR = 1e-12
+
+
+class SoftTargetCrossEntropy:
+    """Cross-entropy on class indices or on class probabilities, with fastai's loss contract.
+
+    Training rows of a pseudo-label round are probability rows (one-hot for labelled clips,
+    soft for pseudo-labelled ones); validation rows are class indices.  A probability row is
+    renormalised to sum 1 (a ``"union"`` mixup's element-wise maximum does not).  Label
+    smoothing and class weights apply as in :func:`torch.nn.functional.cross_entropy` (with
+    probabilities the mean is over rows, not over the rows' weights).  :meth:`activation`
+    (softmax) and :meth:`decodes` (argmax) are fastai's contract.
+
+    Parameters
+    ----------
+    weight : torch.Tensor, optional
+        Per-class weights.
+    label_smoothing : float
+        As ``train.label_smoothing``.
+
+    Attributes
+    ----------
+    y_int : bool
+        False: fastai's ``MixUp`` mixes these targets, not the losses.
+    """
+
+    y_int = False
+
+    def __init__(self, weight: Any = None, label_smoothing: float = 0.0) -> None:
+        self.weight, self.label_smoothing = weight, float(label_smoothing)
+        self.reduction = "mean"
+
+    def __call__(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        """The loss of ``logits`` ``(B, n_classes)`` against indices ``(B,)`` or ``(B, n_classes)``."""
+        import torch
+        import torch.nn.functional as F
+
+        logits = logits.as_subclass(torch.Tensor).float()
+        targets = targets.as_subclass(torch.Tensor)
+        if targets.ndim == logits.ndim:
+            targets = targets.float()
+            targets = targets / targets.sum(dim=-1, keepdim=True).clamp_min(1e-12)
+        else:
+            targets = targets.long()
+        return F.cross_entropy(
+            logits,
+            targets,
+            weight=self.weight,
+            label_smoothing=self.label_smoothing,
+            reduction=self.reduction,
+        )
+
+    def activation(self, logits: torch.Tensor) -> torch.Tensor:
+        """Softmax over the class axis."""
+        import torch
+
+        return torch.softmax(logits.float(), dim=-1)
+
+    def decodes(self, probs: torch.Tensor) -> torch.Tensor:
+        """The most probable class."""
+        return probs.argmax(dim=-1)
 
 
 @register_task
@@ -67,18 +134,25 @@ class Classification(Task):
         """``CrossEntropyLossFlat`` with ``train.label_smoothing``.
 
         When ``train.class_weights`` is set, the classes are weighted ("balanced") by the
-        fold's training ``targets``.
+        fold's training ``targets``.  Probability targets ``(n, n_classes)`` (a pseudo-label
+        round) get :class:`SoftTargetCrossEntropy` instead, weighted by each class's share of
+        the probability mass.
         """
         import torch
         from fastai.losses import CrossEntropyLossFlat
         from sklearn.utils.class_weight import compute_class_weight
 
+        targets = np.asarray(targets)
         weight = None
-        if config.class_weights:
-            w = compute_class_weight(
-                "balanced", classes=np.arange(n_classes), y=np.asarray(targets)
-            )
+        if config.class_weights and targets.ndim == 2:
+            mass = targets.sum(axis=0).astype(np.float64)
+            w = np.where(mass > 0, len(targets) / (n_classes * np.maximum(mass, 1e-12)), 0.0)
             weight = torch.tensor(w, dtype=torch.float32, device=device)
+        elif config.class_weights:
+            w = compute_class_weight("balanced", classes=np.arange(n_classes), y=targets)
+            weight = torch.tensor(w, dtype=torch.float32, device=device)
+        if targets.ndim == 2:
+            return SoftTargetCrossEntropy(weight=weight, label_smoothing=config.label_smoothing)
         return CrossEntropyLossFlat(weight=weight, label_smoothing=config.label_smoothing)
 
     def activation(self, logits: torch.Tensor) -> torch.Tensor:
@@ -152,3 +226,37 @@ class Classification(Task):
     def fallback(self, prior: np.ndarray) -> int:
         """The most frequent training class."""
         return int(np.argmax(prior))
+
+    def pseudo_targets(
+        self, proba: np.ndarray, *, threshold: Any = None, power: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """``p ** power`` renormalised per row; a clip is kept when its top ``p`` reaches ``threshold``.
+
+        ``threshold=None`` keeps every clip that has probabilities.  ``power`` is
+        ``1 / temperature``: 1 leaves the probabilities as they are, larger values sharpen
+        them towards the top class, smaller ones flatten them (computed in log space, so a
+        large power cannot underflow a row to zeros).
+
+        Examples
+        --------
+        >>> targets, keep = Classification().pseudo_targets(
+        ...     np.array([[0.6, 0.4], [0.9, 0.1]]), threshold=0.8, power=2.0
+        ... )
+        >>> np.asarray(targets, float).round(3).tolist(), keep.tolist()
+        ([[0.692, 0.308], [0.988, 0.012]], [False, True])
+        """
+        p = np.asarray(proba, dtype=np.float64)
+        ok = np.isfinite(p).all(axis=1)
+        logp = float(power) * np.log(np.clip(np.where(ok[:, None], p, 1.0), _LOG_FLOOR, 1.0))
+        q = np.exp(logp - logp.max(axis=1, keepdims=True))
+        q = q / q.sum(axis=1, keepdims=True)
+        q[~ok] = 0.0
+        top = np.where(ok, np.where(ok[:, None], p, 0.0).max(axis=1), -np.inf)
+        keep = ok & (top >= (0.0 if threshold is None else float(threshold)))
+        return q.astype(np.float32), keep
+
+    def target_probabilities(self, targets: np.ndarray, n_outputs: int) -> np.ndarray:
+        """One-hot rows of the class indices."""
+        out = np.zeros((len(targets), n_outputs), dtype=np.float32)
+        out[np.arange(len(targets)), np.asarray(targets, dtype=np.int64)] = 1.0
+        return out

@@ -13,6 +13,10 @@ window of a clip (``audio.max_duration`` seconds are cached) and the window prob
 are pooled per label, by ``max`` by default (``ensemble.pool``): a label heard in one
 window is present in the clip, where the mean would dilute a one-second event in a
 twelve-second clip below any threshold.
+
+Pseudo-label rounds: BCE and the focal loss take soft targets as they are; the soft target
+of a label is the ensemble's probability moved so that the label's decision threshold
+becomes 0.5 (:meth:`MultiLabel.pseudo_targets`).
 """
 
 from __future__ import annotations
@@ -34,6 +38,14 @@ if TYPE_CHECKING:
     from ..config import TrainConfig
 
 __all__ = ["MultiLabel", "MultiLabelLoss"]
+
+#: Probabilities are clipped to ``[eps, 1 - eps]`` before the logit of pseudo-targets.
+_LOGIT_EPS = 1e-7
+
+
+def _logit(p: np.ndarray) -> np.ndarray:
+    p = np.clip(p, _LOGIT_EPS, 1.0 - _LOGIT_EPS)
+    return np.log(p) - np.log1p(-p)
 
 
 def _classes_of(labels: Sequence[str]) -> list[str]:
@@ -243,3 +255,38 @@ class MultiLabel(Task):
     def fallback(self, prior: np.ndarray) -> np.ndarray:
         """The labels most training clips hold (prior >= 0.5), often none: 0/1 ``(n_classes,)``."""
         return (np.asarray(prior) >= 0.5).astype(np.int64)
+
+    def pseudo_targets(
+        self, proba: np.ndarray, *, threshold: Any = None, power: float = 1.0
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Per label ``sigmoid(power * (logit(p) - logit(threshold)))``; kept: a label reaches its threshold.
+
+        ``threshold`` is the decision threshold of every label (a float, or one per label;
+        ``None``: 0.5), so a probability at the threshold becomes a target of 0.5 and the
+        targets agree with the decisions; ``power`` (``1 / temperature``) sharpens them.
+        With ``threshold=0.5`` and ``power=1`` the targets are the probabilities.  A clip is
+        kept when at least one of its labels reaches its threshold (a clip the ensemble
+        gives no label is one it is unsure about: with ``data.empty_label`` every clip has
+        one).
+
+        Examples
+        --------
+        >>> targets, keep = MultiLabel().pseudo_targets(
+        ...     np.array([[0.3, 0.1], [0.1, 0.05]]), threshold=[0.3, 0.5], power=1.0
+        ... )
+        >>> np.asarray(targets, float).round(3).tolist(), keep.tolist()
+        ([[0.5, 0.1], [0.206, 0.05]], [True, False])
+        """
+        p = np.asarray(proba, dtype=np.float64)
+        ok = np.isfinite(p).all(axis=1)
+        p = np.where(ok[:, None], p, 0.0)
+        t = np.broadcast_to(np.asarray(0.5 if threshold is None else threshold, float), p.shape[1:])
+        z = float(power) * (_logit(p) - _logit(t))
+        targets = 1.0 / (1.0 + np.exp(-z))
+        targets[~ok] = 0.0
+        keep = ok & (p >= t).any(axis=1)
+        return targets.astype(np.float32), keep
+
+    def target_probabilities(self, targets: np.ndarray, n_outputs: int) -> np.ndarray:
+        """The multi-hot targets as they are, float32."""
+        return np.asarray(targets, dtype=np.float32).reshape(-1, n_outputs)

@@ -27,6 +27,13 @@ rates (``train.layer_decay``).  The
 family on clip statistics, on the same folds, writing the same ``oof.csv`` and ``done.json``
 (plus ``model.joblib``).  ``ModelFamily.trainer`` picks one per architecture.
 
+Pseudo-label rounds (``pseudo=``, :mod:`emo_utils.train.pseudo`): the pseudo-labelled
+clips' stores are joined to the training stores, and every fold of a model trained by
+fastai sees them in its view of the run (:func:`_fold_run`) as rows of the fold
+:data:`~emo_utils.train.pseudo.PSEUDO_FOLD`: training rows with the fold's soft targets,
+never validation rows.  The run trains on the parent's ``folds.csv``; ``classical:*``
+models train on the labelled clips only (scikit-learn estimators take hard labels).
+
 Blown-up training: a NaN/inf training loss raises :class:`~emo_utils.errors.TrainingDiverged`
 naming the fold, epoch and batch (:class:`~emo_utils.train.callbacks.StopOnNonFiniteLoss`);
 the fold's checkpoint and weights are removed and it is not marked done, so a rerun trains
@@ -63,6 +70,7 @@ from ..errors import (
     TrainingDiverged,
     TrainingError,
 )
+from ..features.concat import concat_stores
 from ..features.store import FeatureStore, require_valid_training
 from ..fileio import remove_temp_files, write_csv, write_json, write_text
 from ..infer.predict import predict_rows, view_settings
@@ -93,6 +101,7 @@ from .callbacks import (
 from .checkpoints import load_weights, read_checkpoint, restore_checkpoint
 from .data import make_dataloaders
 from .learner import layer_learning_rates, make_learner
+from .pseudo import PSEUDO_FOLD, PseudoLabels, install_parent_folds, round_history
 from .report import cv_report, report_markdown
 
 __all__ = ["CVResult", "FoldResult", "check_training_setup", "train_cv"]
@@ -202,6 +211,97 @@ class _Run:
     targets: np.ndarray  # encoded target of every folds row
     progress: bool
     callbacks: Sequence[Callback]
+    pseudo: _PseudoRows | None = None  # a pseudo-label round's clips (train.pseudo_from)
+    fold_targets: np.ndarray | None = None  # a fold's view: the soft targets of its pseudo rows
+
+
+@dataclass
+class _PseudoRows:
+    """The pseudo-labelled clips of a round: their targets and their rows in ``_Run.inputs``."""
+
+    labels: PseudoLabels
+    store_rows: dict[str, np.ndarray]  # input kind -> row of every clip in the joined store
+
+
+def _with_pseudo(run: _Run, pseudo: PseudoLabels) -> _Run:
+    """``run`` with the pseudo-labelled clips' stores joined after the training stores.
+
+    Raises
+    ------
+    TrainingError
+        Targets made for other folds or outputs, or an input a fastai-trained model needs
+        missing from ``pseudo.inputs``.
+    """
+    tc = run.config.train
+    if pseudo.n_folds != tc.n_folds or list(pseudo.columns) != list(run.columns):
+        raise TrainingError(
+            f"pseudo-labels made for {pseudo.n_folds} folds and outputs {pseudo.columns}; this "
+            f"run has {tc.n_folds} folds and outputs {run.columns}"
+        )
+    kinds = {
+        resolve_architecture(a)[0].input
+        for a in tc.architectures
+        if resolve_architecture(a)[0].trainer == "fastai"
+    }
+    missing = sorted(kinds - set(pseudo.inputs))
+    if missing and len(pseudo):
+        raise TrainingError(f"pseudo-labels: no {missing} store of the pseudo-labelled clips")
+    inputs, rows = dict(run.inputs), {}
+    for kind, store in pseudo.inputs.items():
+        if kind in inputs:
+            rows[kind] = len(inputs[kind]) + np.arange(len(store), dtype=np.int64)
+            inputs[kind] = concat_stores([inputs[kind], store])
+    return dataclasses.replace(run, inputs=inputs, pseudo=_PseudoRows(pseudo, rows))
+
+
+def _fold_run(run: _Run, arch: str, fold: int) -> _Run:
+    """The run as fold ``fold`` of ``arch`` trains on it.
+
+    In a pseudo-label round, for models trained by fastai: the clips kept for the fold are
+    appended to ``folds`` with the fold :data:`PSEUDO_FOLD` (never a validation fold, so
+    they are training rows), to ``store_rows`` and, as soft targets, to ``fold_targets``.
+    Otherwise ``run`` itself.
+    """
+    if run.pseudo is None or resolve_architecture(arch)[0].trainer != "fastai":
+        return run
+    labels = run.pseudo.labels
+    kept = np.flatnonzero(labels.keep[fold])
+    if kept.size == 0:
+        return run
+    extra = pd.DataFrame(
+        {
+            "filename": [labels.filenames[i] for i in kept],
+            "label": "",
+            "fold": np.full(kept.size, PSEUDO_FOLD, dtype=np.int64),
+        }
+    )
+    rows = {
+        kind: np.concatenate([r, run.pseudo.store_rows[kind][kept]])
+        for kind, r in run.store_rows.items()
+        if kind in run.pseudo.store_rows
+    }
+    return dataclasses.replace(
+        run,
+        folds=pd.concat([run.folds, extra], ignore_index=True),
+        store_rows={**run.store_rows, **rows},
+        fold_targets=labels.targets[fold][kept],
+    )
+
+
+def _training_targets(run: _Run, idx: np.ndarray) -> np.ndarray:
+    """Targets of a fold's training rows ``idx``.
+
+    As encoded (:meth:`Task.encode`) without pseudo rows; with them, probabilities: the
+    labelled rows' (:meth:`Task.target_probabilities`) and the pseudo rows' soft targets.
+    """
+    if run.fold_targets is None:
+        return run.targets[idx]
+    n = len(run.targets)
+    labelled = idx < n
+    out = np.empty((len(idx), len(run.columns)), dtype=np.float32)
+    out[labelled] = run.task.target_probabilities(run.targets[idx[labelled]], len(run.columns))
+    out[~labelled] = run.fold_targets[idx[~labelled] - n]
+    return out
 
 
 def _check_probabilities(
@@ -290,7 +390,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     dls = make_dataloaders(
         store,
         train_rows=train_rows,
-        train_targets=run.targets[train_idx],
+        train_targets=_training_targets(run, train_idx),
         valid_rows=store_rows[valid_idx],
         valid_targets=run.targets[valid_idx],
         config=run.config,
@@ -303,7 +403,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         config=tc,
         task=run.task,
         n_classes=len(run.classes),
-        train_targets=run.targets[train_idx],
+        train_targets=_training_targets(run, train_idx),
         path=fdir,
         progress=run.progress,
         param_groups=groups,
@@ -585,6 +685,7 @@ def train_cv(
     progress: bool = True,
     groups: Mapping[str, object] | Sequence[object] | None = None,
     callbacks: Sequence[Callback] = (),
+    pseudo: PseudoLabels | None = None,
 ) -> CVResult:
     """Train every architecture on every fold, resumably, and write the run folder.
 
@@ -616,6 +717,13 @@ def train_cv(
         one group per usable training row.
     callbacks : sequence of fastai Callback
         Extra callbacks added to every fold's ``fit`` (logging, experiment tracking).
+    pseudo : PseudoLabels, optional
+        A pseudo-label round's soft targets, with the stores of their clips
+        (:meth:`PseudoLabels.with_inputs`; :func:`emo_utils.endgame.pseudo.pseudo_labels`
+        makes them).  Fold ``k`` of a fastai-trained model trains on its labelled training
+        clips plus the clips kept for fold ``k``; validation and OOF stay on the labelled
+        clips.  The run takes the parent's ``folds.csv`` (copied when absent, refused when
+        different), and ``cv_report`` gets a ``pseudo`` section (rounds' OOF side by side).
 
     Returns
     -------
@@ -653,6 +761,8 @@ def train_cv(
     run = RunDir(run_dir)
     run.prepare()
     run.write_run_files(config, classes)
+    if pseudo is not None:
+        install_parent_folds(run, pseudo.parent)  # before folds are read: the parent's, or stop
     folds = load_or_create_folds(
         competition, path=run.folds_file, config=config, groups=groups, splitter=task.split
     )
@@ -669,6 +779,8 @@ def train_cv(
         progress=progress,
         callbacks=list(callbacks),
     )
+    if pseudo is not None:
+        run_state = _with_pseudo(run_state, pseudo)
     fold_results: dict[str, list[FoldResult]] = {}
     oofs: dict[str, pd.DataFrame] = {}
     for arch in tc.architectures:
@@ -682,7 +794,7 @@ def train_cv(
                 if progress:
                     print(f"{arch} fold {fold + 1}/{tc.n_folds}")
                 trainer = _FOLD_TRAINERS[resolve_architecture(arch)[0].trainer]
-                result = trainer(run_state, arch, fold)
+                result = trainer(_fold_run(run_state, arch, fold), arch, fold)
             results.append(result)
         fold_results[arch] = results
         oofs[arch] = _merge_oof(run_state, arch, results)
@@ -696,6 +808,7 @@ def train_cv(
         monitor=tc.monitor,
         n_folds=tc.n_folds,
         groups=folds.get("group"),
+        pseudo=_pseudo_summary(run_state, classes),
     )
     write_json(run.cv_report_file(".json"), report)
     write_text(run.cv_report_file(".md"), report_markdown(report))
@@ -710,6 +823,28 @@ def train_cv(
         report=report,
         skipped_files=skipped,
     )
+
+
+def _pseudo_summary(run: _Run, classes: Sequence[str]) -> dict[str, Any] | None:
+    """What the CV report says about the round's pseudo-labels (``None``: no round)."""
+    if run.pseudo is None:
+        return None
+    labels, tc = run.pseudo.labels, run.config.train
+    return {
+        "parent": os.fspath(labels.parent),
+        "run": os.fspath(run.run.path),
+        "method": labels.method,
+        "metric": run.config.ensemble.metric,
+        "clips": len(labels),
+        "splits": labels.split_counts(),
+        "kept": labels.kept_per_fold(),
+        "threshold": tc.pseudo_threshold,
+        "power": tc.pseudo_power,
+        "architectures": [
+            a for a in tc.architectures if resolve_architecture(a)[0].trainer == "fastai"
+        ],
+        "history": round_history(labels.parent, task=run.task, classes=classes),
+    }
 
 
 def _merge_oof(run: _Run, arch: str, results: list[FoldResult]) -> pd.DataFrame:

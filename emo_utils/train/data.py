@@ -103,7 +103,8 @@ def balanced_weights(targets: np.ndarray) -> np.ndarray:
     Parameters
     ----------
     targets : numpy.ndarray, shape (n, n_classes)
-        Multi-hot targets of the training clips.
+        Multi-hot targets of the training clips; a soft target (a pseudo-labelled clip)
+        counts as the label when it is at least 0.5.
 
     Returns
     -------
@@ -117,7 +118,7 @@ def balanced_weights(targets: np.ndarray) -> np.ndarray:
     >>> balanced_weights(np.array([[1, 0], [1, 0], [1, 0], [0, 1]])).round(3).tolist()
     [0.167, 0.167, 0.167, 0.5]
     """
-    y = np.asarray(targets, dtype=np.float64) > 0
+    y = np.asarray(targets, dtype=np.float64) >= 0.5
     counts = y.sum(axis=0)
     inverse = np.where(counts > 0, 1.0 / np.maximum(counts, 1), 0.0)
     w = (y * inverse).max(axis=1)

@@ -2,7 +2,9 @@
 
 The report holds the majority-class baseline (the score of always predicting the most
 frequent class, scikit-learn's ``DummyClassifier(strategy="most_frequent")``, under each
-metric) and a warning for every model whose OOF score is at or below it.
+metric) and a warning for every model whose OOF score is at or below it.  A pseudo-label
+round's report also holds its ``pseudo`` section: the parent, the clips kept per fold and
+the OOF scores of every round so far side by side (:func:`pseudo_section`).
 """
 
 from __future__ import annotations
@@ -17,7 +19,13 @@ from ..data.duplicates import describe_groups
 from ..tables import markdown_table
 from ..tasks import Task
 
-__all__ = ["baseline_warnings", "cv_report", "majority_baseline", "report_markdown"]
+__all__ = [
+    "baseline_warnings",
+    "cv_report",
+    "majority_baseline",
+    "pseudo_section",
+    "report_markdown",
+]
 
 
 def _predicts(base: dict[str, Any]) -> str:
@@ -96,6 +104,7 @@ def cv_report(
     monitor: str,
     n_folds: int,
     groups: pd.Series | None = None,
+    pseudo: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     """The content of ``cv_report.json``: overall, per-fold and per-class OOF scores.
 
@@ -115,6 +124,9 @@ def cv_report(
     n_folds : int
     groups : pandas.Series, optional
         Near-duplicate group of every clip, summarised when given.
+    pseudo : dict, optional
+        A pseudo-label round's summary (``emo_utils.train.cv``): becomes the report's
+        ``pseudo`` section (:func:`pseudo_section`).
     """
     archs = {}
     columns = task.output_columns(classes)
@@ -154,7 +166,80 @@ def cv_report(
     report["warnings"] = baseline_warnings(report)
     if groups is not None:
         report["groups"] = describe_groups(groups)
+    if pseudo is not None:
+        report["pseudo"] = pseudo_section(pseudo, {a: r["overall"] for a, r in archs.items()})
     return report
+
+
+def pseudo_section(pseudo: dict[str, Any], overall: dict[str, dict[str, float]]) -> dict[str, Any]:
+    """The ``pseudo`` section of a round's report: its summary and every round's OOF scores.
+
+    Parameters
+    ----------
+    pseudo : dict
+        ``parent``, ``run``, ``method``, ``metric``, ``clips``, ``splits``, ``kept`` (clips
+        per fold), ``threshold``, ``power``, ``architectures`` (those trained on the pseudo
+        rows) and ``history``: the earlier rounds, ``[{"round", "run", "scores"}]``.
+    overall : dict
+        Architecture -> this round's OOF score per metric.
+
+    Returns
+    -------
+    dict
+        ``pseudo`` without ``history``, plus ``round`` (this round's number) and ``rounds``:
+        the earlier rounds and this one, each ``{"round", "run", "scores": {arch: {metric:
+        score}}}``.  Every round is scored on the same labelled clips and folds.
+    """
+    history = list(pseudo.get("history", []))
+    number = (history[-1]["round"] + 1) if history else 1
+    section = {k: v for k, v in pseudo.items() if k != "history"}
+    section["round"] = number
+    section["rounds"] = [
+        *history,
+        {"round": number, "run": pseudo.get("run", ""), "scores": overall},
+    ]
+    return section
+
+
+def _pseudo_markdown(section: dict[str, Any], metrics: list[str]) -> list[str]:
+    """The CV report's pseudo-label section: the round, its clips, round-over-round OOF."""
+    metric = section.get("metric") if section.get("metric") in metrics else metrics[0]
+    rounds = section["rounds"]
+    archs = list(dict.fromkeys(a for r in rounds for a in r["scores"]))
+    threshold = section.get("threshold")
+    splits = ", ".join(f"{s} {n}" for s, n in section.get("splits", {}).items()) or "none"
+    lines = [
+        "",
+        f"## Pseudo-labels (round {section['round']})",
+        "",
+        f"Soft targets of {section['clips']} clips ({splits}) from the parent run "
+        f"`{section['parent']}` (its `{section['method']}` ensemble; fold k's targets come "
+        "from the parent's fold-k models, combined as the parent's ensemble fitted on its "
+        "OOF rows outside fold k), threshold "
+        f"{'default' if threshold is None else threshold}, power {section['power']}. "
+        f"Trained on them: {', '.join(section['architectures']) or 'no model'}. They join "
+        "the training part of every fold and never a validation part: the scores above are "
+        "on the labelled clips alone, in the parent's folds (a fold's `n_train` in "
+        "`cv_report.json` counts its pseudo rows).",
+        "",
+        *markdown_table(
+            ["fold", "pseudo rows kept"],
+            [[k, n] for k, n in enumerate(section["kept"])],
+        ),
+        "",
+        f"### Round-over-round OOF {metric}",
+        "",
+    ]
+    rows = []
+    for arch in archs:
+        values = [r["scores"].get(arch, {}).get(metric) for r in rounds]
+        known = len(values) > 1 and None not in values[-2:]
+        change = f"{values[-1] - values[-2]:+.4f}" if known else ""
+        rows.append([arch, *values, change])
+    header = [f"round {r['round']}" for r in rounds]
+    lines += markdown_table(["architecture", *header, "change"], rows)
+    lines += ["", "Runs: " + "; ".join(f"round {r['round']} `{r['run']}`" for r in rounds) + "."]
+    return lines
 
 
 def report_markdown(report: dict[str, Any]) -> str:
@@ -190,6 +275,8 @@ def report_markdown(report: dict[str, Any]) -> str:
             + ", ".join(f"{m} {base['scores'][m]:.4f}" for m in metrics)
             + ".",
         ]
+    if report.get("pseudo"):
+        lines += _pseudo_markdown(report["pseudo"], metrics)
     if report.get("warnings"):
         lines += ["", "## Warnings", "", *(f"- **{w}**" for w in report["warnings"])]
     for arch, r in report["architectures"].items():
