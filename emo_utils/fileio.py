@@ -28,6 +28,7 @@ import json
 import os
 import shutil
 import tempfile
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Any
@@ -324,12 +325,21 @@ def write_csv(path: str | os.PathLike, df: pd.DataFrame, **to_csv_kwargs: Any) -
 def read_csv(path: str | os.PathLike, **read_csv_kwargs: Any) -> pd.DataFrame:
     """:func:`pandas.read_csv` that reads back floats exactly as :func:`write_csv` wrote them.
 
-    pandas < 3 parses floats with a fast parser that can be one unit in the last place off;
-    ``float_precision="round_trip"`` makes OOF and test probabilities read back bit-exact
-    (pandas 3 does so by default and deprecates the option).
+    pandas' default float parser can be one unit in the last place off (seen with pandas
+    2.x and 3.0: OOF probabilities read back differed from the ones written);
+    ``float_precision="round_trip"`` makes OOF and test probabilities read back bit-exact.
+    pandas 3.1 deprecates the option (its default parser rounds correctly), so the
+    deprecation warning is silenced, and a pandas without the option gets its default.
     """
-    if int(pd.__version__.split(".")[0]) < 3:
-        read_csv_kwargs.setdefault("float_precision", "round_trip")
+    if "float_precision" in read_csv_kwargs:
+        return pd.read_csv(path, **read_csv_kwargs)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=".*float_precision.*")
+        try:
+            return pd.read_csv(path, float_precision="round_trip", **read_csv_kwargs)
+        except TypeError as exc:  # a pandas that no longer knows the option
+            if "float_precision" not in str(exc):
+                raise
     return pd.read_csv(path, **read_csv_kwargs)
 
 
