@@ -28,7 +28,13 @@ from emo_utils.data.competition import load_competition
 from emo_utils.errors import ConfigError, EmoUtilsWarning, TrainingError
 from emo_utils.features import build_waveforms, waveform_config
 from emo_utils.infer.predict import predict_test
-from emo_utils.models import build_inputs, build_model, check_architectures, load_fold_model
+from emo_utils.models import (
+    build_inputs,
+    build_model,
+    check_architectures,
+    check_local_weights,
+    load_fold_model,
+)
 from emo_utils.models import embeddings as embeddings_module
 from emo_utils.models.hf import (
     KaldiFbank,
@@ -224,6 +230,17 @@ def test_names_are_local_folders_or_hub_ids(tiny, tmp_path):
     assert "config.json" in check_hf_name(str(tmp_path / "empty"))
     with pytest.raises(TrainingError, match=r"train\.architectures.*hf:no_such_model_xyz"):
         check_architectures(["hf:no_such_model_xyz"])
+
+
+def test_a_hub_id_is_read_from_weights_dir_offline(tiny, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny["ast"], weights / "MIT--ast-tiny")  # the org--name layout
+    model = build_model("hf:MIT/ast-tiny", 2, pretrained=True, weights_dir=weights, in_chans=1)
+    assert model.model.config.model_type == "audio-spectrogram-transformer"
+    # Without pretrained weights the architecture still comes from there, not the hub.
+    assert build_model("hf:MIT/ast-tiny", 2, pretrained=False, weights_dir=weights, in_chans=1)
+    with pytest.raises(TrainingError, match=r"train\.weights_dir: no model folder.*MIT/ast-x"):
+        check_local_weights(["hf:MIT/ast-x"], weights)
 
 
 def test_the_models_take_waveform_windows_and_reload_from_their_weights_alone(tiny):

@@ -533,7 +533,7 @@ def check_hf_setup(name: str, config: Any) -> None:
         :func:`hf_setup_problems`.
     """
     tc = config.train
-    problems = hf_setup_problems(name, config, weights_dir=tc.weights_dir if tc.pretrained else "")
+    problems = hf_setup_problems(name, config, weights_dir=tc.weights_dir)
     if problems:
         raise TrainingError(f"train.architectures: 'hf:{name}': " + "; ".join(problems))
 
@@ -582,7 +582,8 @@ def build_hf_model(
         Load the checkpoint's weights (``from_pretrained``); else the architecture of its
         config with random weights.
     weights_dir : str or os.PathLike
-        ``train.weights_dir`` (see :func:`resolve_hf_source`).
+        ``train.weights_dir`` (see :func:`resolve_hf_source`): where a hub id's folder is
+        looked for first, for the weights and for the config alike.
     in_chans : int
         Channels of the input store: must be 1 (waveforms).
 
@@ -603,7 +604,7 @@ def build_hf_model(
     if int(in_chans) != 1:
         raise TrainingError(f"'hf:{name}' takes one waveform channel, not {in_chans}")
     tf = _transformers()
-    source = resolve_hf_source(name, weights_dir if pretrained else "")
+    source = resolve_hf_source(name, weights_dir)  # the config too: offline, never the hub
     extractor = _extractor_settings(name, source)
     try:
         if pretrained:
