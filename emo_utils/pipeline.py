@@ -249,6 +249,9 @@ def _stores(
 
 def _input_shape(store: Any) -> str:
     """What one row of an input store holds, for the preprocess summary."""
+    describe = getattr(store, "describe", None)
+    if callable(describe):  # frozen embeddings: one vector per model and layer
+        return describe()
     if hasattr(store, "image_shape"):  # images and waveforms: one window
         rate = getattr(store, "sample_rate", None)
         return f"{store.image_shape}" + (f" at {rate} Hz" if rate else "")

@@ -28,7 +28,14 @@ from emo_utils.data.competition import load_competition
 from emo_utils.errors import ConfigError, EmoUtilsWarning, TrainingError
 from emo_utils.features import build_waveforms, waveform_config
 from emo_utils.infer.predict import predict_test
-from emo_utils.models import build_inputs, build_model, check_architectures, load_fold_model
+from emo_utils.models import (
+    build_inputs,
+    build_model,
+    check_architectures,
+    check_local_weights,
+    load_fold_model,
+)
+from emo_utils.models import embeddings as embeddings_module
 from emo_utils.models.hf import (
     KaldiFbank,
     ZeroMeanUnitVariance,
@@ -93,6 +100,14 @@ def _inputs(comp, split, config):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", EmoUtilsWarning)  # short clips are padded
         return build_inputs(comp, split, config=config, n_jobs=1, progress=False)
+
+
+def _inputs_in(comp, split, config, cache_dir):
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmoUtilsWarning)
+        return build_inputs(
+            comp, split, config=config, cache_dir=cache_dir, n_jobs=1, progress=False
+        )
 
 
 # ---------------------------------------------------------------------------- the waveform store
@@ -217,6 +232,17 @@ def test_names_are_local_folders_or_hub_ids(tiny, tmp_path):
         check_architectures(["hf:no_such_model_xyz"])
 
 
+def test_a_hub_id_is_read_from_weights_dir_offline(tiny, tmp_path):
+    weights = tmp_path / "weights"
+    shutil.copytree(tiny["ast"], weights / "MIT--ast-tiny")  # the org--name layout
+    model = build_model("hf:MIT/ast-tiny", 2, pretrained=True, weights_dir=weights, in_chans=1)
+    assert model.model.config.model_type == "audio-spectrogram-transformer"
+    # Without pretrained weights the architecture still comes from there, not the hub.
+    assert build_model("hf:MIT/ast-tiny", 2, pretrained=False, weights_dir=weights, in_chans=1)
+    with pytest.raises(TrainingError, match=r"train\.weights_dir: no model folder.*MIT/ast-x"):
+        check_local_weights(["hf:MIT/ast-x"], weights)
+
+
 def test_the_models_take_waveform_windows_and_reload_from_their_weights_alone(tiny):
     x = torch.randn(2, 1, 1, SR + 1)
     for folder in tiny.values():
@@ -284,6 +310,64 @@ def test_augmentations_that_only_make_sense_for_images_skip_waveforms():
     assert len(batch_augmentations(tc, "image")) == 3
 
 
+# ---------------------------------------------------------------------------- frozen embeddings
+def test_frozen_embeddings_are_extracted_once_per_clip_and_layer_and_reused(
+    folder, tiny, tmp_path, monkeypatch
+):
+    _, comp = folder
+    w2v = tiny["wav2vec2"]
+    names = [str(w2v), f"{w2v}@1"]  # the last layer (2) and layer 1: one extraction
+    config = CONFIG.override({"train.architectures": [f"hfemb:{n}" for n in names]})
+    check_architectures(config.train.architectures)
+    calls = []
+    real = embeddings_module.extract_embeddings
+
+    def interrupted(*args, **kwargs):
+        calls.append(len(args[2]))
+        if len(calls) == 2:
+            raise KeyboardInterrupt  # killed after its first chunk
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(embeddings_module, "CHUNK_SIZE", 4)
+    monkeypatch.setattr(embeddings_module, "extract_embeddings", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        _inputs_in(comp, "train", config, tmp_path)
+    monkeypatch.setattr(embeddings_module, "extract_embeddings", real)
+    store = _inputs_in(comp, "train", config, tmp_path)["embeddings"]
+    n = len(comp.train)
+    assert store.stats[names[0]]["computed"] == n - 4  # the finished chunk was kept
+    assert store.stats[names[1]]["computed"] == 0  # every layer came with the first
+    again = _inputs_in(comp, "train", config, tmp_path)["embeddings"]
+    assert [again.stats[m]["computed"] for m in names] == [0, 0]
+    for name in names:
+        np.testing.assert_array_equal(again.vectors[name], store.vectors[name])
+        assert store.vectors[name].shape == (n, 64)  # mean and std of 32 hidden units
+        assert np.isfinite(store.vectors[name]).all()
+    folder_of = store.directories[names[0]]
+    assert sorted(p.name for p in folder_of.glob("layer-*.npy")) == [
+        "layer-00.npy",
+        "layer-01.npy",
+        "layer-02.npy",
+    ]
+    assert not (folder_of / "chunks").exists()
+    # The cached vectors are the model's pooled hidden states.
+    hf_config = CONFIG.override({"train.architectures": [f"hf:{w2v}"]})
+    waveforms = _inputs_in(comp, "train", hf_config, tmp_path)["waveform"]
+    model = build_model(f"hf:{w2v}", 2, pretrained=True, in_chans=1)
+    direct = real(model, waveforms, [0, 5])
+    np.testing.assert_allclose(store.vectors[names[1]][[0, 5]], direct[:, 1], atol=1e-5)
+    assert store.view(names[1]).matrix([0]).shape == (1, 64)
+
+
+def test_a_layer_the_model_lacks_is_refused_before_any_work(folder, tiny):
+    _, comp = folder
+    config = CONFIG.override({"train.architectures": [f"hfemb:{tiny['wav2vec2']}@3"]})
+    with pytest.raises(TrainingError, match=r"layer 3 does not exist.*0 to 2"):
+        check_training_setup(comp, config)
+    with pytest.raises(TrainingError, match="whole number"):
+        check_architectures([f"hfemb:{tiny['wav2vec2']}@last"])
+
+
 # ---------------------------------------------------------------------------- training
 @pytest.mark.slow
 def test_fine_tuning_keeps_the_feature_encoder_frozen_and_the_folds_load_offline(
@@ -331,8 +415,10 @@ def test_fine_tuning_keeps_the_feature_encoder_frozen_and_the_folds_load_offline
 
 
 @pytest.mark.slow
-def test_wav2vec2_and_ast_through_the_cli_write_oof_and_every_test_row(tiny, tmp_path):
-    archs = [f"hf:{tiny['wav2vec2']}", f"hf:{tiny['ast']}"]
+def test_wav2vec2_ast_and_frozen_embeddings_through_the_cli_write_oof_and_every_test_row(
+    tiny, tmp_path
+):
+    archs = [f"hf:{tiny['wav2vec2']}", f"hf:{tiny['ast']}", f"hfemb:{tiny['wav2vec2']}@1"]
     cmd = [
         sys.executable,
         "-m",

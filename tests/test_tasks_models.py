@@ -86,6 +86,7 @@ def test_every_model_family_builds_a_model_giving_one_output_per_class(prefix, t
         "timm": lambda: "test_resnet",
         "classical": lambda: "logreg",
         "hf": lambda: str(save_tiny_models(tmp_path)["wav2vec2"]),
+        "hfemb": lambda: str(save_tiny_models(tmp_path)["wav2vec2"]) + "@1",
     }
     name = small[prefix]()
     assert family.check(name) is None

@@ -126,6 +126,9 @@ class FeatureStore:
     sample_rate : int or None
         The rate the clips were decoded at (``audio.sample_rate`` of the config the cache was
         built from); ``None`` for in-memory stores built without one.
+    fingerprint : str
+        The cache's fingerprint (rows, files, settings, code versions; ``""`` in memory):
+        what a cache derived from this one (frozen embeddings) keys on.
     """
 
     filenames: list[str]
@@ -138,6 +141,7 @@ class FeatureStore:
     directory: Path | None = None
     stats: dict[str, Any] = field(default_factory=dict)
     sample_rate: int | None = None
+    fingerprint: str = ""
 
     @classmethod
     def from_arrays(
@@ -226,6 +230,7 @@ class FeatureStore:
             directory=self.directory,
             stats=dict(self.stats),
             sample_rate=self.sample_rate,
+            fingerprint=self.fingerprint,
         )
 
     # ------------------------------------------------------------------ reading
@@ -567,6 +572,7 @@ def _open(plan: _Plan, *, verify: bool) -> FeatureStore:
         notes=notes,
         directory=d,
         sample_rate=plan.sample_rate,
+        fingerprint=plan.fingerprint,
     )
 
 

@@ -34,7 +34,13 @@ from tqdm.auto import tqdm
 from .._console import interactive
 from ..errors import CheckpointError, TrainingError
 from ..fileio import write_csv
-from ..models import load_fold_model, model_inputs, resolve_architecture, select_device
+from ..models import (
+    load_fold_model,
+    model_input,
+    model_inputs,
+    resolve_architecture,
+    select_device,
+)
 from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
 from ..models.classical import load_estimator, predict_estimator
 from ..runs import RunDir
@@ -266,8 +272,7 @@ def _predict_sklearn_fold(
     **_: Any,
 ) -> np.ndarray:
     """Probabilities of every row of the family's input store from one fitted estimator."""
-    family, _name = resolve_architecture(arch)
-    store = inputs[family.input]
+    store = model_input(arch, inputs)
     model = load_estimator(run.fold_file(arch, fold, ESTIMATOR_FILE))
     n_outputs = len(task.output_columns(run.read_classes()))
     out = np.full((len(store), n_outputs), np.nan)

@@ -2,13 +2,15 @@
 
 ``_registry`` maps name prefixes to model families (``timm`` is the default family:
 plain timm names work); ``timm`` registers that family, ``classical`` the scikit-learn
-models on clip statistics, ``hf`` the transformers waveform classifiers; ``inputs`` builds
-the input stores (images, statistics, waveforms) the architectures need; ``normalize`` holds the normalisation built into every model;
+models on clip statistics, ``hf`` the transformers waveform classifiers, ``embeddings`` the
+``hfemb`` family (frozen transformers embeddings and a scikit-learn head); ``inputs`` builds
+the input stores (images, statistics, waveforms, embeddings) the architectures need; ``normalize`` holds the normalisation built into every model;
 ``checkpoints`` loads a trained fold for inference.
 May import: ``config``, ``errors``, ``fileio``, ``runs``, ``features``.  Never fastai.
 """
 
 from . import classical as _classical  # noqa: F401  (registers the classical family)
+from . import embeddings as _embeddings  # noqa: F401  (registers the hfemb family)
 from . import hf as _hf  # noqa: F401  (registers the hf family)
 from . import timm as _timm  # noqa: F401  (registers the timm family)
 from ._registry import (
@@ -20,6 +22,7 @@ from ._registry import (
     check_normalization,
     check_setups,
     input_normalization,
+    model_input,
     model_inputs,
     register_family,
     resolve_architecture,
@@ -45,6 +48,7 @@ __all__ = [
     "image_statistics",
     "input_normalization",
     "load_fold_model",
+    "model_input",
     "model_inputs",
     "register_family",
     "resolve_architecture",

@@ -4,7 +4,8 @@ A name in ``train.architectures`` is ``"<prefix>:<model>"`` for a registered fam
 plain timm name (``"resnest50d"``, ``"timm:resnest50d"`` is the same).  Each family
 declares what its models take as input (``"image"``: cached feature images ``(B, C, H, W)``;
 ``"features"``: per-clip statistics vectors, :mod:`emo_utils.features.statistics`;
-``"waveform"``: cached mono clips ``(B, 1, 1, T)``, :mod:`emo_utils.features.waveform`),
+``"waveform"``: cached mono clips ``(B, 1, 1, T)``, :mod:`emo_utils.features.waveform`;
+``"embeddings"``: frozen transformers embeddings, :mod:`emo_utils.models.embeddings`),
 which trainer fits them (``"fastai"``: torch modules in the fastai loop; ``"sklearn"``:
 scikit-learn estimators), the sample rate it needs (``None``: any), and a builder; optional
 hooks check a run's settings before any work, check a built model against its input store,
@@ -17,7 +18,7 @@ call in one file.
 from __future__ import annotations
 
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -36,6 +37,7 @@ __all__ = [
     "check_normalization",
     "check_setups",
     "input_normalization",
+    "model_input",
     "model_inputs",
     "register_family",
     "resolve_architecture",
@@ -54,7 +56,7 @@ class ModelFamily:
     ----------
     prefix : str
         The name prefix (``"timm"`` for ``"timm:resnet18"``).
-    input : {"image", "features", "waveform"}
+    input : {"image", "features", "waveform", "embeddings"}
         What the models are fed (a key of the inputs the pipeline builds:
         :data:`emo_utils.models.INPUT_BUILDERS`).
     build : callable
@@ -96,6 +98,9 @@ class ModelFamily:
         families whose architecture travels with the weights (``hf``: the transformers
         config), so a trained fold loads offline without the hub or the pretrained folder.
         ``None``: ``build(name, pretrained=False)``.
+    select_input : callable or None
+        ``select_input(store, name) -> store``: the part of the family's input store a model
+        reads (``hfemb``: the embeddings of its model and layer).  ``None``: the whole store.
     """
 
     prefix: str
@@ -111,6 +116,7 @@ class ModelFamily:
     check_input: Callable[[str, nn.Module, Any], None] | None = None
     training_groups: Callable[[nn.Module, Any], list[list[nn.Parameter]]] | None = None
     from_state: Callable[..., nn.Module] | None = None
+    select_input: Callable[[Any, str], Any] | None = None
 
 
 #: prefix -> :class:`ModelFamily`.  The single source of truth for architecture names.
@@ -180,6 +186,16 @@ def input_normalization(arch: str, name: str) -> str:
     """
     own = resolve_architecture(arch)[0].input_normalization
     return name if own is None else own
+
+
+def model_input(arch: str, inputs: Mapping[str, Any]) -> Any:
+    """The store ``arch`` reads from ``{input kind: store}``.
+
+    Its family's input store, narrowed by :attr:`ModelFamily.select_input` when set.
+    """
+    family, name = resolve_architecture(arch)
+    store = inputs[family.input]
+    return store if family.select_input is None else family.select_input(store, name)
 
 
 def check_setups(architectures: Sequence[str], config: Any) -> None:

@@ -77,6 +77,7 @@ __all__ = [
     "check_hf_setup",
     "check_hf_weights",
     "hf_from_state",
+    "hf_setup_problems",
     "hf_training_groups",
     "layer_groups",
     "resolve_hf_source",
@@ -316,6 +317,17 @@ class HFAudioClassifier(nn.Module):
             x = x.as_subclass(torch.Tensor)
         return self.model(input_values=self.prepare(_waveforms(x))).logits
 
+    def hidden_states(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Every layer's output ``(B, T', hidden)`` for waveform windows, input layer first.
+
+        ``n_layers + 1`` tensors (transformers' ``output_hidden_states``): what the frozen
+        embeddings of :mod:`emo_utils.models.embeddings` pool.
+        """
+        if type(x) is not torch.Tensor:
+            x = x.as_subclass(torch.Tensor)
+        out = self.model(input_values=self.prepare(_waveforms(x)), output_hidden_states=True)
+        return tuple(out.hidden_states)
+
     def window_problems(self, n_samples: int, sample_rate: int | None) -> list[str]:
         """Why windows of ``n_samples`` at ``sample_rate`` do not suit this model."""
         return _input_problems(self.extractor, self.model.config, n_samples, sample_rate)
@@ -490,22 +502,17 @@ def _input_problems(
     return problems
 
 
-def check_hf_setup(name: str, config: Any) -> None:
-    """Before any work: the model's feature extractor takes the run's waveform input.
+def hf_setup_problems(name: str, config: Any, *, weights_dir: str | os.PathLike = "") -> list[str]:
+    """Why the model ``name`` cannot take the run's waveform input (empty: it can).
 
-    Checks ``audio.waveform_sample_rate`` against the extractor's ``sampling_rate`` and the
-    window (``audio.duration`` at that rate, :mod:`emo_utils.features.waveform`) against the
-    extractor's and the encoder's limits.
-
-    Raises
-    ------
-    TrainingError
-        Naming ``train.architectures``, the model and every problem.
+    The feature extractor's ``sampling_rate`` against ``audio.waveform_sample_rate``, and
+    the window (``audio.duration`` at that rate, :mod:`emo_utils.features.waveform`) against
+    the extractor's and the encoder's limits.  ``weights_dir``: see
+    :func:`resolve_hf_source`.
     """
     from ..features.waveform import waveform_config
 
-    tc = config.train
-    source = resolve_hf_source(name, tc.weights_dir if tc.pretrained else "")
+    source = resolve_hf_source(name, weights_dir)
     extractor = _extractor_settings(name, source)
     tf = _transformers()
     try:
@@ -513,9 +520,20 @@ def check_hf_setup(name: str, config: Any) -> None:
     except (OSError, ValueError) as exc:
         raise TrainingError(f"'hf:{name}': cannot read the model config ({exc})") from exc
     n_samples = waveform_config(config).audio.n_samples + 1  # frames of one window
-    problems = _input_problems(
-        extractor, model_config, n_samples, config.audio.waveform_sample_rate
-    )
+    return _input_problems(extractor, model_config, n_samples, config.audio.waveform_sample_rate)
+
+
+def check_hf_setup(name: str, config: Any) -> None:
+    """Before any work: the model's feature extractor takes the run's waveform input.
+
+    Raises
+    ------
+    TrainingError
+        Naming ``train.architectures``, the model and every problem of
+        :func:`hf_setup_problems`.
+    """
+    tc = config.train
+    problems = hf_setup_problems(name, config, weights_dir=tc.weights_dir)
     if problems:
         raise TrainingError(f"train.architectures: 'hf:{name}': " + "; ".join(problems))
 
@@ -564,7 +582,8 @@ def build_hf_model(
         Load the checkpoint's weights (``from_pretrained``); else the architecture of its
         config with random weights.
     weights_dir : str or os.PathLike
-        ``train.weights_dir`` (see :func:`resolve_hf_source`).
+        ``train.weights_dir`` (see :func:`resolve_hf_source`): where a hub id's folder is
+        looked for first, for the weights and for the config alike.
     in_chans : int
         Channels of the input store: must be 1 (waveforms).
 
@@ -585,7 +604,7 @@ def build_hf_model(
     if int(in_chans) != 1:
         raise TrainingError(f"'hf:{name}' takes one waveform channel, not {in_chans}")
     tf = _transformers()
-    source = resolve_hf_source(name, weights_dir if pretrained else "")
+    source = resolve_hf_source(name, weights_dir)  # the config too: offline, never the hub
     extractor = _extractor_settings(name, source)
     try:
         if pretrained:

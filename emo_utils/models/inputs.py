@@ -1,13 +1,13 @@
 """The model inputs of a split: one cached store per input kind the architectures need.
 
-=============  ==============================================  ===========================
-input kind     store                                           families
-=============  ==============================================  ===========================
-``image``      feature images (:func:`build_cache`)            ``timm``
-``features``   clip statistics (:func:`build_statistics`)      ``classical``
-``waveform``   mono clips, float16 (:func:`build_waveforms`)   ``hf``
-=============  ==============================================  ===========================
-
+==============  ==============================================  ==========================
+input kind      store                                           families
+==============  ==============================================  ==========================
+``image``       feature images (:func:`build_cache`)            ``timm``
+``features``    clip statistics (:func:`build_statistics`)      ``classical``
+``waveform``    mono clips, float16 (:func:`build_waveforms`)   ``hf``
+``embeddings``  frozen embeddings (:func:`build_embeddings`)    ``hfemb``
+==============  ==============================================  ==========================
 
 :data:`INPUT_BUILDERS` maps every ``ModelFamily.input`` of the model registry to the
 function that computes (or reuses) its cache; :func:`build_inputs` builds the stores that
@@ -24,6 +24,7 @@ from typing import Any
 from ..config import Config
 from ..features import build_cache, build_statistics, build_waveforms
 from ._registry import model_inputs
+from .embeddings import build_embeddings
 
 __all__ = ["INPUT_BUILDERS", "build_inputs"]
 
@@ -32,6 +33,7 @@ INPUT_BUILDERS: dict[str, Callable[..., Any]] = {
     "image": build_cache,
     "features": build_statistics,
     "waveform": build_waveforms,
+    "embeddings": build_embeddings,
 }
 
 

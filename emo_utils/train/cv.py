@@ -83,6 +83,7 @@ from ..models import (
     check_setups,
     image_statistics,
     input_normalization,
+    model_input,
     model_inputs,
     resolve_architecture,
     select_device,
@@ -557,7 +558,7 @@ def _fit_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     remove_temp_files(fdir)
     valid_mask = run.folds["fold"].to_numpy() == fold
     train_idx, valid_idx = np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)
-    store = run.inputs[family.input]
+    store = model_input(arch, run.inputs)
     x = store.matrix(run.store_rows[family.input])
     kind = run.task.label_kind
     model = fit_estimator(
