@@ -952,8 +952,10 @@ class Config:
     def preset(cls, name: str) -> Config:
         """A named preset of :data:`PRESETS`.
 
-        ``"default"`` (GPU, real data), ``"cpu_demo"`` (small and fast) or
-        ``"cpu_demo_multilabel"`` (the multi-label demo).
+        ``"default"`` (GPU, real data), ``"cpu_demo"`` (small and fast),
+        ``"cpu_small_data"`` (CPU, a few hundred clips, no pretrained weights: CNNs plus
+        classical models, the honest ``best`` ensemble) or ``"cpu_demo_multilabel"`` (the
+        multi-label demo).
         """
         try:
             overrides = PRESETS[name]
@@ -1205,6 +1207,23 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.batch_size": 32,
         "train.lr": 3e-3,
         "train.mixup": 0.0,
+    },
+    # Small data, CPU, no pretrained weights: the cpu_demo CNNs plus two classical models on
+    # clip statistics, combined by the honest "best" ensemble.  Measured with
+    # benchmarks/bench_families.py on two generated datasets (README, "Model families"): the
+    # mixed ensemble beat every single model and every one-family ensemble on both.
+    "cpu_small_data": {
+        "features.n_mels": 64,
+        "features.n_fft": 1024,
+        "features.hop_length": 512,
+        "audio.sample_rate": 16000,
+        "train.architectures": ["resnest14d", "resnet18", "classical:logreg", "classical:hgb"],
+        "train.pretrained": False,
+        "train.epochs": 6,
+        "train.batch_size": 32,
+        "train.lr": 3e-3,
+        "train.mixup": 0.0,
+        "ensemble.method": "best",
     },
     # The multi-label demo (emo_utils.datasets.multilabel): Freesound-style CSVs, clips of
     # 0.5-12 s cached whole, random training windows, balanced sampling of rare labels,
