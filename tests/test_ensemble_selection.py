@@ -487,7 +487,7 @@ def test_config_defaults_match_the_ensemble_defaults():
     assert ec.selection_rounds == DEFAULT_ROUNDS
     assert ec.selection_init == 1
     assert ec.power == DEFAULT_POWER
-    assert ec.method == "mode"  # the default method is unchanged
+    assert ec.method == "best"  # the honest OOF choice, never below the best single model
     cfg = Config().override(
         {"ensemble.selection_rounds": 5, "ensemble.selection_init": 2, "ensemble.power": 3}
     )
