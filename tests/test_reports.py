@@ -249,7 +249,7 @@ def test_run_report_writes_every_plot_of_a_synthetic_run(tmp_path):
     report = evaluate_ensembles(tmp_path, config=config)  # the real ensemble_report.json
     with pytest.warns(EmoUtilsWarning, match="embedding map skipped"):
         written = make_run_report(tmp_path)
-    method = config.ensemble.method
+    method = report.method  # what ensemble.method (default "best") resolved to
     expected = {
         f"{kind}_{tag}"
         for kind in ("confusion", "classes", "roc")
