@@ -54,7 +54,7 @@ from ..errors import AudioError, CacheError, EmoUtilsWarning
 from ..fileio import atomic_path, write_json
 from ..locks import folder_lock
 from ._parallel import _one_blas_thread, _worker_count
-from .store import SPLITS, _digest, _resolve_cache_dir, _stat
+from .store import SPLITS, RowStatus, _digest, _resolve_cache_dir, _stat
 
 __all__ = [
     "CHUNK_SIZE",
@@ -209,7 +209,7 @@ def clip_statistics(y: np.ndarray, *, sample_rate: int, config: StatisticsConfig
 
 # ---------------------------------------------------------------------------- the store
 @dataclass
-class StatisticsStore:
+class StatisticsStore(RowStatus):
     """Summary statistics of one split, one row per CSV row.
 
     Attributes
@@ -237,18 +237,6 @@ class StatisticsStore:
     notes: list[dict[str, str]] = field(default_factory=list)
     directory: Path | None = None
     stats: dict[str, Any] = field(default_factory=dict)
-
-    def __len__(self) -> int:
-        return len(self.filenames)
-
-    @property
-    def ok(self) -> np.ndarray:
-        """Boolean mask of the rows that have statistics."""
-        return np.array([not r for r in self.reasons], dtype=bool)
-
-    def failures(self) -> list[tuple[str, str]]:
-        """``(filename, reason)`` of every failed row."""
-        return [(f, r) for f, r in zip(self.filenames, self.reasons, strict=True) if r]
 
     def select(self, rows: Sequence[int] | np.ndarray) -> StatisticsStore:
         """A store of ``rows`` only (in that order)."""

@@ -97,8 +97,31 @@ _CHUNKS = "chunks"
 _HASH_BLOCK_BYTES = 64 << 20
 
 
+class RowStatus:
+    """The per-row status every input store shares (images, statistics, embeddings).
+
+    ``filenames`` and ``reasons`` (empty for a good row, else why the clip failed) hold one
+    entry per CSV row.
+    """
+
+    filenames: list[str]
+    reasons: list[str]
+
+    def __len__(self) -> int:
+        return len(self.filenames)
+
+    @property
+    def ok(self) -> np.ndarray:
+        """Boolean mask of the rows that have an input (an empty reason)."""
+        return np.array([r == "" for r in self.reasons], dtype=bool)
+
+    def failures(self) -> list[tuple[str, str]]:
+        """``(filename, reason)`` of every failed row."""
+        return [(f, r) for f, r in zip(self.filenames, self.reasons, strict=True) if r]
+
+
 @dataclass
-class FeatureStore:
+class FeatureStore(RowStatus):
     """Images of one split.
 
     Attributes
@@ -199,22 +222,10 @@ class FeatureStore:
         )
 
     # ------------------------------------------------------------------ properties
-    def __len__(self) -> int:
-        return len(self.filenames)
-
-    @property
-    def ok(self) -> np.ndarray:
-        """Boolean mask of rows with a valid image."""
-        return np.array([r == "" for r in self.reasons], dtype=bool)
-
     @property
     def image_shape(self) -> tuple[int, int, int]:
         """``(C, H, window_frames)``: the shape of one window."""
         return (int(self.frames.shape[1]), int(self.frames.shape[2]), self.window_frames)
-
-    def failures(self) -> list[tuple[str, str]]:
-        """``(filename, reason)`` of every failed row."""
-        return [(f, r) for f, r in zip(self.filenames, self.reasons, strict=True) if r]
 
     def select(self, rows: Sequence[int] | np.ndarray) -> FeatureStore:
         """A store of the given rows, in that order, sharing this store's frames (no copy)."""

@@ -59,6 +59,7 @@ from ..config import Config
 from ..errors import CacheError, TrainingError
 from ..features import build_waveforms, default_cache_dir
 from ..features.statistics import StatisticsStore
+from ..features.store import RowStatus
 from ..fileio import atomic_path, read_json, write_json
 from ..locks import folder_lock
 from ..tasks import get_task
@@ -172,7 +173,7 @@ def _n_layers(source: str) -> int:
 
 # ---------------------------------------------------------------------------- the store
 @dataclass
-class EmbeddingStore:
+class EmbeddingStore(RowStatus):
     """Frozen embeddings of one split, for every ``hfemb:`` model of a run.
 
     Attributes
@@ -201,18 +202,6 @@ class EmbeddingStore:
     stats: dict[str, dict[str, Any]] = field(default_factory=dict)
     directory: Path | None = None
     notes: list[dict[str, str]] = field(default_factory=list)
-
-    def __len__(self) -> int:
-        return len(self.filenames)
-
-    @property
-    def ok(self) -> np.ndarray:
-        """Boolean mask of the rows that have embeddings."""
-        return np.array([not r for r in self.reasons], dtype=bool)
-
-    def failures(self) -> list[tuple[str, str]]:
-        """``(filename, reason)`` of every failed row."""
-        return [(f, r) for f, r in zip(self.filenames, self.reasons, strict=True) if r]
 
     def select(self, rows: Sequence[int] | np.ndarray) -> EmbeddingStore:
         """A store of ``rows`` only (in that order)."""
