@@ -340,49 +340,27 @@ def predict_test(
     """
     run = RunDir(run_dir)
     config = config or run.read_config()
-    task = get_task(config.data.task)
-    classes = run.read_classes()
-    archs = list(config.train.architectures)
-    n_folds = config.train.n_folds
-    run.require_trained(archs, n_folds)
-    inputs = dict(store) if isinstance(store, Mapping) else {"image": store}
-    missing = [kind for kind in model_inputs(archs) if kind not in inputs]
-    if missing:
-        raise TrainingError(f"predict_test: the run's models need the input(s) {missing}")
-    filenames = next(iter(inputs.values())).filenames
-    n_rows = len(filenames)
-    options = {
-        "config": config,
-        "task": task,
-        "device": select_device(device),
-        "batch_size": batch_size or 2 * config.train.batch_size,
-        "progress": progress,
-        "loader": loader or load_fold_model,
-    }
-    columns = task.output_columns(classes)
+    per_fold = predict_folds(
+        store,
+        run_dir=run,
+        config=config,
+        device=device,
+        progress=progress,
+        batch_size=batch_size,
+        loader=loader,
+    )
+    filenames = (
+        next(iter(store.values())).filenames if isinstance(store, Mapping) else store.filenames
+    )
+    columns = get_task(config.data.task).output_columns(run.read_classes())
     results: dict[str, np.ndarray] = {}
-    for arch in archs:
-        family, _name = resolve_architecture(arch)
-        predictor = _FOLD_PREDICTORS[family.trainer]
-        total = np.zeros((n_rows, len(columns)))
-        # No usable input row: no model to load.
-        folds = range(n_folds) if inputs[family.input].ok.any() else range(0)
-        for fold in folds:
-            probs = predictor(run, arch, fold, inputs, **options)
-            if probs.shape[1] != len(columns):
-                raise CheckpointError(
-                    f"{run.fold_dir(arch, fold)}: model gives {probs.shape[1]} outputs for "
-                    f"{len(columns)} classes"
-                )
-            total += probs
-            if progress and not interactive():
-                print(f"predicted {arch} fold {fold}: {n_rows} clips", flush=True)
-        result = np.full_like(total, np.nan)
-        ok = inputs[family.input].ok & np.isfinite(total).all(axis=1)
-        result[ok] = total[ok] / n_folds
-        results[arch] = result
+    for arch, folds in per_fold.items():
+        total = folds.sum(axis=0)  # NaN where the input or any fold failed
+        results[arch] = np.where(
+            np.isfinite(total).all(axis=1, keepdims=True), total / len(folds), np.nan
+        )
         if write:
-            df = pd.DataFrame(result, columns=columns)
+            df = pd.DataFrame(results[arch], columns=columns)
             df.insert(0, "filename", filenames)
             write_csv(run.predictions_file(arch), df)
     return results
@@ -431,7 +409,7 @@ def predict_folds(
     inputs = dict(store) if isinstance(store, Mapping) else {"image": store}
     missing = [kind for kind in model_inputs(archs) if kind not in inputs]
     if missing:
-        raise TrainingError(f"predict_folds: the run's models need the input(s) {missing}")
+        raise TrainingError(f"the run's models need the input(s) {missing}, which were not given")
     n_rows = len(next(iter(inputs.values())).filenames)
     columns = task.output_columns(run.read_classes())
     options = {
