@@ -468,3 +468,24 @@ def test_wav2vec2_ast_and_frozen_embeddings_through_the_cli_write_oof_and_every_
     )
     assert sub.iloc[:, 0].tolist() == test.iloc[:, 0].tolist()
     assert sub.iloc[:, 1].notna().all()
+
+
+def test_embeddings_stores_join_in_row_order_for_a_pseudo_label_round():
+    from emo_utils.errors import CacheError
+    from emo_utils.features.concat import concat_stores
+
+    def store(names, rows, reasons):
+        vectors = {"m@1": np.asarray(rows, np.float32)}
+        return embeddings_module.EmbeddingStore(filenames=names, vectors=vectors, reasons=reasons)
+
+    test = store(["t0", "t1"], [[0.0, 1.0], [2.0, 3.0]], ["", "cannot be decoded"])
+    unlabelled = store(["u0"], [[4.0, 5.0]], [""])
+    joined = concat_stores([test, unlabelled])
+    assert joined.filenames == ["t0", "t1", "u0"]
+    assert joined.ok.tolist() == [True, False, True]
+    np.testing.assert_array_equal(joined.view("m@1").matrix(), [[0, 1], [2, 3], [4, 5]])
+    other = embeddings_module.EmbeddingStore(
+        filenames=["x"], vectors={"m@2": np.zeros((1, 2), np.float32)}, reasons=[""]
+    )
+    with pytest.raises(CacheError, match="other models or layers"):
+        concat_stores([test, other])

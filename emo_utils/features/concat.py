@@ -24,7 +24,7 @@ Examples
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import numpy as np
@@ -33,7 +33,7 @@ from ..errors import CacheError
 from .statistics import StatisticsStore
 from .store import FeatureStore
 
-__all__ = ["ConcatFrames", "concat_stores"]
+__all__ = ["JOINERS", "ConcatFrames", "concat_stores", "register_joiner"]
 
 
 class ConcatFrames:
@@ -119,8 +119,22 @@ def _concat_statistics(stores: Sequence[StatisticsStore]) -> StatisticsStore:
     )
 
 
-#: Store class -> how stores of that class are joined.
-_JOINERS = {FeatureStore: _concat_images, StatisticsStore: _concat_statistics}
+#: Store class -> how stores of that class are joined (:func:`register_joiner` adds one, e.g.
+#: the embeddings store of :mod:`emo_utils.models.embeddings`, a later layer).
+JOINERS: dict[type, Callable[[Sequence[Any]], Any]] = {
+    FeatureStore: _concat_images,
+    StatisticsStore: _concat_statistics,
+}
+
+
+def register_joiner(cls: type) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: ``joiner(stores) -> store`` joins the stores of class ``cls``."""
+
+    def add(joiner: Callable[..., Any]) -> Callable[..., Any]:
+        JOINERS[cls] = joiner
+        return joiner
+
+    return add
 
 
 def concat_stores(stores: Sequence[Any]) -> Any:
@@ -148,7 +162,7 @@ def concat_stores(stores: Sequence[Any]) -> Any:
     if not stores:
         raise CacheError("concat_stores: no store given")
     kinds = {type(s) for s in stores}
-    joiner = _JOINERS.get(kinds.pop()) if len(kinds) == 1 else None
+    joiner = JOINERS.get(kinds.pop()) if len(kinds) == 1 else None
     if joiner is None:
         raise CacheError(
             f"concat_stores: cannot join stores of {sorted(type(s).__name__ for s in stores)}"

@@ -58,6 +58,7 @@ from .._console import debug, interactive
 from ..config import Config
 from ..errors import CacheError, TrainingError
 from ..features import build_waveforms, default_cache_dir
+from ..features.concat import register_joiner
 from ..features.statistics import StatisticsStore
 from ..features.store import RowStatus
 from ..fileio import atomic_path, read_json, write_json
@@ -239,6 +240,19 @@ class EmbeddingStore(RowStatus):
     def describe(self) -> str:
         """``"<name> <dim> values, ..."``, for the preprocess summary."""
         return ", ".join(f"{name} {v.shape[1]} values" for name, v in self.vectors.items())
+
+
+@register_joiner(EmbeddingStore)
+def _concat_embeddings(stores: Sequence[EmbeddingStore]) -> EmbeddingStore:
+    """The rows of ``stores`` in order (a pseudo-label round's test and unlabelled clips)."""
+    names = list(stores[0].vectors)
+    if any(list(s.vectors) != names for s in stores):
+        raise CacheError("concat_stores: the embeddings stores hold other models or layers")
+    return EmbeddingStore(
+        filenames=[f for s in stores for f in s.filenames],
+        vectors={n: np.concatenate([s.vectors[n] for s in stores]) for n in names},
+        reasons=[r for s in stores for r in s.reasons],
+    )
 
 
 # ---------------------------------------------------------------------------- extraction
