@@ -336,6 +336,8 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
 
         preset, data, run_dir = _DEMOS[args.task]
         cfg = _config_from_args(args, default_preset=preset)
+        if args.preset not in (None, preset):  # another preset's run goes to its own folder
+            run_dir = f"{run_dir}_{args.preset}"
         if cfg.data.task != args.task:
             raise ConfigError(
                 "data.task", cfg.data.task, f"differs from --task {args.task}; give one of them"

@@ -51,7 +51,7 @@ import torch
 from .audio import unreadable_formats
 from .config import Config
 from .data.competition import Competition, load_competition
-from .datasets import make_demo
+from .datasets import demo_model_ids, make_demo, save_demo_model
 from .ensemble import (
     EnsembleReport,
     ensemble_options,
@@ -132,8 +132,9 @@ class PipelineResult:
         """Human-readable multi-line report."""
         out = list(self.lines)
         out.extend(f"WARNING: {w}" for w in self.warnings)
+        width = max((len(arch) for arch in self.cv_scores), default=0)
         for arch, score in self.cv_scores.items():
-            out.append(f"CV {self.metric} {arch:<24s} {score:.4f}")
+            out.append(f"CV {self.metric} {arch:<{max(width, 24)}s} {score:.4f}")
         for method, score in self.ensemble_scores.items():
             out.append(f"OOF {self.metric} ensemble {method:<15s} {score:.4f}")
         if self.test_score is not None:
@@ -979,6 +980,7 @@ def run_demo(
     data_dir = make_demo(
         config.data.task, data_dir, n_train=n_train, n_test=n_test, progress=progress
     )
+    config = _with_demo_models(config, Path(data_dir))
     result = run_pipeline(
         data_dir,
         run_dir=run_dir,
@@ -996,6 +998,22 @@ def run_demo(
     result.test_score = result.test_scores[config.ensemble.metric]
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _with_demo_models(config: Config, data_dir: Path) -> Config:
+    """Write the tiny random models the config names (``hf:emo-utils/tiny-wav2vec2``, ...).
+
+    They go to ``train.weights_dir``, or, when that is empty, to ``DATA/models``, whose
+    absolute path becomes the run's ``train.weights_dir``
+    (:mod:`emo_utils.datasets.tiny_models`).
+    """
+    ids = demo_model_ids(config.train.architectures)
+    if not ids:
+        return config
+    weights_dir = config.train.weights_dir or os.fspath((data_dir / "models").resolve())
+    for model_id in ids:
+        save_demo_model(model_id, weights_dir)
+    return config.override({"train.weights_dir": weights_dir})
 
 
 def round_run_dir(run_dir: str | os.PathLike, number: int) -> Path:
