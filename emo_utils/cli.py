@@ -199,11 +199,24 @@ def _preprocess(p: argparse.ArgumentParser) -> Runner:
     _add_data(p)
     _add_config(p)
     _add_runtime(p)
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="what computes the cache: local (this process and --jobs workers) or ray "
+        "(Ray Data; the same cache); sets features.engine",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster of --engine ray: auto, ray://HOST:PORT (default: a local Ray "
+        "instance); sets features.ray_address",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import preprocess
 
-        cfg = _config_from_args(args)
+        engine = {"features.engine": args.engine, "features.ray_address": args.ray_address}
+        cfg = _config_from_args(args).override({k: v for k, v in engine.items() if v is not None})
         result = preprocess(
             args.data,
             config=cfg,

@@ -88,6 +88,7 @@ _REGISTRIES: dict[str, tuple[str, str]] = {
     "descriptor": ("emo_utils.features.statistics", "DESCRIPTORS"),
     "pad": ("emo_utils.audio", "PAD_MODES"),
     "feature_backend": ("emo_utils.features.backends", "BACKENDS"),
+    "chunk_engine": ("emo_utils.features.build", "CHUNK_ENGINES"),
 }
 
 
@@ -108,8 +109,9 @@ def registry_names(kind: str) -> tuple[str, ...]:
         (:data:`emo_utils.ensemble.STACKING_MODELS`), ``"ensemble"``
         (:data:`emo_utils.ensemble.ENSEMBLES`), ``"task"`` (:data:`emo_utils.tasks.TASKS`),
         ``"descriptor"`` (:data:`emo_utils.features.statistics.DESCRIPTORS`), ``"pad"``
-        (:data:`emo_utils.audio.PAD_MODES`) or ``"feature_backend"``
-        (:data:`emo_utils.features.backends.BACKENDS`).
+        (:data:`emo_utils.audio.PAD_MODES`), ``"feature_backend"``
+        (:data:`emo_utils.features.backends.BACKENDS`) or ``"chunk_engine"``
+        (:data:`emo_utils.features.build.CHUNK_ENGINES`).
 
     Examples
     --------
@@ -441,6 +443,13 @@ class FeatureConfig:
         Where the ``"torch"`` backend computes: ``"auto"`` (default: CUDA when present,
         else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.  Not part of the
         cache key (the images agree within the backend's tolerance).
+    engine : str
+        What computes the cache's chunks: ``"local"`` (default: this process and joblib
+        worker processes) or ``"ray"`` (Ray Data, :mod:`emo_utils.features.ray_engine`); the
+        cache is the same byte for byte, so neither this nor ``ray_address`` is in its key.
+    ray_address : str
+        The Ray cluster of ``engine = "ray"``: ``""`` (a running ``ray.init`` instance, else
+        a local one for the build), ``"auto"``, or ``"ray://HOST:PORT"``.
     """
 
     n_fft: int = 2048
@@ -457,6 +466,8 @@ class FeatureConfig:
     precision: str = "float32"
     backend: str = "librosa"
     device: str = "auto"
+    engine: str = "local"
+    ray_address: str = ""
 
     def __post_init__(self) -> None:
         for name in ("n_fft", "hop_length", "n_mels", "n_chroma"):
@@ -501,6 +512,13 @@ class FeatureConfig:
             "features.device",
             self.device,
             'must be "auto", "cpu", "cuda", "cuda:N" or "mps"',
+        )
+        _registered("features.engine", self.engine, "chunk_engine")
+        _check(
+            isinstance(self.ray_address, str) and self.ray_address == self.ray_address.strip(),
+            "features.ray_address",
+            self.ray_address,
+            'must be "", "auto" or a Ray address such as "ray://host:10001"',
         )
 
 
@@ -841,8 +859,8 @@ _NOT_IN_FEATURE_HASH = frozenset({"train_crop", "waveform_sample_rate"})
 #: Audio fields added after caches were first keyed: they enter the key only when they differ
 #: from these values (their defaults), so a cache built before them keeps its folder.
 _HASHED_UNLESS = {"pad": "zero"}
-#: Feature fields left out of the cache key: the device of the torch backend.
-_FEATURES_NOT_IN_HASH = frozenset({"device"})
+#: Feature fields left out of the cache key: where images are computed, not what they are.
+_FEATURES_NOT_IN_HASH = frozenset({"device", "engine", "ray_address"})
 #: Feature fields added after caches were first keyed (see :data:`_HASHED_UNLESS`).
 _FEATURES_HASHED_UNLESS = {"backend": "librosa"}
 _ALWAYS = object()

@@ -178,11 +178,31 @@ def _compute_chunk(
 ) -> int:
     """Images of ``paths`` saved atomically to ``out_path`` (``.npz``), in any process.
 
-    Returns the number of clips processed.  Decoding problems become per-clip reasons;
-    warnings are recorded in the file (they would be lost in a worker process).  The
-    ``"librosa"`` backend computes clip by clip with BLAS single-threaded
-    (:func:`._parallel._one_blas_thread`); the others get the decoded clips as one batch
-    (:func:`_batch_images`).
+    Returns the number of clips processed.  The file holds :func:`_chunk_bytes`.
+    """
+    _write_chunk(out_path, _chunk_bytes(paths, audio, features, specs, key))
+    return len(paths)
+
+
+def _write_chunk(out_path: str | os.PathLike, data: bytes) -> None:
+    """Save a chunk's bytes atomically; a full disk fails before the write, naming the size."""
+    with atomic_path(out_path, size=len(data)) as tmp, open(tmp, "r+b") as fh:
+        fh.write(data)
+
+
+def _chunk_bytes(
+    paths: Sequence[str],
+    audio: AudioConfig,
+    features: FeatureConfig,
+    specs: Sequence[ChannelSpec],
+    key: str,
+) -> bytes:
+    """The ``.npz`` file of one chunk (images of ``paths``), computed in any process.
+
+    Decoding problems become per-clip reasons; warnings are recorded in the file (they
+    would be lost in a worker process).  The ``"librosa"`` backend computes clip by clip
+    with BLAS single-threaded (:func:`._parallel._one_blas_thread`); the others get the
+    decoded clips as one batch (:func:`_batch_images`).
     """
     blocks: list[np.ndarray] = []
     lengths, reasons, warned_file, warned_text = [], [], [], []
@@ -201,18 +221,17 @@ def _compute_chunk(
         warned_text.extend(messages)
     empty = np.zeros((0, len(features.channels), features.n_mels), dtype=features.cache_dtype)
     frames = np.concatenate(blocks) if blocks else empty
-    # ``size``: a full disk fails before the write, naming the space the chunk needs.
-    with atomic_path(out_path, size=frames.nbytes) as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            key=np.array(key),
-            frames=frames,
-            lengths=np.array(lengths, dtype=np.int64),
-            reasons=np.array(reasons, dtype=str),
-            warned_file=np.array(warned_file, dtype=np.int64),
-            warned_text=np.array(warned_text, dtype=str),
-        )
-    return len(paths)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        key=np.array(key),
+        frames=frames,
+        lengths=np.array(lengths, dtype=np.int64),
+        reasons=np.array(reasons, dtype=str),
+        warned_file=np.array(warned_file, dtype=np.int64),
+        warned_text=np.array(warned_text, dtype=str),
+    )
+    return buffer.getvalue()
 
 
 @dataclass
@@ -347,17 +366,50 @@ def _compute_missing(
                 f"{time.perf_counter() - finished[1]:.1f} s)"
             )
 
-        _run_chunks(
-            tasks,
-            run=_compute_chunk,
-            run_in_worker=_worker_chunk,
-            warm_up=functools.partial(_worker_ready, config.audio, config.features, specs),
-            n_workers=n_workers,
-            done=done,
+        CHUNK_ENGINES[config.features.engine](
+            tasks, config=config, specs=specs, n_workers=n_workers, done=done
         )
     if progress and not interactive():
         print(f"{split}: {total} clips computed, {reused} reused", flush=True)
     return total, reused
+
+
+def _local_engine(
+    tasks: list[tuple[Any, ...]],
+    *,
+    config: Config,
+    specs: Sequence[ChannelSpec],
+    n_workers: int,
+    done: Any,
+) -> None:
+    """The building process and ``n_workers`` joblib (loky) workers (:mod:`._parallel`)."""
+    _run_chunks(
+        tasks,
+        run=_compute_chunk,
+        run_in_worker=_worker_chunk,
+        warm_up=functools.partial(_worker_ready, config.audio, config.features, specs),
+        n_workers=n_workers,
+        done=done,
+    )
+
+
+def _ray_engine(
+    tasks: list[tuple[Any, ...]],
+    *,
+    config: Config,
+    specs: Sequence[ChannelSpec],
+    n_workers: int,
+    done: Any,
+) -> None:
+    """Ray Data (:mod:`.ray_engine`): the chunks computed on a Ray instance or cluster."""
+    from .ray_engine import run_chunks_ray
+
+    run_chunks_ray(tasks, address=config.features.ray_address, done=done, write=_write_chunk)
+
+
+#: ``features.engine`` -> ``f(tasks, *, config, specs, n_workers, done)``: what computes the
+#: chunks of a build (the cache it leaves is the same, byte for byte).
+CHUNK_ENGINES = {"local": _local_engine, "ray": _ray_engine}
 
 
 def _defined_in_main(spec: ChannelSpec) -> bool:
