@@ -28,28 +28,42 @@ from typing import Any
 
 import numpy as np
 
+from ..config import AudioConfig, FeatureConfig
+from .channels import ChannelSpec
+
 __all__ = ["run_chunks_ray"]
 
 
-def _compute(batch: dict[str, np.ndarray], tasks: Sequence[tuple[Any, ...]]) -> dict[str, Any]:
-    """``map_batches`` function: the ``.npz`` bytes of the chunks named in ``batch``."""
+def _compute(
+    batch: dict[str, np.ndarray],
+    audio: AudioConfig,
+    features: FeatureConfig,
+    specs: Sequence[ChannelSpec],
+) -> dict[str, Any]:
+    """``map_batches`` function: the ``.npz`` bytes of the chunks in ``batch``.
+
+    A row is one chunk: ``task`` (its index), ``paths`` (its clips) and ``key``; the
+    configuration travels once, as the function's arguments.
+    """
     from .build import _chunk_bytes
 
-    out = []
-    for index in batch["task"]:
-        paths, audio, features, specs, _out_path, key = tasks[int(index)]
-        out.append(_chunk_bytes(paths, audio, features, specs, key))
+    out = [
+        _chunk_bytes([str(p) for p in paths], audio, features, specs, str(key))
+        for paths, key in zip(batch["paths"], batch["key"], strict=True)
+    ]
     return {"task": batch["task"], "npz": np.array(out, dtype=object)}
 
 
 class _GpuChunks:
     """``map_batches`` actor for GPU pools: :func:`_compute` with warm caches between chunks."""
 
-    def __init__(self, tasks: Sequence[tuple[Any, ...]]) -> None:
-        self.tasks = tasks
+    def __init__(
+        self, audio: AudioConfig, features: FeatureConfig, specs: Sequence[ChannelSpec]
+    ) -> None:
+        self.settings = (audio, features, specs)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, Any]:
-        return _compute(batch, self.tasks)
+        return _compute(batch, *self.settings)
 
 
 def run_chunks_ray(
@@ -64,7 +78,8 @@ def run_chunks_ray(
     Parameters
     ----------
     tasks : list of tuple
-        ``(paths, audio, features, specs, out_path, key)`` per chunk (the cache builder's).
+        ``(paths, audio, features, specs, out_path, key)`` per chunk (the cache builder's;
+        one ``audio``, ``features`` and ``specs`` for all).
     address : str
         ``features.ray_address``: ``""`` (the running instance, else a local one for this
         call), ``"auto"`` or ``"ray://host:port"``.
@@ -85,23 +100,24 @@ def run_chunks_ray(
         )
     try:
         ray.data.DataContext.get_current().enable_progress_bars = False
-        dataset = ray.data.from_items(
-            [{"task": k} for k in range(len(tasks))], override_num_blocks=len(tasks)
-        )
+        rows = [
+            {"task": k, "paths": list(paths), "key": key}
+            for k, (paths, _audio, _features, _specs, _out, key) in enumerate(tasks)
+        ]
+        dataset = ray.data.from_items(rows, override_num_blocks=len(rows))
+        _paths, audio, features, specs, _out, _key = tasks[0]
+        settings = {"audio": audio, "features": features, "specs": specs}
         gpus = int(ray.cluster_resources().get("GPU", 0))
-        features = tasks[0][2]
         if gpus and features.backend == "torch":
             dataset = dataset.map_batches(
                 _GpuChunks,
-                fn_constructor_kwargs={"tasks": tasks},
+                fn_constructor_kwargs=settings,
                 batch_size=1,
                 num_gpus=1,
                 concurrency=gpus,
             )
         else:
-            dataset = dataset.map_batches(
-                _compute, fn_kwargs={"tasks": tasks}, batch_size=1, num_cpus=1
-            )
+            dataset = dataset.map_batches(_compute, fn_kwargs=settings, batch_size=1, num_cpus=1)
         for row in dataset.iter_rows():
             paths, *_, out_path, _key = tasks[int(row["task"])]
             write(out_path, row["npz"])
