@@ -87,3 +87,22 @@ def test_engine_is_validated():
         CONFIG.override({"features.engine": "spark"})
     with pytest.raises(ConfigError, match=r"features\.ray_address"):
         FeatureConfig(ray_address=" auto")
+
+
+def test_preprocess_engine_options_set_the_config(tmp_path, monkeypatch):
+    # `preprocess --engine ray --ray-address auto` is features.engine / features.ray_address.
+    from emo_utils import pipeline
+    from emo_utils.cli import main
+
+    seen = {}
+
+    def fake_preprocess(data, *, config, **kwargs):
+        seen["features"] = config.features
+        raise ConfigError("stop", "", "config seen")
+
+    monkeypatch.setattr(pipeline, "preprocess", fake_preprocess)
+    args = ["preprocess", "--data", str(tmp_path), "--engine", "ray", "--ray-address", "auto"]
+    assert main(args) == 2
+    assert seen["features"].engine == "ray"
+    assert seen["features"].ray_address == "auto"
+    assert main(["preprocess", "--data", str(tmp_path), "--engine", "spark"]) == 2
