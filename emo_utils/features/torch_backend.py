@@ -100,7 +100,7 @@ def resolve_device(device: str) -> torch.device:
     return torch.device(device)
 
 
-#: Constants (windows, filter banks, resize matrices) already on a device, by key.
+#: Constants (STFT windows, filter banks) already on a device, by key.
 _CONSTANTS: dict[tuple, torch.Tensor] = {}
 _MAX_CONSTANTS = 256
 
