@@ -7,6 +7,7 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   train       cross-validated training of every configured architecture
               (--pseudo-from RUN: a pseudo-label round on RUN's ensemble probabilities)
   predict     predict the test set, compare ensembles on OOF, write the submission
+              (--engine onnx: the exported ONNX models on ONNX Runtime, CPU)
   run         preprocess + train + predict
   demo        demo-data + run with the cpu_demo preset, scored on the held-out answers
               (--rounds 2: then a pseudo-label round, both rounds' scores side by side)
@@ -14,6 +15,7 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   vote        vote over submission CSVs: mode per row, or per-label majority (multi-label)
   blend       mean / geometric / rank blend of probability files into a submission
   gather      copy runs trained on the same folds (other kernels) into one run folder
+  export      write every fold model of a run as ONNX (normalisation built in)
 
 Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
 --set section.field=value overrides, e.g. --set train.epochs=3
@@ -197,11 +199,24 @@ def _preprocess(p: argparse.ArgumentParser) -> Runner:
     _add_data(p)
     _add_config(p)
     _add_runtime(p)
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="what computes the cache: local (this process and --jobs workers) or ray "
+        "(Ray Data; the same cache); sets features.engine",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster of --engine ray: auto, ray://HOST:PORT (default: a local Ray "
+        "instance); sets features.ray_address",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import preprocess
 
-        cfg = _config_from_args(args)
+        engine = {"features.engine": args.engine, "features.ray_address": args.ray_address}
+        cfg = _config_from_args(args).override({k: v for k, v in engine.items() if v is not None})
         result = preprocess(
             args.data,
             config=cfg,
@@ -247,15 +262,28 @@ def _predict(p: argparse.ArgumentParser) -> Runner:
     _add_run(p)
     _add_runtime(p)
     p.add_argument("--method", default=None, help="ensemble method (default: the run config's)")
+    p.add_argument(
+        "--engine",
+        default="torch",
+        choices=("torch", "onnx"),
+        help="run the fold models in torch (default) or their exported model.onnx on ONNX "
+        "Runtime (CPU; `export --format onnx` first)",
+    )
     _add_submissions(p)
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import predict
 
+        loader = None
+        if args.engine != "torch":
+            from .infer.onnx_export import ENGINES
+
+            loader = ENGINES[args.engine]
         result = predict(
             args.data,
             run_dir=args.run,
             method=args.method,
+            loader=loader,
             submissions_dir=args.submissions,
             cache_dir=args.cache,
             n_jobs=args.jobs,
@@ -526,6 +554,24 @@ def _gather(p: argparse.ArgumentParser) -> Runner:
 
 
 #: Name -> (help, function adding the arguments and returning the runner).
+def _export(p: argparse.ArgumentParser) -> Runner:
+    _add_run(p)
+    p.add_argument("--format", default="onnx", choices=("onnx",), help="model format (onnx)")
+    p.add_argument(
+        "--force", action="store_true", help="export again folds whose file is up to date"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no line per exported fold")
+
+    def run(args: argparse.Namespace) -> int:
+        from .infer.onnx_export import EXPORT_FORMATS
+
+        written = EXPORT_FORMATS[args.format](args.run, force=args.force, progress=_progress(args))
+        print(f"export: {len(written)} {args.format} fold model(s) in {args.run}")
+        return 0
+
+    return run
+
+
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "demo-data": ("write the built-in synthetic competition folder", _demo_data),
     "preprocess": ("compute or reuse the feature cache of both splits", _preprocess),
@@ -540,6 +586,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     ),
     "blend": ("mean / geometric / rank blend of probability files into a submission", _blend),
     "gather": ("copy runs trained on the same folds into one run folder", _gather),
+    "export": ("write every fold model of a run as ONNX (normalisation built in)", _export),
 }
 
 

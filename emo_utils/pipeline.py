@@ -527,11 +527,14 @@ def predict(
     report: RunReport | None = None,
     wait: bool = True,
     reuse_predictions: bool = False,
+    loader: ModelLoader | None = None,
 ) -> PipelineResult:
     """Predict the test set with every fold of every model and write the submission.
 
     The config is rebuilt from the run folder's ``config.json``; ``method`` overrides
-    ``ensemble.method``.  Holds the run folder's lock (``wait=False``: a folder in use
+    ``ensemble.method``; ``loader`` (default :func:`emo_utils.models.load_fold_model`)
+    loads each torch fold model, e.g. ``emo_utils.infer.onnx_export.load_onnx_fold_model``
+    for the ONNX engine.  Holds the run folder's lock (``wait=False``: a folder in use
     stops it with a :class:`~emo_utils.errors.LockError`).  ``reuse_predictions`` reads the
     test predictions an earlier ``predict`` wrote (``RUN/predictions``) instead of running
     the models: the submissions of other ensemble methods in seconds.
@@ -563,6 +566,7 @@ def predict(
                 submissions_dir=submissions_dir,
                 progress=progress,
                 reuse_predictions=reuse_predictions,
+                loader=loader,
             )
         for row, reason in sorted(_input_failures(inputs).items()):
             collector.add("test fallback row", inputs["image"].filenames[row], reason)
