@@ -14,6 +14,8 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   vote        vote over submission CSVs: mode per row, or per-label majority (multi-label)
   blend       mean / geometric / rank blend of probability files into a submission
   gather      copy runs trained on the same folds (other kernels) into one run folder
+  serve       serve a trained run with Temporal: worker, submit FILES, stream FILE, results,
+              demo (dev server + worker + a streamed recording)
 
 Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
 --set section.field=value overrides, e.g. --set train.epochs=3
@@ -523,6 +525,12 @@ def _gather(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
+def _serve(p: argparse.ArgumentParser) -> Runner:
+    from .serving.cli import add_serve_arguments
+
+    return add_serve_arguments(p)
+
+
 #: Name -> (help, function adding the arguments and returning the runner).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "demo-data": ("write the built-in synthetic competition folder", _demo_data),
@@ -538,6 +546,10 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     ),
     "blend": ("mean / geometric / rank blend of probability files into a submission", _blend),
     "gather": ("copy runs trained on the same folds into one run folder", _gather),
+    "serve": (
+        "serve a trained run durably with Temporal (worker, submit, stream, results)",
+        _serve,
+    ),
 }
 
 

@@ -40,6 +40,7 @@ LAYERS = {
     "reports": 10,
     "endgame": 10,
     "pipeline": 11,
+    "serving": 11,
     "cli": 12,
     "__main__": 13,
     "__init__": 13,
