@@ -331,3 +331,22 @@ def test_demo_command_streams_and_prints_results(trained_run, tmp_path, capsys):
     listed = capsys.readouterr().out
     assert code == 0
     assert listed.count(" piece ") == 3
+
+
+# ------------------------------------------------------------------------------ the classifier
+def test_a_long_piece_is_the_pooled_windows_of_the_run_classifier(trained_run):
+    clf = run_classifier(os.fspath(trained_run.run_dir), "cpu")
+    rate, w = clf.sample_rate, clf.inner.window_samples
+    y = np.random.default_rng(3).normal(0.0, 0.1, round(2.4 * w)).astype(np.float32)
+    windows = clf.windows(y)
+    starts = [0, w // 2, w, 2 * (w // 2), len(y) - w]
+    expected = np.stack([y[s : s + w] for s in sorted(set(starts))])
+    np.testing.assert_array_equal(windows, expected)
+    np.testing.assert_allclose(
+        clf.classify(y, sample_rate=rate),
+        clf.inner.classify_windows(windows=expected).mean(axis=0),
+    )
+    short = y[: w // 3]
+    np.testing.assert_allclose(
+        clf.classify(short, sample_rate=rate), clf.inner.classify_windows(windows=short[None])[0]
+    )

@@ -114,13 +114,12 @@ class ServingActivities:
         piece = request.chunk.piece
         try:
             y = read_piece(request.chunk, sample_rate=self.classifier.sample_rate)
-        except AudioError as exc:
-            stored = store_result(
-                self.store_url, self._result(request, status="failed", reason=str(exc))
-            )
+            activity.heartbeat()
+            probs = self.classifier.classify(y, sample_rate=self.classifier.sample_rate)
+        except AudioError as exc:  # undecodable or unusable audio: no retry will help
+            failed = self._result(request, status="failed", reason=str(exc))
+            stored = store_result(self.store_url, failed)
             return PieceOutcome(piece, "failed", reason=str(exc), newly_stored=stored)
-        activity.heartbeat()
-        probs = self.classifier.classify(y, sample_rate=self.classifier.sample_rate)
         classes = self.classifier.classes
         if not np.isfinite(probs).all():
             reason = "the models gave non-finite probabilities"
