@@ -205,7 +205,6 @@ def test_worker_killed_mid_piece_loses_and_duplicates_nothing(trained_run, optio
     n = 10
     pieces = [write_noise(tmp_path / f"k{k}.wav", 5.0, seed=k) for k in range(n)]
     first = worker_process(trained_run.run_dir, options, tmp_path / "worker1.log")
-    second = None
 
     async def started_piece(handle) -> int | None:
         """The piece a worker is classifying right now (an activity in state STARTED)."""
@@ -216,7 +215,6 @@ def test_worker_killed_mid_piece_loses_and_duplicates_nothing(trained_run, optio
         return None
 
     async def go():
-        nonlocal second
         client = await connect(options)
         feeder = StreamFeeder(
             client,
@@ -239,17 +237,16 @@ def test_worker_killed_mid_piece_loses_and_duplicates_nothing(trained_run, optio
         assert in_flight is not None, (tmp_path / "worker1.log").read_text()
         os.kill(first.pid, signal.SIGKILL)
         first.wait()
-        second = worker_process(trained_run.run_dir, options, tmp_path / "worker2.log")
-        summary = await asyncio.wait_for(feeder.result(), timeout=180)
+        async with worker(trained_run.run_dir, options):  # the new worker: this process
+            summary = await asyncio.wait_for(feeder.result(), timeout=180)
         return in_flight, summary
 
     try:
         in_flight, summary = asyncio.run(go())
     finally:
-        for proc in (first, second):
-            if proc is not None and proc.poll() is None:
-                proc.terminate()
-                proc.wait(timeout=30)
+        if first.poll() is None:
+            first.kill()
+            first.wait()
     assert first.returncode == -signal.SIGKILL
     assert (summary.pieces, summary.failed) == (n, 0)
     results = query_results(options.store_url, recording="killed")
@@ -257,8 +254,8 @@ def test_worker_killed_mid_piece_loses_and_duplicates_nothing(trained_run, optio
     assert (results["status"] == "ok").all()
     by_worker = results.set_index("piece")["worker"].str.split("@").str[0].astype(int)
     assert by_worker.iloc[0] == first.pid
-    assert by_worker.iloc[-1] == second.pid
-    assert by_worker.loc[in_flight + 1 :].eq(second.pid).all()
+    assert by_worker.iloc[-1] == os.getpid()
+    assert by_worker.loc[in_flight + 1 :].eq(os.getpid()).all()
 
 
 def test_server_restart_resumes_a_running_stream(trained_run, tmp_path):
@@ -314,8 +311,8 @@ def test_demo_command_streams_and_prints_results(trained_run, tmp_path, capsys):
             os.fspath(tmp_path / "demo"),
             "--run",
             os.fspath(trained_run.run_dir),
-            "--seconds",
-            "12",
+            "--recording",
+            os.fspath(write_noise(tmp_path / "twelve.wav", 12.0)),
             "--fast",
         ]
     )

@@ -231,6 +231,9 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
         "--run", type=Path, default=None, help="trained run (default: train a small one)"
     )
     p.add_argument("--seconds", type=float, default=30.0, help="length of the demo stream")
+    p.add_argument(
+        "--recording", type=Path, default=None, help="stream this file instead of demo clips"
+    )
     p.add_argument("--chunk", type=float, default=5.0, help="seconds per piece")
     p.add_argument("--fast", action="store_true", help="stream as fast as possible")
 
@@ -243,6 +246,7 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
             seconds=args.seconds,
             chunk_s=args.chunk,
             realtime=not args.fast,
+            recording=args.recording,
             progress=args.verbosity != "quiet",
         )
         return 0

@@ -116,6 +116,7 @@ def run_demo(
     seconds: float = 30.0,
     chunk_s: float = 5.0,
     realtime: bool = True,
+    recording: str | os.PathLike | None = None,
     progress: bool = True,
 ) -> pd.DataFrame:
     """Run the demo; return (and print) the stream's stored results.
@@ -132,6 +133,9 @@ def run_demo(
         Seconds per piece.
     realtime : bool
         Stream at the recording's pace (False: as fast as the worker keeps up).
+    recording : str or os.PathLike, optional
+        The audio file to stream (default: ``seconds`` of the demo competition's test
+        clips, generated if missing).
     progress : bool
         Progress output while the demo data and run are made.
 
@@ -143,12 +147,13 @@ def run_demo(
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     run = Path(run_dir) if run_dir is not None else prepare_demo_run(workdir, progress=progress)
-    data = workdir / "data"
-    if not (data / "test.csv").is_file():
-        from ..datasets.synthetic import make_demo_dataset
+    if recording is None:
+        data = workdir / "data"
+        if not (data / "test.csv").is_file():
+            from ..datasets.synthetic import make_demo_dataset
 
-        make_demo_dataset(data, n_train=35, n_test=12, progress=progress)
-    recording = demo_recording(data, workdir / "demo_stream.wav", seconds=seconds)
+            make_demo_dataset(data, n_train=35, n_test=12, progress=progress)
+        recording = demo_recording(data, workdir / "demo_stream.wav", seconds=seconds)
     store_url = f"sqlite:///{workdir / 'results.sqlite'}"
     recording_id = f"demo-{time.strftime('%Y%m%d-%H%M%S')}"  # a new stream every run
     with DevServer(db_filename=workdir / "temporal.db") as server:
@@ -159,7 +164,7 @@ def run_demo(
         asyncio.run(
             _serve_and_stream(
                 run,
-                recording,
+                Path(recording),
                 options,
                 recording_id=recording_id,
                 workdir=workdir,
