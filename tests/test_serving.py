@@ -347,3 +347,39 @@ def test_a_long_piece_is_the_pooled_windows_of_the_run_classifier(trained_run):
     np.testing.assert_allclose(
         clf.classify(short, sample_rate=rate), clf.inner.classify_windows(windows=short[None])[0]
     )
+
+
+def test_submit_and_stream_commands(trained_run, options, tmp_path, capsys):
+    long = write_noise(tmp_path / "long_take.wav", 12.0)
+    bad = tmp_path / "broken.mp3"
+    bad.write_bytes(b"\x00" * 64)
+    connection = [
+        "--address",
+        options.address,
+        "--task-queue",
+        options.task_queue,
+        "--store",
+        options.store_url,
+    ]
+
+    async def go():
+        async with worker(trained_run.run_dir, options):
+            submit = ["serve", "submit", os.fspath(long), os.fspath(bad), "--piece", "5"]
+            stream = ["serve", "stream", os.fspath(long), "--chunk", "6", "--fast"]
+            stream += ["--recording", "live", "--spool", os.fspath(tmp_path / "spool")]
+            return [await asyncio.to_thread(cli_main, cmd + connection) for cmd in (submit, stream)]
+
+    assert asyncio.run(go()) == [0, 0]
+    out = capsys.readouterr().out
+    assert "long_take: 3 pieces, 0 failed" in out
+    assert "broken: 1 pieces, 1 failed" in out
+    assert "stream live: 2 pieces, 0 failed" in out
+    taken = query_results(options.store_url, recording="long_take")
+    assert taken["start_s"].tolist() == [0.0, 5.0, 10.0]
+    assert taken["end_s"].tolist()[:2] == [5.0, 10.0]
+    live = query_results(options.store_url, recording="live")
+    assert live["start_s"].tolist() == [0.0, 6.0]
+    assert sorted(p.name for p in (tmp_path / "spool" / "live").iterdir()) == [
+        "piece_000000.wav",
+        "piece_000001.wav",
+    ]
