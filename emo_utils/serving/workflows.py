@@ -149,7 +149,8 @@ class RecordingWorkflow:
     @workflow.run
     async def run(self, recording: RecordingInput) -> StreamSummary:
         """Plan the pieces, classify them all, return the counts."""
-        chunks = await workflow.execute_activity(
+        # A local activity: reading a header needs no task-queue round trip of its own.
+        chunks = await workflow.execute_local_activity(
             "plan_pieces",
             recording,
             result_type=list[ChunkRef],
