@@ -19,11 +19,12 @@ import soundfile as sf
 from temporalio.api.enums.v1 import PendingActivityState
 
 from emo_utils.cli import main as cli_main
+from emo_utils.errors import ConfigError
 from emo_utils.serving import ChunkRef, TimeoutSettings
 from emo_utils.serving.classifier import run_classifier
 from emo_utils.serving.client import StreamFeeder, stream_file, submit_files
 from emo_utils.serving.connect import ServeOptions, connect
-from emo_utils.serving.devserver import DevServer
+from emo_utils.serving.devserver import DevServer, free_port
 from emo_utils.serving.store import PieceResult, query_results, store_result
 from emo_utils.serving.worker import run_worker
 
@@ -383,3 +384,16 @@ def test_submit_and_stream_commands(trained_run, options, tmp_path, capsys):
         "piece_000000.wav",
         "piece_000001.wav",
     ]
+
+
+def test_unreachable_server_and_bad_options_are_clear_errors(tmp_path, capsys):
+    port = free_port()  # nothing listens there
+    clip = write_noise(tmp_path / "a.wav", 1.0)
+    assert cli_main(["serve", "submit", os.fspath(clip), "--address", f"127.0.0.1:{port}"]) == 2
+    assert f"cannot reach Temporal at 127.0.0.1:{port}" in capsys.readouterr().err
+    with pytest.raises(ConfigError, match=r"serve\.address"):
+        ServeOptions(address="no-port")
+    with pytest.raises(ConfigError, match="together"):
+        ServeOptions(tls_cert=os.fspath(clip))
+    with pytest.raises(ConfigError, match="file not found"):
+        ServeOptions(tls_ca=os.fspath(tmp_path / "missing.pem"))

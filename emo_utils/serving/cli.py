@@ -76,12 +76,15 @@ def _add_timeouts(p: argparse.ArgumentParser) -> None:
 
 def _load_factory(spec: str) -> Callable:
     """``module:callable`` -> the callable (``--classifier``)."""
+    from ..errors import ConfigError
+
     module, sep, name = spec.partition(":")
-    if not sep:
-        raise argparse.ArgumentTypeError(
-            f"--classifier must look like module:callable, got {spec!r}"
-        )
-    return getattr(importlib.import_module(module), name)
+    if not sep or not module or not name:
+        raise ConfigError("--classifier", spec, "must look like module:callable")
+    try:
+        return getattr(importlib.import_module(module), name)
+    except (ImportError, AttributeError) as exc:
+        raise ConfigError("--classifier", spec, f"cannot be loaded: {exc}") from exc
 
 
 def _worker(p: argparse.ArgumentParser) -> Runner:

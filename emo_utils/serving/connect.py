@@ -12,7 +12,7 @@ from pathlib import Path
 
 from temporalio.client import Client, TLSConfig
 
-from ..errors import ConfigError
+from ..errors import ConfigError, EmoUtilsError
 from .store import DEFAULT_STORE_URL
 
 __all__ = ["DEFAULT_TASK_QUEUE", "ServeOptions", "connect"]
@@ -89,11 +89,22 @@ class ServeOptions:
 
 
 async def connect(options: ServeOptions) -> Client:
-    """A Temporal client for ``options`` (address, namespace, TLS, API key)."""
+    """A Temporal client for ``options`` (address, namespace, TLS, API key).
+
+    Raises
+    ------
+    EmoUtilsError
+        The server cannot be reached (naming the address and the reason).
+    """
     api_key = options.api_key or os.environ.get("TEMPORAL_API_KEY") or None
-    return await Client.connect(
-        options.address,
-        namespace=options.namespace,
-        tls=options.tls_config() if not api_key else (options.tls_config() or True),
-        api_key=api_key,
-    )
+    try:
+        return await Client.connect(
+            options.address,
+            namespace=options.namespace,
+            tls=options.tls_config() if not api_key else (options.tls_config() or True),
+            api_key=api_key,
+        )
+    except RuntimeError as exc:  # the SDK's connection errors
+        raise EmoUtilsError(
+            f"cannot reach Temporal at {options.address} (namespace {options.namespace}): {exc}"
+        ) from exc
