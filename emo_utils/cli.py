@@ -16,6 +16,8 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   blend       mean / geometric / rank blend of probability files into a submission
   gather      copy runs trained on the same folds (other kernels) into one run folder
   export      write every fold model of a run as ONNX (normalisation built in)
+  serve       serve a trained run with Temporal: worker, submit FILES, stream FILE, results,
+              demo (dev server + worker + a streamed recording)
 
 Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
 --set section.field=value overrides, e.g. --set train.epochs=3
@@ -553,7 +555,12 @@ def _gather(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
-#: Name -> (help, function adding the arguments and returning the runner).
+def _serve(p: argparse.ArgumentParser) -> Runner:
+    from .serving.cli import add_serve_arguments
+
+    return add_serve_arguments(p)
+
+
 def _export(p: argparse.ArgumentParser) -> Runner:
     _add_run(p)
     p.add_argument("--format", default="onnx", choices=("onnx",), help="model format (onnx)")
@@ -572,6 +579,7 @@ def _export(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
+#: Name -> (help, function adding the arguments and returning the runner).
 COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "demo-data": ("write the built-in synthetic competition folder", _demo_data),
     "preprocess": ("compute or reuse the feature cache of both splits", _preprocess),
@@ -587,6 +595,10 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     "blend": ("mean / geometric / rank blend of probability files into a submission", _blend),
     "gather": ("copy runs trained on the same folds into one run folder", _gather),
     "export": ("write every fold model of a run as ONNX (normalisation built in)", _export),
+    "serve": (
+        "serve a trained run durably with Temporal (worker, submit, stream, results)",
+        _serve,
+    ),
 }
 
 
