@@ -39,6 +39,7 @@ LAYERS = {
     "submission": 9,
     "reports": 10,
     "endgame": 10,
+    "timeline": 10,
     "pipeline": 11,
     "cli": 12,
     "__main__": 13,
