@@ -94,3 +94,9 @@ def test_classify_file_gives_one_row_per_window(world, classifier):
     assert list(table.columns) == ["start", "end", *classifier.columns]
     assert table["start"].tolist() == [0.0]  # the cache keeps audio.max_duration = 1 s
     assert table[list(classifier.columns)].to_numpy().argmax(axis=1).tolist() == [0]  # high
+
+
+def test_oof_thresholds_are_tuned_per_class(classifier):
+    thresholds = classifier.oof_thresholds()
+    assert thresholds.shape == (len(CLASSES),)
+    assert ((thresholds > 0) & (thresholds < 1)).all()
