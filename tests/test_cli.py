@@ -59,7 +59,7 @@ def _sets(items: list[str]) -> list[str]:
 def test_every_subcommand_has_help(command, tmp_path):
     out = cli(command, "--help", cwd=tmp_path).stdout
     assert out.startswith("usage: python -m emo_utils " + command)
-    if command not in ("demo-data", "report", "vote", "blend", "gather"):  # no progress bars
+    if command not in ("demo-data", "report", "vote", "blend", "gather", "detect"):  # no bars
         assert "--no-progress" in out
 
 
