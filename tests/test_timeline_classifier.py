@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-
 import numpy as np
 import pandas as pd
 import pytest
@@ -104,11 +101,3 @@ def test_oof_thresholds_are_tuned_per_class(classifier):
     assert thresholds.shape == (len(CLASSES),)
     assert ((thresholds > 0) & (thresholds < 1)).all()
 
-
-def test_the_timeline_package_never_imports_fastai():
-    code = (
-        "import sys, emo_utils.timeline, emo_utils.timeline.detect; "
-        "print(sorted(m for m in sys.modules if m.split('.')[0] == 'fastai'))"
-    )
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "[]"
