@@ -100,4 +100,3 @@ def test_oof_thresholds_are_tuned_per_class(classifier):
     thresholds = classifier.oof_thresholds()
     assert thresholds.shape == (len(CLASSES),)
     assert ((thresholds > 0) & (thresholds < 1)).all()
-
