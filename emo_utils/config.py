@@ -68,6 +68,9 @@ POOLS = ("mean", "max")
 #: ``train.pseudo_splits``: the splits whose clips a pseudo-label round may label.
 PSEUDO_SPLITS = ("test", "unlabelled")
 
+#: ``train.features``: read cached images, or compute them per batch from waveforms.
+TRAIN_FEATURES = ("cache", "on_the_fly")
+
 #: ``train.monitor`` may also name the validation loss (not a metric of the registry).
 _MONITOR_LOSS = "valid_loss"
 #: ``ensemble.method`` may also be ``"best"``: the registered method that scored best on OOF.
@@ -671,6 +674,11 @@ class TrainConfig:
         trains at ``lr``, the transformer layer below it at ``lr * layer_decay``, the next at
         ``lr * layer_decay ** 2``, ..., the embeddings and feature encoder at the lowest rate.
         1.0 (default): one rate for every layer.  Other families train as one group.
+    features : {"cache", "on_the_fly"}
+        Where image models get their images: ``"cache"`` (default) reads windows of the
+        image cache; ``"on_the_fly"`` reads waveform windows (float32, ``audio.sample_rate``)
+        and computes the images on the training device per batch with the torch backend,
+        in training and prediction alike (:mod:`emo_utils.features.on_the_fly`).
     """
 
     architectures: tuple[str, ...] = ("resnest50d", "efficientnet_b0", "efficientnet_b2")
@@ -704,6 +712,7 @@ class TrainConfig:
     num_workers: int = 0
     freeze_feature_encoder: bool = True
     layer_decay: float = 1.0
+    features: str = "cache"
 
     def __post_init__(self) -> None:
         _check(
@@ -752,6 +761,7 @@ class TrainConfig:
             self.layer_decay,
             "must be a number in (0, 1] (1 = no layer-wise decay)",
         )
+        _choice("train.features", self.features, TRAIN_FEATURES)
 
 
 @dataclass(frozen=True)
