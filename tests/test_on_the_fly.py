@@ -10,6 +10,7 @@ import pandas as pd
 import pytest
 import torch
 from audio_factory import tone, write_signal
+from fastai.torch_core import TensorCategory, TensorImage, set_seed
 
 from emo_utils.config import Config
 from emo_utils.data.competition import load_competition
@@ -26,6 +27,7 @@ from emo_utils.runs import RunDir
 from emo_utils.train import train_cv
 from emo_utils.train.data import make_dataloaders
 from emo_utils.train.on_the_fly import on_the_fly_transforms
+from emo_utils.train.waveform_augment import WaveformAugment
 
 SR = 16000
 
@@ -177,3 +179,76 @@ def test_an_on_the_fly_run_without_its_waveforms_is_refused(folder, inputs, tmp_
 def test_the_mode_is_validated():
     with pytest.raises(ConfigError, match=r"train\.features"):
         Config().override({"train.features": "gpu"})
+
+
+# ---------------------------------------------------------------------------- waveform augmentations
+AUGMENTED = CONFIG.override(
+    {"train.waveform_augmentations": ["gain:1.0", "shift:1.0", "noise:1.0", "pitch_shift:1.0"]}
+)
+
+
+def _loaders(inputs, config):
+    images, waves = inputs["train"]["image"], inputs["train"][ON_THE_FLY_INPUT]
+    rows = np.arange(len(images))
+    targets = np.arange(len(rows)) % 2
+    return make_dataloaders(
+        waves,
+        train_rows=rows,
+        train_targets=targets,
+        valid_rows=rows,
+        valid_targets=targets,
+        config=config,
+        device=torch.device("cpu"),
+        batch_transforms=on_the_fly_transforms(config),
+    )
+
+
+def _augmented_batch(inputs, config, seed):
+    """The images of one training batch (fixed clips) after the waveform augmentations."""
+    waves = inputs["train"][ON_THE_FLY_INPUT]
+    x = TensorImage(torch.from_numpy(np.stack([waves.window(i, "start") for i in range(4)])))
+    set_seed(seed)
+    dl = _loaders(inputs, config).train
+    dl.before_iter()  # as at the start of an epoch: the training-only transforms switch on
+    return dl.after_batch((x, TensorCategory(torch.zeros(4, dtype=torch.long))))[0]
+
+
+def test_waveform_augmentations_change_training_batches_and_follow_the_seed(inputs):
+    plain = _augmented_batch(inputs, CONFIG, 0)
+    augmented = _augmented_batch(inputs, AUGMENTED, 0)
+    assert augmented.shape == plain.shape
+    assert (augmented - plain).abs().amax(dim=(1, 2, 3)).min() > 1e-2  # every clip changed
+    torch.testing.assert_close(_augmented_batch(inputs, AUGMENTED, 0), augmented)
+    assert not torch.equal(_augmented_batch(inputs, AUGMENTED, 1), augmented)
+
+
+@pytest.mark.parametrize("name", ["gain", "shift", "noise", "pitch_shift"])
+def test_each_waveform_augmentation_changes_the_sound(name, inputs):
+    waves = inputs["train"][ON_THE_FLY_INPUT]
+    x = TensorImage(torch.from_numpy(np.stack([waves.window(i, "start") for i in range(2)])))
+    set_seed(0)
+    y = WaveformAugment([f"{name}:1.0"], sample_rate=SR)(x, split_idx=0)
+    assert y.shape == x.shape
+    assert (y - x).abs().amax(dim=(1, 2, 3)).min() > 1e-3
+
+
+def test_validation_never_augments(inputs):
+    images = inputs["train"]["image"]
+    dls = _loaders(inputs, AUGMENTED)
+    x, _y = dls.valid.one_batch()
+    cached = np.stack([images.window(i, "start") for i in range(len(x))])
+    assert np.abs(x.numpy() - cached).max() < 2e-5
+
+
+@pytest.mark.parametrize(
+    ("entries", "features"),
+    [
+        (["gain:0.5", "echo:0.5"], "on_the_fly"),
+        (["gain:1.5"], "on_the_fly"),
+        (["gain"], "on_the_fly"),
+        (["gain:0.5"], "cache"),
+    ],
+)
+def test_waveform_augmentations_are_validated(entries, features):
+    with pytest.raises(ConfigError, match=r"train\.waveform_augmentations"):
+        Config().override({"train.features": features, "train.waveform_augmentations": entries})

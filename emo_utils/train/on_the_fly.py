@@ -57,9 +57,17 @@ def on_the_fly_transforms(config: Config) -> list[Transform]:
     Returns
     -------
     list of fastai Transform
-        :class:`OnTheFlyImages`.
+        :class:`~.waveform_augment.WaveformAugment` (training batches only, when
+        ``train.waveform_augmentations`` is set), then :class:`OnTheFlyImages`.
     """
-    return [OnTheFlyImages(sample_rate=config.audio.sample_rate, config=config.features)]
+    sr = config.audio.sample_rate
+    out: list[Transform] = []
+    if config.train.waveform_augmentations:
+        from .waveform_augment import WaveformAugment  # torch-audiomentations: only when used
+
+        out.append(WaveformAugment(config.train.waveform_augmentations, sample_rate=sr))
+    out.append(OnTheFlyImages(sample_rate=sr, config=config.features))
+    return out
 
 
 def require_on_the_fly_input(inputs: Mapping[str, Any], config: Config) -> None:
