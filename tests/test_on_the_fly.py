@@ -3,6 +3,7 @@ waveform windows, in training and prediction, equal to the cached images."""
 
 from __future__ import annotations
 
+import json
 import warnings
 
 import numpy as np
@@ -10,6 +11,7 @@ import pandas as pd
 import pytest
 import torch
 from audio_factory import tone, write_signal
+from cli_runner import run_cli, sets
 from fastai.torch_core import TensorCategory, TensorImage, set_seed
 
 from emo_utils.config import Config
@@ -31,29 +33,29 @@ from emo_utils.train.waveform_augment import WaveformAugment
 
 SR = 16000
 
-CONFIG = Config().override(
-    {
-        "audio.sample_rate": SR,
-        "audio.duration": 1.0,
-        "audio.max_duration": 1.0,
-        "features.n_mels": 32,
-        "features.n_fft": 512,
-        "features.hop_length": 256,
-        "features.cache_dtype": "float32",
-        "train.features": "on_the_fly",
-        "train.architectures": ["test_resnet"],
-        "train.pretrained": False,
-        "train.n_folds": 2,
-        "train.epochs": 1,
-        "train.batch_size": 4,
-        "train.lr": 3e-3,
-        "train.mixup": 0.0,
-        "train.time_shift": 0.0,
-        "train.freq_mask": 0.0,
-        "train.time_mask": 0.0,
-        "train.image_normalization": "dataset",
-    }
-)
+#: The tests' settings (also given to the CLI as ``--set`` values).
+OVERRIDES = {
+    "audio.sample_rate": SR,
+    "audio.duration": 1.0,
+    "audio.max_duration": 1.0,
+    "features.n_mels": 32,
+    "features.n_fft": 512,
+    "features.hop_length": 256,
+    "features.cache_dtype": "float32",
+    "train.features": "on_the_fly",
+    "train.architectures": ["test_resnet"],
+    "train.pretrained": False,
+    "train.n_folds": 2,
+    "train.epochs": 1,
+    "train.batch_size": 4,
+    "train.lr": 3e-3,
+    "train.mixup": 0.0,
+    "train.time_shift": 0.0,
+    "train.freq_mask": 0.0,
+    "train.time_mask": 0.0,
+    "train.image_normalization": "dataset",
+}
+CONFIG = Config().override(OVERRIDES)
 
 
 @pytest.fixture(scope="module")
@@ -252,3 +254,23 @@ def test_validation_never_augments(inputs):
 def test_waveform_augmentations_are_validated(entries, features):
     with pytest.raises(ConfigError, match=r"train\.waveform_augmentations"):
         Config().override({"train.features": features, "train.waveform_augmentations": entries})
+
+
+# ---------------------------------------------------------------------------- the command line
+def test_train_and_predict_on_the_fly_with_augmentation_through_the_cli(folder, tmp_path):
+    root, _comp = folder
+    run_dir, subs = tmp_path / "run", tmp_path / "subs"
+    overrides = sets(
+        *(f"{k}={json.dumps(v)}" for k, v in OVERRIDES.items()),
+        'train.waveform_augmentations=["gain:0.5", "noise:0.5"]',
+    )
+    common = ["--data", str(root), "--run", str(run_dir), "--cache", str(tmp_path / "cache")]
+    run_cli("train", *common, *overrides, cwd=tmp_path)
+    run_cli("predict", *common[:4], "--submissions", str(subs), cwd=tmp_path)
+    saved = RunDir(run_dir).read_config().train
+    assert saved.features == "on_the_fly"
+    assert saved.waveform_augmentations == ("gain:0.5", "noise:0.5")
+    assert (tmp_path / "cache").is_dir()
+    test = pd.read_csv(RunDir(run_dir).predictions_file("test_resnet"))
+    assert list(test["filename"]) == ["t0.wav", "t1.wav"]
+    assert np.isfinite(test[["alert", "calm"]].to_numpy()).all()

@@ -27,8 +27,11 @@ augmentations (:mod:`emo_utils.train.on_the_fly`) can change the sound before th
 * **Normalisation statistics** (``train.image_normalization``) come from the image cache
   of the same config (always built by the pipeline).
 
-Not supported on-the-fly: ONNX export (``torch.stft`` of complex numbers and the CPU
-tuning estimate of chroma do not export).
+ONNX: ``export --format onnx`` exports the fold's image network (images in, as for any
+run); ``predict --engine onnx`` of an on-the-fly run computes the images in torch
+(:class:`OnTheFlyModel` around the ONNX Runtime model) and runs the network on ONNX Runtime.
+The features themselves are not exported (``torch.stft`` of complex numbers and the CPU
+tuning estimate of chroma).
 """
 
 from __future__ import annotations
