@@ -126,13 +126,21 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=2, help="per loop, the first is warm-up")
     parser.add_argument("--repeats", type=int, default=1, help="alternating runs of each loop")
     parser.add_argument("--augment", nargs="*", default=["gain:0.5", "shift:0.5", "noise:0.5"])
+    parser.add_argument(
+        "--channels", nargs="+", default=None, help="features.channels (default: cpu_demo's)"
+    )
+    parser.add_argument("--torch-threads", type=int, default=0, help="0: torch's default")
+    parser.add_argument("--features-only", action="store_true", help="skip the training loops")
     args = parser.parse_args()
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
 
     config = Config.preset("cpu_demo").override(
         {
             "train.architectures": [args.arch],
             "train.batch_size": args.batch_size,
             "train.features": "on_the_fly",
+            **({"features.channels": args.channels} if args.channels else {}),
         }
     )
     augmented = config.override({"train.waveform_augmentations": args.augment})
@@ -146,10 +154,12 @@ def main() -> None:
         f"device={default_device()} arch={args.arch} clips={args.n_clips} "
         f"image={image_store.image_shape} waveform={wave_store.image_shape} sr={sr} "
         f"batch={args.batch_size} channels={config.features.channels} "
-        f"augment={args.augment}"
+        f"augment={args.augment} torch_threads={torch.get_num_threads()}"
     )
     read, computed = feature_rate(image_store, wave_store, config, args.batch_size)
     print(f"features only: cached windows read {read:8.1f} images/s, computed {computed:8.1f}")
+    if args.features_only:
+        return
     common = (targets, config, args.n_classes, args.n_valid, max(2, args.epochs), c)
     cached = fly = fly_aug = 0.0
     for _ in range(max(1, args.repeats)):
