@@ -70,6 +70,9 @@ POOLS = ("mean", "max")
 #: ``train.pseudo_splits``: the splits whose clips a pseudo-label round may label.
 PSEUDO_SPLITS = ("test", "unlabelled")
 
+#: ``train.features``: read cached images, or compute them per batch from waveforms.
+TRAIN_FEATURES = ("cache", "on_the_fly")
+
 #: ``train.monitor`` may also name the validation loss (not a metric of the registry).
 _MONITOR_LOSS = "valid_loss"
 #: ``ensemble.method`` may also be ``"best"``: the registered method that scored best on OOF.
@@ -91,6 +94,7 @@ _REGISTRIES: dict[str, tuple[str, str]] = {
     "pad": ("emo_utils.audio", "PAD_MODES"),
     "feature_backend": ("emo_utils.features.backends", "BACKENDS"),
     "chunk_engine": ("emo_utils.features.build", "CHUNK_ENGINES"),
+    "waveform_augmentation": ("emo_utils.train.waveform_augment", "WAVEFORM_AUGMENTATIONS"),
 }
 
 
@@ -166,6 +170,14 @@ def _positive(name: str, value: float, *, allow_zero: bool = False) -> None:
     bad = not _is_number(value) or not math.isfinite(value)
     bad = bad or (value < 0 if allow_zero else value <= 0)
     _check(not bad, name, value, "must be a finite number " + (">= 0" if allow_zero else "> 0"))
+
+
+def _probability_text(text: str) -> bool:
+    """``text`` is a number in (0, 1]."""
+    try:
+        return 0.0 < float(text) <= 1.0
+    except ValueError:
+        return False
 
 
 def _choice(name: str, value: object, choices: Sequence[object]) -> None:
@@ -673,6 +685,16 @@ class TrainConfig:
         trains at ``lr``, the transformer layer below it at ``lr * layer_decay``, the next at
         ``lr * layer_decay ** 2``, ..., the embeddings and feature encoder at the lowest rate.
         1.0 (default): one rate for every layer.  Other families train as one group.
+    features : {"cache", "on_the_fly"}
+        Where image models get their images: ``"cache"`` (default) reads windows of the
+        image cache; ``"on_the_fly"`` reads waveform windows (float32, ``audio.sample_rate``)
+        and computes the images on the training device per batch with the torch backend,
+        in training and prediction alike (:mod:`emo_utils.features.on_the_fly`).
+    waveform_augmentations : tuple of str
+        On-the-fly runs: ``"name:probability"`` entries of
+        :data:`emo_utils.train.waveform_augment.WAVEFORM_AUGMENTATIONS` (``gain``,
+        ``shift``, ``noise``, ``pitch_shift``), applied per training clip before the
+        features; empty (default): none.
     """
 
     architectures: tuple[str, ...] = ("resnest50d", "efficientnet_b0", "efficientnet_b2")
@@ -706,6 +728,8 @@ class TrainConfig:
     num_workers: int = 0
     freeze_feature_encoder: bool = True
     layer_decay: float = 1.0
+    features: str = "cache"
+    waveform_augmentations: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         _check(
@@ -754,6 +778,29 @@ class TrainConfig:
             self.layer_decay,
             "must be a number in (0, 1] (1 = no layer-wise decay)",
         )
+        _choice("train.features", self.features, TRAIN_FEATURES)
+        _check(
+            isinstance(self.waveform_augmentations, tuple),
+            "train.waveform_augmentations",
+            self.waveform_augmentations,
+            "must be a list of 'name:probability' entries",
+        )
+        if self.waveform_augmentations:
+            _check(
+                self.features == "on_the_fly",
+                "train.waveform_augmentations",
+                self.waveform_augmentations,
+                "need train.features = 'on_the_fly' (the cached images have no waveform)",
+            )
+        for entry in self.waveform_augmentations:
+            name, _sep, prob = entry.partition(":")
+            _registered("train.waveform_augmentations", name, "waveform_augmentation")
+            _check(
+                _probability_text(prob),
+                "train.waveform_augmentations",
+                entry,
+                "must be 'name:probability' with a probability in (0, 1], e.g. 'gain:0.5'",
+            )
 
 
 @dataclass(frozen=True)

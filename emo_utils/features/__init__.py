@@ -7,7 +7,9 @@ the CPU or a GPU); ``store``
 the cache on disk and its read side (:class:`FeatureStore`), ``build`` the resumable
 builder (its worker scheduler is the private ``_parallel``); ``statistics`` the per-clip
 summary statistics of the classical models (:class:`StatisticsStore`); ``waveform`` the
-waveform input of ``hf:`` models (a :class:`FeatureStore` of one ``"waveform"`` channel).
+waveform input of ``hf:`` models (a :class:`FeatureStore` of one ``"waveform"`` channel);
+``on_the_fly`` the float32 waveforms and per-batch torch images of
+``train.features = "on_the_fly"`` runs.
 May import: ``config``, ``errors``, ``fileio``, ``audio``.
 """
 

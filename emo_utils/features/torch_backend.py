@@ -57,6 +57,7 @@ __all__ = [
     "TORCH_CHANNELS",
     "TORCH_NORMALIZATIONS",
     "TorchSpectrum",
+    "compute_images_tensor",
     "compute_images_torch",
     "register_torch_channel",
     "resolve_device",
@@ -405,14 +406,37 @@ def compute_images_torch(
     -------
     numpy.ndarray, shape (B, len(specs), config.n_mels, 1 + n // hop_length), float32
     """
+    return (
+        compute_images_tensor(y, sample_rate=sample_rate, config=config, specs=specs, device=device)
+        .cpu()
+        .numpy()
+    )
+
+
+def compute_images_tensor(
+    y: np.ndarray,
+    *,
+    sample_rate: int,
+    config: FeatureConfig,
+    specs: Sequence[ChannelSpec],
+    device: torch.device,
+) -> torch.Tensor:
+    """:func:`compute_images_torch`, left on ``device`` as a tensor.
+
+    For callers that feed the images to a model on the same device (on-the-fly training,
+    :mod:`emo_utils.features.on_the_fly`): no copy to the CPU.
+
+    Returns
+    -------
+    torch.Tensor, shape (B, len(specs), config.n_mels, 1 + n // hop_length), float32
+        On ``device``.
+    """
     spectrum = TorchSpectrum(y, sample_rate=sample_rate, config=config, device=device)
     norm = TORCH_NORMALIZATIONS.get(config.normalization)
     fallback: list[Spectrum] | None = None
-    out = np.empty(
-        (len(y), len(specs), config.n_mels, 1 + y.shape[1] // config.hop_length), dtype=np.float32
-    )
+    channels = []
     with torch.inference_mode():
-        for k, spec in enumerate(specs):
+        for spec in specs:
             fixed_range = spec.fixed_range(config=config)
             compute = TORCH_CHANNELS.get(spec.compute)
             if compute is None:  # no torch version: the librosa way, clip by clip
@@ -430,12 +454,16 @@ def compute_images_torch(
                 channel = compute(spectrum=spectrum).to(torch.float32)
             channel = _resize(channel, height=config.n_mels)
             if norm is None:
-                out[:, k] = np.stack(
-                    [
-                        normalize(c, method=config.normalization, fixed_range=fixed_range)
-                        for c in channel.cpu().numpy()
-                    ]
-                )
+                channel = torch.as_tensor(
+                    np.stack(
+                        [
+                            normalize(c, method=config.normalization, fixed_range=fixed_range)
+                            for c in channel.cpu().numpy()
+                        ]
+                    ),
+                    dtype=torch.float32,
+                ).to(device)
             else:
-                out[:, k] = norm(channel, fixed_range=fixed_range).cpu().numpy()
-    return out
+                channel = norm(channel, fixed_range=fixed_range)
+            channels.append(channel)
+    return torch.stack(channels, dim=1).clone()

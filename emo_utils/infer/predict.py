@@ -33,6 +33,7 @@ from tqdm.auto import tqdm
 
 from .._console import interactive
 from ..errors import CheckpointError, TrainingError
+from ..features.on_the_fly import OnTheFlyModel, store_kind
 from ..fileio import write_csv
 from ..models import (
     load_fold_model,
@@ -243,10 +244,13 @@ def _predict_torch_fold(
 ) -> np.ndarray:
     """Probabilities of every row of the family's input store from one fastai-trained fold."""
     family, _name = resolve_architecture(arch)
-    store = inputs[family.input]
+    kind = store_kind(family.input, config)
+    store = inputs[kind]
     model = loader(run.path, arch=arch, fold=fold, device=device)
     if family.check_input is not None:
         family.check_input(arch, model, store)
+    if kind != family.input:  # on-the-fly: the images of the windows, as in training
+        model = OnTheFlyModel(model, sample_rate=config.audio.sample_rate, config=config.features)
     return predict_rows(
         model,
         store,
@@ -407,7 +411,11 @@ def predict_folds(
     n_folds = config.train.n_folds
     run.require_trained(archs, n_folds)
     inputs = dict(store) if isinstance(store, Mapping) else {"image": store}
-    missing = [kind for kind in model_inputs(archs) if kind not in inputs]
+    missing = [
+        store_kind(kind, config)
+        for kind in model_inputs(archs)
+        if store_kind(kind, config) not in inputs
+    ]
     if missing:
         raise TrainingError(f"the run's models need the input(s) {missing}, which were not given")
     n_rows = len(next(iter(inputs.values())).filenames)
@@ -424,7 +432,7 @@ def predict_folds(
     for arch in archs:
         family, _name = resolve_architecture(arch)
         out = np.full((n_folds, n_rows, len(columns)), np.nan)
-        ok = inputs[family.input].ok
+        ok = inputs[store_kind(family.input, config)].ok
         if ok.any():
             for fold in range(n_folds):
                 probs = _FOLD_PREDICTORS[family.trainer](run, arch, fold, inputs, **options)

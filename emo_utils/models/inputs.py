@@ -23,6 +23,7 @@ from typing import Any
 
 from ..config import Config
 from ..features import build_cache, build_statistics, build_waveforms
+from ..features.on_the_fly import ON_THE_FLY_INPUT, build_on_the_fly_waveforms, store_kind
 from ._registry import model_inputs
 from .embeddings import build_embeddings
 
@@ -34,6 +35,7 @@ INPUT_BUILDERS: dict[str, Callable[..., Any]] = {
     "features": build_statistics,
     "waveform": build_waveforms,
     "embeddings": build_embeddings,
+    ON_THE_FLY_INPUT: build_on_the_fly_waveforms,
 }
 
 
@@ -57,9 +59,11 @@ def build_inputs(
     Returns
     -------
     dict
-        ``"image"`` first, then every other input in first-use order.
+        ``"image"`` first, then every other input in first-use order (image models of a
+        ``train.features = "on_the_fly"`` run read ``"on_the_fly_waveform"``).
     """
-    kinds = ["image", *(k for k in model_inputs(config.train.architectures) if k != "image")]
+    needed = [store_kind(k, config) for k in model_inputs(config.train.architectures)]
+    kinds = list(dict.fromkeys(["image", *needed]))
     stores = {}
     for kind in kinds:
         stores[kind] = INPUT_BUILDERS[kind](

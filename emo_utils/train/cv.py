@@ -71,6 +71,7 @@ from ..errors import (
     TrainingError,
 )
 from ..features.concat import concat_stores
+from ..features.on_the_fly import OnTheFlyModel, store_kind
 from ..features.store import FeatureStore, require_valid_training
 from ..fileio import remove_temp_files, write_csv, write_json, write_text
 from ..infer.predict import predict_rows, view_settings
@@ -102,6 +103,7 @@ from .callbacks import (
 from .checkpoints import load_weights, read_checkpoint, restore_checkpoint
 from .data import make_dataloaders
 from .learner import layer_learning_rates, make_learner
+from .on_the_fly import on_the_fly_transforms, require_on_the_fly_input
 from .pseudo import PSEUDO_FOLD, PseudoLabels, install_parent_folds, round_history
 from .report import cv_report, report_markdown
 
@@ -367,19 +369,24 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     set_seed(tc.seed, reproducible=device.type == "cpu")
 
     family, _ = resolve_architecture(arch)
-    store, store_rows = run.inputs[family.input], run.store_rows[family.input]
+    kind = store_kind(family.input, run.config)
+    store, store_rows = run.inputs[kind], run.store_rows[kind]
+    # On-the-fly: the image cache gives the channels and normalisation statistics.
+    images, image_rows = run.inputs[family.input], run.store_rows[family.input]
     body = build_model(
         arch,
         len(run.classes),
         pretrained=tc.pretrained and state is None,
         weights_dir=tc.weights_dir,
-        in_chans=store.image_shape[0],
+        in_chans=images.image_shape[0],
     )
     if family.check_input is not None:
         family.check_input(arch, body, store)
     train_rows = store_rows[train_idx]
     normalization = input_normalization(arch, tc.image_normalization)
-    mean, std = image_statistics(normalization, store=store, rows=train_rows, model=body)
+    mean, std = image_statistics(
+        normalization, store=images, rows=image_rows[train_idx], model=body
+    )
     # Frozen parts and parameter groups (bottom to head) before the optimiser exists.
     groups, lr_max = None, tc.lr
     if family.training_groups is not None:
@@ -397,6 +404,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         config=run.config,
         device=device,
         input_kind=family.input,
+        batch_transforms=on_the_fly_transforms(run.config) if kind != family.input else (),
     )
     learn = make_learner(
         dls,
@@ -461,8 +469,13 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
 
     # The OOF probabilities come from the same function, views and precision as the test
     # predictions (infer.predict_rows), not from fastai's get_preds.
+    predictor = learn.model
+    if kind != family.input:
+        predictor = OnTheFlyModel(
+            learn.model, sample_rate=run.config.audio.sample_rate, config=run.config.features
+        )
     probs = predict_rows(
-        learn.model,
+        predictor,
         store,
         store_rows[valid_idx],
         task=run.task,
@@ -746,6 +759,7 @@ def train_cv(
     task = get_task(config.data.task)
     check_architectures(tc.architectures)
     inputs = _as_inputs(store, tc.architectures)
+    require_on_the_fly_input(inputs, config)
     competition, rows, skipped = _align_store(competition, inputs, config)
     if isinstance(groups, Mapping):
         absent = [n for n in competition.train["filename"] if n not in groups]

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from fastai.callback.data import WeightedDL
 from fastai.data.core import DataLoaders, TfmdDL
+from fastai.data.transforms import Transform
 from fastai.torch_core import TensorCategory, TensorImage, TensorMultiCategory
 
 from ..config import Config
@@ -136,6 +137,7 @@ def make_dataloaders(
     config: Config,
     device: torch.device | None = None,
     input_kind: str = "image",
+    batch_transforms: Sequence[Transform] = (),
 ) -> DataLoaders:
     """The fastai ``DataLoaders`` over cached windows, with the configured batch augmentation.
 
@@ -161,7 +163,7 @@ def make_dataloaders(
     train_kwargs = {
         "shuffle": True,
         "drop_last": True,
-        "after_batch": batch_augmentations(tc, input_kind),
+        "after_batch": [*batch_transforms, *batch_augmentations(tc, input_kind)],
     }
     if tc.balanced_sampling and train_ds.multi:
         wgts = balanced_weights(train_ds.targets)
@@ -172,7 +174,7 @@ def make_dataloaders(
         valid_ds,
         shuffle=False,
         drop_last=False,
-        after_batch=batch_augmentations(tc, input_kind),
+        after_batch=[*batch_transforms, *batch_augmentations(tc, input_kind)],
         **common,
     )
     dls = DataLoaders(train_dl, valid_dl, device=device)
