@@ -27,6 +27,7 @@ LAYERS = {
     "runs": 2,
     "audio": 2,
     "metrics": 2,
+    "verification": 2,
     "thresholds": 2,
     "features": 3,
     "datasets": 3,
