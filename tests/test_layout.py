@@ -41,6 +41,7 @@ LAYERS = {
     "reports": 10,
     "endgame": 10,
     "pipeline": 11,
+    "pipeline_verification": 11,
     "cli": 12,
     "__main__": 13,
     "__init__": 13,

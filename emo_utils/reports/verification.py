@@ -18,7 +18,7 @@ from matplotlib.figure import Figure
 from numpy.typing import ArrayLike
 from sklearn.metrics import DetCurveDisplay
 
-from ..verification.metrics import check_trials, equal_error_rate, operating_points
+from ..verification.metrics import check_trials, eer_threshold, equal_error_rate
 from .plots import new_figure, save_figure
 
 __all__ = ["plot_det_curves", "plot_score_histograms", "write_verification_plots"]
@@ -26,12 +26,6 @@ __all__ = ["plot_det_curves", "plot_score_histograms", "write_verification_plots
 #: File names of :func:`write_verification_plots`.
 DET_FILE = "det_curve.png"
 HISTOGRAM_FILE = "score_histograms.png"
-
-
-def _eer_threshold(labels: np.ndarray, scores: np.ndarray) -> float:
-    pts = operating_points(labels, scores)
-    i = int(np.argmin(np.abs(pts.p_miss - pts.p_fa)))
-    return float(pts.thresholds[i]) if np.isfinite(pts.thresholds[i]) else float(scores.max())
 
 
 def plot_det_curves(
@@ -85,7 +79,7 @@ def plot_score_histograms(labels: ArrayLike, scores: ArrayLike, *, title: str = 
     ax.hist(s[~y], bins=bins, alpha=0.6, density=True, label=f"different ({int((~y).sum())})")
     ax.hist(s[y], bins=bins, alpha=0.6, density=True, label=f"same ({int(y.sum())})")
     ax.axvline(
-        _eer_threshold(y, s),
+        eer_threshold(y, s),
         color="k",
         linestyle="--",
         label=f"EER threshold (EER {equal_error_rate(y, s):.2%})",

@@ -51,6 +51,7 @@ __all__ = [
     "VERIFICATION_METRICS",
     "OperatingPoints",
     "check_trials",
+    "eer_threshold",
     "equal_error_rate",
     "get_verification_metric",
     "min_dcf",
@@ -159,6 +160,23 @@ def equal_error_rate(labels: ArrayLike, scores: ArrayLike) -> float:
     before, after = gap[i - 1], gap[i]
     t = before / (before - after)
     return float(pts.p_fa[i - 1] + t * (pts.p_fa[i] - pts.p_fa[i - 1]))
+
+
+def eer_threshold(labels: ArrayLike, scores: ArrayLike) -> float:
+    """The score threshold of the operating point closest to the equal error rate.
+
+    The neutral score of a trial a scorer cannot judge: accepted and rejected equally
+    wrongly.  Returns the largest finite threshold when the closest point is "accept
+    nothing".
+
+    Returns
+    -------
+    float
+    """
+    pts = operating_points(labels, scores)
+    i = int(np.argmin(np.abs(pts.p_miss - pts.p_fa)))
+    finite = np.isfinite(pts.thresholds)
+    return float(pts.thresholds[i] if finite[i] else pts.thresholds[finite].max())
 
 
 def _check_costs(p_target: float, c_miss: float, c_fa: float) -> None:
