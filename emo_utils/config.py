@@ -1331,4 +1331,27 @@ PRESETS: dict[str, dict[str, Any]] = {
         "train.mixup": 0.0,
         "train.balanced_sampling": True,
     },
+    # The verification demo (emo_utils.datasets.verification): speaker,session CSV, 1.5-3.5 s
+    # clips at 16 kHz, 2 s windows (random in training), P x K batches of 8 speakers x 4
+    # clips, batch-hard triplet loss, identity-disjoint folds.
+    "cpu_demo_verification": {
+        "data.task": "verification",
+        "data.label_column": "speaker",
+        "features.n_mels": 64,
+        "features.n_fft": 1024,
+        "features.hop_length": 256,
+        "audio.sample_rate": 16000,
+        "audio.duration": 2.0,
+        "audio.max_duration": 3.5,
+        "audio.train_crop": "random",
+        "train.architectures": ["resnet18", "resnest14d"],
+        "train.pretrained": False,
+        "train.n_folds": 3,
+        "train.epochs": 8,
+        "train.batch_size": 32,
+        "train.lr": 3e-3,
+        "train.mixup": 0.0,
+        "verification.embedding_dim": 64,
+        "verification.clips_per_identity": 4,
+    },
 }

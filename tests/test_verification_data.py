@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -76,6 +80,25 @@ def test_demo_keeps_train_and_test_identities_apart_and_the_truth_separate(demo)
     assert (demo / "train").is_dir()
     assert all((demo / "test" / f).is_file() for f in test_files)
     assert len(train) == 18
+
+
+def test_demo_plan_does_not_depend_on_the_hash_seed():
+    code = (
+        "from emo_utils.datasets.verification import verification_demo_plan as p;"
+        "c, t, _ = p(n_train_identities=4, n_test_identities=2, seed=5);"
+        "print(c.to_csv(), t.to_csv())"
+    )
+    outputs = {
+        subprocess.run(
+            [sys.executable, "-c", code],
+            capture_output=True,
+            text=True,
+            check=True,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert len(outputs) == 1
 
 
 def test_demo_is_deterministic_and_reused(demo, tmp_path):

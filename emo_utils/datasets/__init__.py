@@ -2,8 +2,9 @@
 
 ``synthetic`` writes the demo competition folder of voice-like emotional clips;
 ``multilabel`` writes a Freesound-style multi-label tagging folder (speech, music, chirps,
-water) with planted label noise and near-duplicates.  :data:`DEMO_DATASETS` maps each
-task name (``data.task``) to its generator; :func:`make_demo` calls the one of a task.
+water) with planted label noise and near-duplicates; ``verification`` writes a
+speaker-verification folder (identity timbres, disjoint train and test identities, trials).
+:data:`DEMO_DATASETS` maps each task name (``data.task``) to its generator; :func:`make_demo` calls the one of a task.
 Imports only ``errors``, ``fileio``, ``_console`` and third-party audio libraries.
 """
 
@@ -17,6 +18,7 @@ from typing import Any
 from ..errors import ConfigError
 from .multilabel import MULTILABEL_DEMO_CLASSES, make_multilabel_demo
 from .synthetic import make_demo_dataset
+from .verification import make_verification_demo
 
 __all__ = [
     "DEMO_DATASETS",
@@ -24,12 +26,14 @@ __all__ = [
     "make_demo",
     "make_demo_dataset",
     "make_multilabel_demo",
+    "make_verification_demo",
 ]
 
 #: ``data.task`` -> the generator of its demo competition folder.
 DEMO_DATASETS: dict[str, Callable[..., Path]] = {
     "classification": make_demo_dataset,
     "multilabel": make_multilabel_demo,
+    "verification": make_verification_demo,
 }
 
 

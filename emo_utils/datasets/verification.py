@@ -49,7 +49,7 @@ from .synthetic import (
 __all__ = ["VERIFICATION_GENERATOR_VERSION", "make_verification_demo", "verification_demo_plan"]
 
 #: Bump when the generator's output changes, so existing demo folders are regenerated.
-VERIFICATION_GENERATOR_VERSION = 1
+VERIFICATION_GENERATOR_VERSION = 2
 _SAMPLE_RATE = 16000
 
 
@@ -127,10 +127,11 @@ def synthesize_identity_clip(
 
 
 def _names(rng: np.random.Generator, n: int) -> list[str]:
-    names: set[str] = set()
+    """``n`` distinct random hex file names, in the order drawn (no set order involved)."""
+    names: dict[str, None] = {}
     while len(names) < n:
-        names.add(f"{int(rng.integers(16**7, 16**8)):08x}.wav")
-    return sorted(names, key=lambda _: rng.random())
+        names[f"{int(rng.integers(16**7, 16**8)):08x}.wav"] = None
+    return list(names)
 
 
 def verification_demo_plan(
@@ -228,7 +229,8 @@ def make_verification_demo(
     overwrite: bool = False,
     progress: bool = False,
     n_jobs: int = -1,
-    **_ignored: Any,
+    n_train: int | None = None,
+    n_test: int | None = None,
 ) -> Path:
     """Write (or reuse) the synthetic verification competition folder (module docstring).
 
@@ -249,9 +251,9 @@ def make_verification_demo(
         Show a progress bar (or one line where no one watches).
     n_jobs : int, default -1
         joblib worker processes; the output does not depend on it.
-    **_ignored
-        Options of the other demo generators (``n_train``, ``n_test``), ignored, so
-        :func:`emo_utils.datasets.make_demo` can pass them to every generator.
+    n_train, n_test : int, optional
+        The options every demo generator takes (``demo --n-train/--n-test``): here the
+        numbers of training and test *identities*, overriding the two above.
 
     Returns
     -------
@@ -259,6 +261,8 @@ def make_verification_demo(
         ``out_dir``.
     """
     root = Path(out_dir)
+    n_train_identities = n_train if n_train is not None else n_train_identities
+    n_test_identities = n_test if n_test is not None else n_test_identities
     clips, trials, timbres = verification_demo_plan(
         n_train_identities=n_train_identities,
         n_test_identities=n_test_identities,
