@@ -80,6 +80,7 @@ def test_every_pk_batch_holds_k_clips_of_each_of_its_identities(k):
 def test_pk_batch_size_rounds_to_k_and_needs_two_identities():
     assert pk_batch_size(30, k=4, n_identities=20) == 28
     assert pk_batch_size(64, k=4, n_identities=5) == 20
+    assert pk_batch_size(64, k=4, n_identities=20, n_items=30) == 28  # never more than the clips
     with pytest.raises(ConfigError, match=r"train\.batch_size"):
         pk_batch_size(8, k=4, n_identities=1)
 

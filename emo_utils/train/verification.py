@@ -99,18 +99,18 @@ OOF_TRIALS_FILE = "oof_trials.csv"
 OOF_EMBEDDINGS_FILE = "oof_embeddings.npy"
 
 
-def pk_batch_size(batch_size: int, *, k: int, n_identities: int) -> int:
+def pk_batch_size(batch_size: int, *, k: int, n_identities: int, n_items: int | None = None) -> int:
     """The ``P x K`` batch size of ``train.batch_size``.
 
-    Rounded down to a multiple of ``k`` and to at most ``k`` clips of every identity; it
-    must hold at least two identities.
+    Rounded down to a multiple of ``k``, to at most ``k`` clips of every identity and to at
+    most ``n_items`` (the training clips, when given); it must hold at least two identities.
 
     Raises
     ------
     ConfigError
         Fewer than two training identities, or ``batch_size < 2 k``.
     """
-    size = min(int(batch_size), k * n_identities) // k * k
+    size = min(int(batch_size), k * n_identities, n_items or k * n_identities) // k * k
     if size < 2 * k:
         raise ConfigError(
             "train.batch_size",
@@ -276,7 +276,7 @@ def _train_fold(ctx: _Context, arch: str, fold: int) -> FoldScore:
     _, valid_codes = np.unique(labels[valid_rows], return_inverse=True)
     n_ids = int(train_codes.max()) + 1
     k = vc.clips_per_identity
-    bs = pk_batch_size(tc.batch_size, k=k, n_identities=n_ids)
+    bs = pk_batch_size(tc.batch_size, k=k, n_identities=n_ids, n_items=len(train_rows))
     device = select_device()
     set_seed(tc.seed, reproducible=device.type == "cpu")
 
