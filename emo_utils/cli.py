@@ -322,6 +322,8 @@ def _verification_demo(args: argparse.Namespace, cfg: Config, data: str, run_dir
         cache_dir=args.cache,
         n_jobs=args.jobs,
         progress=_progress(args),
+        n_train=args.n_train,
+        n_test=args.n_test,
     )
     print(result.describe())
     return 0

@@ -224,46 +224,48 @@ def test_embed_resumes_an_interrupted_run_and_matches_an_uninterrupted_one(tiny,
     assert a["ok"].all()
 
 
-def test_cli_verify_and_embed(tiny, tmp_path):
-    run = tmp_path / "run"
-    shutil.copytree(tiny["run"], run)
-    proc = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "emo_utils",
-            "verify",
-            "--data",
-            str(tiny["data"]),
-            "--run",
-            str(run),
-            "--submissions",
-            str(tmp_path / "subs"),
-            "--cache",
-            str(tiny["root"] / "cache"),
-            "--jobs",
-            "1",
-            "--preset",
-            "default",
-            *(f"--set={k}={v}" for k, v in OVERRIDES.items() if k != "train.architectures"),
-            "--set=train.architectures=[test_resnet]",
-        ],
+def _cli(*args):
+    return subprocess.run(
+        [sys.executable, "-m", "emo_utils", *map(str, args)],
         capture_output=True,
         text=True,
         check=False,
+    )
+
+
+def test_cli_demo_verify_and_embed_end_to_end(tmp_path):
+    sets = [f"--set={k}={v}" for k, v in OVERRIDES.items() if k != "train.architectures"]
+    sets += ["--set=train.architectures=[test_resnet]", "--set=train.epochs=1"]
+    run, data, subs = tmp_path / "run", tmp_path / "data", tmp_path / "subs"
+    proc = _cli(
+        "demo",
+        "--task",
+        "verification",
+        "--data",
+        data,
+        "--run",
+        run,
+        "--submissions",
+        subs,
+        "--n-train",
+        6,
+        "--n-test",
+        3,
+        "--jobs",
+        1,
+        *sets,
     )
     assert proc.returncode == 0, proc.stderr[-2000:]
-    assert proc.stdout.count("already trained, skipped") == 2
     assert "OOF EER ensemble single" in proc.stdout
-    assert len(pd.read_csv(next((tmp_path / "subs").glob("run__*[!s].csv")))) == len(
-        pd.read_csv(tiny["data"] / "test.csv")
-    )
-    file = sorted((tiny["data"] / "train").glob("*.wav"))[0]
-    proc = subprocess.run(
-        [sys.executable, "-m", "emo_utils", "embed", "--run", str(run), str(file)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
+    assert "held-out test EER ensemble single" in proc.stdout
+    trials = pd.read_csv(data / "test.csv")
+    submission = pd.read_csv(subs / "run__single.csv")
+    assert submission["id"].tolist() == trials["id"].tolist()
+    assert len(pd.read_csv(data / "train.csv")["speaker"].unique()) == 6
+    proc = _cli("verify", "--data", data, "--run", run, "--submissions", subs, "--predict-only")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert "trials with a neutral score (file not decoded): 0" in proc.stdout
+    file = sorted((data / "train").glob("*.wav"))[0]
+    proc = _cli("embed", "--run", run, file)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert pd.read_csv(run / "embeddings.csv").shape == (1, 3 + 16)
