@@ -597,6 +597,7 @@ def _embed(p: argparse.ArgumentParser) -> Runner:
     p.add_argument("--arch", default=None, help="architecture (default: the run's first)")
     p.add_argument("--fold", type=int, default=0, help="fold model that embeds (default 0)")
     p.add_argument("--cache", type=Path, default=None, help="feature cache (default: beside --out)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress output")
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline_verification import embed_files
