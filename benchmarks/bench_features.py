@@ -18,6 +18,14 @@ gets from a busy 2-core machine at best); each clip is timed ``--repeat`` times 
 The sum of the fastest times per clip (which filters out pauses caused by other processes)
 and of the mean times are both printed, with their ratio.
 
+**Torch backend** (``features.backend = "torch"``): the images of already decoded clips,
+computed by the usual recipe's librosa calls, the exact numpy path (``compute_image``, BLAS
+1 thread) and the torch backend batched (``--torch-batch`` clips per batch) on the CPU
+(torch's own threads; ``--torch-threads``) and, when CUDA is present, on the GPU; the
+max abs differences of mel dB, STFT dB and chroma (before resizing) and of the images to the
+exact path.  Targets: torch CPU batched >= 1.5x the exact path on 2 cores; GPU >= 20x the
+usual recipe.  ``--torch-only`` runs this part alone.
+
 **End to end** (what a user gets): :func:`emo_utils.features.build.build_cache` over the whole corpus
 with ``n_jobs=--jobs`` (processes, this one included), from a cold start (no worker process
 is running before the call), writing the cache, against the usual recipe's single-process
@@ -30,7 +38,8 @@ the first run.
 Usage::
 
     .venv/bin/python benchmarks/bench_features.py [--clips 200] [--compare N] [--repeat 3]
-        [--jobs -1] [--seed 0] [--out DIR]
+        [--jobs -1] [--seed 0] [--out DIR] [--torch-batch 16] [--torch-threads 0]
+        [--torch-only]
 
 ``build_cache`` starts a worker process only per 400 clips to compute (starting one costs
 seconds of CPU); ``--clips 1000 --compare 200`` shows the parallel path.
@@ -50,6 +59,7 @@ from pathlib import Path
 import librosa
 import numpy as np
 import soundfile as sf
+import torch
 from threadpoolctl import threadpool_limits
 
 from emo_utils.audio import load_clip
@@ -58,8 +68,9 @@ from emo_utils.data.competition import load_competition
 from emo_utils.datasets.synthetic import make_demo_dataset
 from emo_utils.errors import EmoUtilsWarning
 from emo_utils.features.build import build_cache
-from emo_utils.features.channels import CHANNELS, compute_image, normalize
-from emo_utils.features.spectrum import resize_rows
+from emo_utils.features.channels import CHANNELS, channel_specs, compute_image, normalize
+from emo_utils.features.spectrum import Spectrum, resize_rows
+from emo_utils.features.torch_backend import TorchSpectrum, compute_images_torch
 
 
 def make_corpus(root: Path, *, n_clips: int, seed: int) -> Path:
@@ -92,9 +103,14 @@ def describe(paths: list[str], duration: float) -> str:
 
 def usual_recipe(path: str, config: Config) -> np.ndarray:
     """The notebook recipe: full decode, three librosa calls with three STFTs."""
-    a, f = config.audio, config.features
-    y, sr = librosa.load(path, sr=a.sample_rate)
-    y = librosa.util.fix_length(y, size=a.n_samples)
+    a = config.audio
+    y, _ = librosa.load(path, sr=a.sample_rate)
+    return usual_features(librosa.util.fix_length(y, size=a.n_samples), config)
+
+
+def usual_features(y: np.ndarray, config: Config) -> np.ndarray:
+    """The notebook recipe's image of a decoded clip: three librosa calls, three STFTs."""
+    sr, f = config.audio.sample_rate, config.features
     stft_kw = {"n_fft": f.n_fft, "hop_length": f.hop_length, "win_length": f.win_length or None}
     mel = librosa.feature.melspectrogram(
         y=y, sr=sr, n_mels=f.n_mels, fmin=f.fmin, fmax=f.fmax or None, **stft_kw
@@ -167,6 +183,84 @@ def compare(paths: list[str], config: Config, *, repeat: int) -> dict[str, float
     }
 
 
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+def compare_torch(
+    clips: list[np.ndarray], config: Config, *, batch: int, repeat: int
+) -> list[tuple[str, float, float]]:
+    """Clips per second of the image computation by each engine, and max |diff| to exact.
+
+    Returns ``(engine, clips per second (best of repeat), max abs image difference)`` rows;
+    prints the spectra differences.
+    """
+    sr, f = config.audio.sample_rate, config.features
+    specs = channel_specs(f.channels)
+    devices = [torch.device("cpu")]
+    if torch.cuda.is_available():
+        devices.append(torch.device("cuda"))
+    y = np.stack(clips)
+
+    def run_exact() -> list[np.ndarray]:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return [compute_image(c, sample_rate=sr, config=f) for c in clips]
+
+    def run_usual() -> list[np.ndarray]:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return [usual_features(c, config) for c in clips]
+
+    def run_torch(device: torch.device) -> Callable[[], list[np.ndarray]]:
+        def go() -> list[np.ndarray]:
+            out = []
+            for start in range(0, len(y), batch):
+                out.extend(
+                    compute_images_torch(
+                        y[start : start + batch],
+                        sample_rate=sr,
+                        config=f,
+                        specs=specs,
+                        device=device,
+                    )
+                )
+            _sync(device)
+            return out
+
+        return go
+
+    engines: list[tuple[str, Callable[[], list[np.ndarray]]]] = [
+        ("usual librosa recipe (BLAS 1 thread)", run_usual),
+        ("exact numpy path (BLAS 1 thread)", run_exact),
+        *((f"torch {d.type} batched ({batch} clips)", run_torch(d)) for d in devices),
+    ]
+    rows = []
+    exact = run_exact()
+    for name, fn in engines:
+        fn()  # warm-up: filter banks, kernels, CUDA context
+        best = np.inf
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            images = fn()
+            best = min(best, time.perf_counter() - t0)
+        diff = max(float(np.max(np.abs(a - b))) for a, b in zip(images, exact, strict=True))
+        rows.append((name, len(clips) / best, diff))
+    for device in devices:
+        spectra = TorchSpectrum(y[:batch], sample_rate=sr, config=f, device=device)
+        worst = dict.fromkeys(("mel_db", "stft_db", "chroma"), 0.0)
+        for b, clip in enumerate(y[:batch]):
+            ref = Spectrum(clip, sample_rate=sr, config=f)
+            for key in worst:
+                got = getattr(spectra, key)[b].cpu().numpy()
+                worst[key] = max(worst[key], float(np.max(np.abs(got - getattr(ref, key)))))
+        print(
+            f"  torch {device.type} vs exact, max |diff| over {min(batch, len(y))} clips: "
+            f"mel {worst['mel_db']:.3g} dB, STFT {worst['stft_db']:.3g} dB, chroma "
+            f"{worst['chroma']:.3g}   [targets 1e-3 dB, 1e-3]"
+        )
+    return rows
+
+
 def _load() -> str:
     return " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -189,7 +283,21 @@ def main(argv: list[str] | None = None) -> None:
         help="build_cache n_jobs: processes, this one included (default -1: all cores)",
     )
     parser.add_argument("--out", type=Path, default=None, help="keep the corpus in this folder")
+    parser.add_argument(
+        "--torch-batch", type=int, default=16, help="clips per torch batch (default 16)"
+    )
+    parser.add_argument(
+        "--torch-threads",
+        type=int,
+        default=0,
+        help="torch CPU threads (default 0: torch's default, one per core)",
+    )
+    parser.add_argument(
+        "--torch-only", action="store_true", help="run the torch backend comparison only"
+    )
     args = parser.parse_args(argv)
+    if args.torch_threads:
+        torch.set_num_threads(args.torch_threads)
 
     root = args.out or Path(tempfile.mkdtemp(prefix="emo_bench_"))
     try:
@@ -206,9 +314,28 @@ def main(argv: list[str] | None = None) -> None:
             f"precision {f.precision}, cache {f.cache_dtype}; {os.cpu_count()} CPUs, "
             f"load average {_load()}"
         )
+        compared = paths[: args.compare or len(paths)]
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", EmoUtilsWarning)
-            compared = paths[: args.compare or len(paths)]
+            clips = [load_clip(p, config=config.audio) for p in compared]
+        gpu = torch.cuda.get_device_name() if torch.cuda.is_available() else "no CUDA device"
+        print(
+            f"\n3. torch backend: images of the same {len(clips)} decoded clips, best of "
+            f"{args.repeat} runs; torch {torch.__version__}, {torch.get_num_threads()} CPU "
+            f"thread(s), {gpu}:"
+        )
+        rows = compare_torch(clips, config, batch=args.torch_batch, repeat=args.repeat)
+        print(f"  {'clips per second':44s} {'':>10s} {'vs exact':>9s} {'vs usual':>9s}  max |diff|")
+        for name, rate, diff in rows:
+            print(
+                f"  {name:44s} {rate:10.1f} {rate / rows[1][1]:8.2f}x {rate / rows[0][1]:8.2f}x"
+                f"  {diff:.3g}"
+            )
+        print("  [targets: torch cpu >= 1.5x exact; torch cuda >= 20x usual]")
+        if args.torch_only:
+            return
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", EmoUtilsWarning)
             r = compare(compared, config, repeat=args.repeat)
             cache_dir = root / ".emo_cache_bench"
             shutil.rmtree(cache_dir, ignore_errors=True)  # a kept corpus: start from scratch

@@ -7,6 +7,7 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   train       cross-validated training of every configured architecture
               (--pseudo-from RUN: a pseudo-label round on RUN's ensemble probabilities)
   predict     predict the test set, compare ensembles on OOF, write the submission
+              (--engine onnx: the exported ONNX models on ONNX Runtime, CPU)
   run         preprocess + train + predict
   demo        demo-data + run with the cpu_demo preset, scored on the held-out answers
               (--rounds 2: then a pseudo-label round, both rounds' scores side by side)
@@ -16,6 +17,9 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   gather      copy runs trained on the same folds (other kernels) into one run folder
   verify      verification task (data.task=verification): train + score the test trials
   embed       one embedding per audio file from a fold model of any trained run
+  export      write every fold model of a run as ONNX (normalisation built in)
+  serve       serve a trained run with Temporal: worker, submit FILES, stream FILE, results,
+              demo (dev server + worker + a streamed recording)
 
 Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
 --set section.field=value overrides, e.g. --set train.epochs=3
@@ -199,11 +203,24 @@ def _preprocess(p: argparse.ArgumentParser) -> Runner:
     _add_data(p)
     _add_config(p)
     _add_runtime(p)
+    p.add_argument(
+        "--engine",
+        default=None,
+        help="what computes the cache: local (this process and --jobs workers) or ray "
+        "(Ray Data; the same cache); sets features.engine",
+    )
+    p.add_argument(
+        "--ray-address",
+        default=None,
+        help="Ray cluster of --engine ray: auto, ray://HOST:PORT (default: a local Ray "
+        "instance); sets features.ray_address",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import preprocess
 
-        cfg = _config_from_args(args)
+        engine = {"features.engine": args.engine, "features.ray_address": args.ray_address}
+        cfg = _config_from_args(args).override({k: v for k, v in engine.items() if v is not None})
         result = preprocess(
             args.data,
             config=cfg,
@@ -249,15 +266,28 @@ def _predict(p: argparse.ArgumentParser) -> Runner:
     _add_run(p)
     _add_runtime(p)
     p.add_argument("--method", default=None, help="ensemble method (default: the run config's)")
+    p.add_argument(
+        "--engine",
+        default="torch",
+        choices=("torch", "onnx"),
+        help="run the fold models in torch (default) or their exported model.onnx on ONNX "
+        "Runtime (CPU; `export --format onnx` first)",
+    )
     _add_submissions(p)
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import predict
 
+        loader = None
+        if args.engine != "torch":
+            from .infer.onnx_export import ENGINES
+
+            loader = ENGINES[args.engine]
         result = predict(
             args.data,
             run_dir=args.run,
             method=args.method,
+            loader=loader,
             submissions_dir=args.submissions,
             cache_dir=args.cache,
             n_jobs=args.jobs,
@@ -368,6 +398,8 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
 
         preset, data, run_dir = _DEMOS[args.task]
         cfg = _config_from_args(args, default_preset=preset)
+        if args.preset not in (None, preset):  # another preset's run goes to its own folder
+            run_dir = f"{run_dir}_{args.preset}"
         if cfg.data.task != args.task:
             raise ConfigError(
                 "data.task", cfg.data.task, f"differs from --task {args.task}; give one of them"
@@ -611,6 +643,25 @@ def _embed(p: argparse.ArgumentParser) -> Runner:
             cache_dir=args.cache,
             progress=_progress(args),
         )
+def _serve(p: argparse.ArgumentParser) -> Runner:
+    from .serving.cli import add_serve_arguments
+
+    return add_serve_arguments(p)
+
+
+def _export(p: argparse.ArgumentParser) -> Runner:
+    _add_run(p)
+    p.add_argument("--format", default="onnx", choices=("onnx",), help="model format (onnx)")
+    p.add_argument(
+        "--force", action="store_true", help="export again folds whose file is up to date"
+    )
+    p.add_argument("--no-progress", action="store_true", help="no line per exported fold")
+
+    def run(args: argparse.Namespace) -> int:
+        from .infer.onnx_export import EXPORT_FORMATS
+
+        written = EXPORT_FORMATS[args.format](args.run, force=args.force, progress=_progress(args))
+        print(f"export: {len(written)} {args.format} fold model(s) in {args.run}")
         return 0
 
     return run
@@ -636,6 +687,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
         _verify,
     ),
     "embed": ("one embedding per audio file from a fold model of a trained run", _embed),
+    "export": ("write every fold model of a run as ONNX (normalisation built in)", _export),
+    "serve": (
+        "serve a trained run durably with Temporal (worker, submit, stream, results)",
+        _serve,
+    ),
 }
 
 

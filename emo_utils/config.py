@@ -38,6 +38,7 @@ import importlib
 import json
 import math
 import os
+import re
 import types
 import warnings
 from collections.abc import Mapping, Sequence
@@ -88,7 +89,13 @@ _REGISTRIES: dict[str, tuple[str, str]] = {
     "task": ("emo_utils.tasks", "TASKS"),
     "descriptor": ("emo_utils.features.statistics", "DESCRIPTORS"),
     "pad": ("emo_utils.audio", "PAD_MODES"),
+    "feature_backend": ("emo_utils.features.backends", "BACKENDS"),
+    "chunk_engine": ("emo_utils.features.build", "CHUNK_ENGINES"),
 }
+
+
+#: ``features.device``: a torch device name (checked without importing torch).
+_DEVICE_PATTERN = r"auto|cpu|mps|cuda(:[0-9]+)?"
 
 
 def registry_names(kind: str) -> tuple[str, ...]:
@@ -103,8 +110,10 @@ def registry_names(kind: str) -> tuple[str, ...]:
         (:data:`emo_utils.models.IMAGE_NORMALIZATIONS`), ``"stacking_model"``
         (:data:`emo_utils.ensemble.STACKING_MODELS`), ``"ensemble"``
         (:data:`emo_utils.ensemble.ENSEMBLES`), ``"task"`` (:data:`emo_utils.tasks.TASKS`),
-        ``"descriptor"`` (:data:`emo_utils.features.statistics.DESCRIPTORS`) or ``"pad"``
-        (:data:`emo_utils.audio.PAD_MODES`).
+        ``"descriptor"`` (:data:`emo_utils.features.statistics.DESCRIPTORS`), ``"pad"``
+        (:data:`emo_utils.audio.PAD_MODES`), ``"feature_backend"``
+        (:data:`emo_utils.features.backends.BACKENDS`) or ``"chunk_engine"``
+        (:data:`emo_utils.features.build.CHUNK_ENGINES`).
 
     Examples
     --------
@@ -428,6 +437,21 @@ class FeatureConfig:
         Storage type of the on-disk cache.
     precision : {"float32", "float64"}
         Arithmetic precision of the feature computation.
+    backend : str
+        What computes the images: a name in :data:`emo_utils.features.backends.BACKENDS`,
+        ``"librosa"`` (default, the exact reference) or ``"torch"`` (batched in torch, on
+        the CPU or a GPU; within 1e-3 dB of librosa).  Part of the cache key.
+    device : str
+        Where the ``"torch"`` backend computes: ``"auto"`` (default: CUDA when present,
+        else the CPU), ``"cpu"``, ``"cuda"``, ``"cuda:N"`` or ``"mps"``.  Not part of the
+        cache key (the images agree within the backend's tolerance).
+    engine : str
+        What computes the cache's chunks: ``"local"`` (default: this process and joblib
+        worker processes) or ``"ray"`` (Ray Data, :mod:`emo_utils.features.ray_engine`); the
+        cache is the same byte for byte, so neither this nor ``ray_address`` is in its key.
+    ray_address : str
+        The Ray cluster of ``engine = "ray"``: ``""`` (a running ``ray.init`` instance, else
+        a local one for the build), ``"auto"``, or ``"ray://HOST:PORT"``.
     """
 
     n_fft: int = 2048
@@ -442,6 +466,10 @@ class FeatureConfig:
     normalization: str = "fixed"
     cache_dtype: str = "float16"
     precision: str = "float32"
+    backend: str = "librosa"
+    device: str = "auto"
+    engine: str = "local"
+    ray_address: str = ""
 
     def __post_init__(self) -> None:
         for name in ("n_fft", "hop_length", "n_mels", "n_chroma"):
@@ -480,6 +508,20 @@ class FeatureConfig:
         _registered("features.normalization", self.normalization, "normalization")
         _choice("features.cache_dtype", self.cache_dtype, CACHE_DTYPES)
         _choice("features.precision", self.precision, ("float32", "float64"))
+        _registered("features.backend", self.backend, "feature_backend")
+        _check(
+            isinstance(self.device, str) and re.fullmatch(_DEVICE_PATTERN, self.device) is not None,
+            "features.device",
+            self.device,
+            'must be "auto", "cpu", "cuda", "cuda:N" or "mps"',
+        )
+        _registered("features.engine", self.engine, "chunk_engine")
+        _check(
+            isinstance(self.ray_address, str) and self.ray_address == self.ray_address.strip(),
+            "features.ray_address",
+            self.ray_address,
+            'must be "", "auto" or a Ray address such as "ray://host:10001"',
+        )
 
 
 @dataclass(frozen=True)
@@ -897,6 +939,10 @@ _NOT_IN_FEATURE_HASH = frozenset({"train_crop", "waveform_sample_rate"})
 #: Audio fields added after caches were first keyed: they enter the key only when they differ
 #: from these values (their defaults), so a cache built before them keeps its folder.
 _HASHED_UNLESS = {"pad": "zero"}
+#: Feature fields left out of the cache key: where images are computed, not what they are.
+_FEATURES_NOT_IN_HASH = frozenset({"device", "engine", "ray_address"})
+#: Feature fields added after caches were first keyed (see :data:`_HASHED_UNLESS`).
+_FEATURES_HASHED_UNLESS = {"backend": "librosa"}
 _ALWAYS = object()
 
 _SECTIONS: dict[str, type] = {
@@ -1036,8 +1082,9 @@ class Config:
 
         ``"default"`` (GPU, real data), ``"cpu_demo"`` (small and fast),
         ``"cpu_small_data"`` (CPU, a few hundred clips, no pretrained weights: CNNs plus
-        classical models, the honest ``best`` ensemble) or ``"cpu_demo_multilabel"`` (the
-        multi-label demo).
+        classical models, the honest ``best`` ensemble), ``"cpu_families"`` (the mixed-family
+        demo: a CNN, two classical models and a tiny random wav2vec2 the demo writes) or
+        ``"cpu_demo_multilabel"`` (the multi-label demo).
         """
         try:
             overrides = PRESETS[name]
@@ -1125,7 +1172,12 @@ class Config:
             for k, v in data["audio"].items()
             if k not in _NOT_IN_FEATURE_HASH and _HASHED_UNLESS.get(k, _ALWAYS) != v
         }
-        payload = json.dumps({"audio": audio, "features": data["features"]}, sort_keys=True)
+        features = {
+            k: v
+            for k, v in data["features"].items()
+            if k not in _FEATURES_NOT_IN_HASH and _FEATURES_HASHED_UNLESS.get(k, _ALWAYS) != v
+        }
+        payload = json.dumps({"audio": audio, "features": features}, sort_keys=True)
         return hashlib.sha256(payload.encode()).hexdigest()[:16]
 
 
@@ -1300,6 +1352,30 @@ PRESETS: dict[str, dict[str, Any]] = {
         "features.hop_length": 512,
         "audio.sample_rate": 16000,
         "train.architectures": ["resnest14d", "resnet18", "classical:logreg", "classical:hgb"],
+        "train.pretrained": False,
+        "train.epochs": 6,
+        "train.batch_size": 32,
+        "train.lr": 3e-3,
+        "train.mixup": 0.0,
+        "ensemble.method": "best",
+    },
+    # The mixed-family demo: cpu_small_data's CNN and classical models plus a transformers
+    # waveform model.  Offline there are no pretrained weights, so the demo writes a tiny
+    # random wav2vec2 (emo_utils.datasets.tiny_models; not on the hub) under
+    # DATA/models and points train.weights_dir there: it shows one run holding three
+    # families and the honest ensemble weighing them on OOF, not what a pretrained
+    # wav2vec2 scores.  On real data name a real checkpoint (hf:facebook/wav2vec2-base).
+    "cpu_families": {
+        "features.n_mels": 64,
+        "features.n_fft": 1024,
+        "features.hop_length": 512,
+        "audio.sample_rate": 16000,
+        "train.architectures": [
+            "resnest14d",
+            "classical:logreg",
+            "classical:hgb",
+            "hf:emo-utils/tiny-wav2vec2",
+        ],
         "train.pretrained": False,
         "train.epochs": 6,
         "train.batch_size": 32,

@@ -277,6 +277,42 @@ def atomic_write(path: str | os.PathLike, mode: str = "w", **open_kwargs: Any) -
         yield fh
 
 
+@contextlib.contextmanager
+def atomic_dir(path: str | os.PathLike) -> Iterator[Path]:
+    """Yield a temporary folder next to ``path``; move it into place on success.
+
+    For writers that fill a whole folder (``save_pretrained``).  On an exception the
+    temporary folder is removed and ``path`` is untouched.  An existing ``path`` (an older
+    or incomplete copy) is replaced only once the new folder is complete.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        Final folder.  Its parent folder is created if needed.
+
+    Yields
+    ------
+    pathlib.Path
+        An empty temporary folder in the same parent folder.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX + path.name + ".", dir=path.parent))
+    try:
+        yield tmp
+        os.chmod(tmp, 0o777 & ~current_umask())
+        if path.exists():
+            old = Path(tempfile.mkdtemp(prefix=_TMP_PREFIX + path.name + ".old.", dir=path.parent))
+            os.replace(path, old / path.name)
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
 def remove_temp_files(folder: str | os.PathLike) -> list[Path]:
     """Delete the temporary files that killed writes left in ``folder`` (not recursive).
 

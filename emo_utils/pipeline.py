@@ -51,7 +51,7 @@ import torch
 from .audio import unreadable_formats
 from .config import Config
 from .data.competition import Competition, load_competition
-from .datasets import make_demo
+from .datasets import demo_model_ids, make_demo, save_demo_model
 from .ensemble import (
     EnsembleReport,
     ensemble_options,
@@ -132,8 +132,9 @@ class PipelineResult:
         """Human-readable multi-line report."""
         out = list(self.lines)
         out.extend(f"WARNING: {w}" for w in self.warnings)
+        width = max((len(arch) for arch in self.cv_scores), default=0)
         for arch, score in self.cv_scores.items():
-            out.append(f"CV {self.metric} {arch:<24s} {score:.4f}")
+            out.append(f"CV {self.metric} {arch:<{max(width, 24)}s} {score:.4f}")
         for method, score in self.ensemble_scores.items():
             out.append(f"OOF {self.metric} ensemble {method:<15s} {score:.4f}")
         if self.test_score is not None:
@@ -526,11 +527,14 @@ def predict(
     report: RunReport | None = None,
     wait: bool = True,
     reuse_predictions: bool = False,
+    loader: ModelLoader | None = None,
 ) -> PipelineResult:
     """Predict the test set with every fold of every model and write the submission.
 
     The config is rebuilt from the run folder's ``config.json``; ``method`` overrides
-    ``ensemble.method``.  Holds the run folder's lock (``wait=False``: a folder in use
+    ``ensemble.method``; ``loader`` (default :func:`emo_utils.models.load_fold_model`)
+    loads each torch fold model, e.g. ``emo_utils.infer.onnx_export.load_onnx_fold_model``
+    for the ONNX engine.  Holds the run folder's lock (``wait=False``: a folder in use
     stops it with a :class:`~emo_utils.errors.LockError`).  ``reuse_predictions`` reads the
     test predictions an earlier ``predict`` wrote (``RUN/predictions``) instead of running
     the models: the submissions of other ensemble methods in seconds.
@@ -562,6 +566,7 @@ def predict(
                 submissions_dir=submissions_dir,
                 progress=progress,
                 reuse_predictions=reuse_predictions,
+                loader=loader,
             )
         for row, reason in sorted(_input_failures(inputs).items()):
             collector.add("test fallback row", inputs["image"].filenames[row], reason)
@@ -979,6 +984,7 @@ def run_demo(
     data_dir = make_demo(
         config.data.task, data_dir, n_train=n_train, n_test=n_test, progress=progress
     )
+    config = _with_demo_models(config, Path(data_dir))
     result = run_pipeline(
         data_dir,
         run_dir=run_dir,
@@ -996,6 +1002,22 @@ def run_demo(
     result.test_score = result.test_scores[config.ensemble.metric]
     result.seconds = time.perf_counter() - start
     return result
+
+
+def _with_demo_models(config: Config, data_dir: Path) -> Config:
+    """Write the tiny random models the config names (``hf:emo-utils/tiny-wav2vec2``, ...).
+
+    They go to ``train.weights_dir``, or, when that is empty, to ``DATA/models``, whose
+    absolute path becomes the run's ``train.weights_dir``
+    (:mod:`emo_utils.datasets.tiny_models`).
+    """
+    ids = demo_model_ids(config.train.architectures)
+    if not ids:
+        return config
+    weights_dir = config.train.weights_dir or os.fspath((data_dir / "models").resolve())
+    for model_id in ids:
+        save_demo_model(model_id, weights_dir)
+    return config.override({"train.weights_dir": weights_dir})
 
 
 def round_run_dir(run_dir: str | os.PathLike, number: int) -> Path:

@@ -4,8 +4,6 @@ models trained on the same folds as the CNNs, with the same OOF and prediction f
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -13,6 +11,7 @@ import numpy as np
 import pandas as pd
 import pytest
 from audio_factory import tone, write_signal, write_text_as_audio
+from cli_runner import run_cli, small_demo
 
 from emo_utils.config import Config
 from emo_utils.data.competition import load_competition
@@ -241,35 +240,7 @@ def test_classical_oof_matches_the_cnn_oof_and_predicts_the_test_rows(folder, tm
 
 @pytest.mark.slow
 def test_a_mixed_run_through_the_cli_writes_every_test_row_in_order(tmp_path):
-    cmd = [
-        sys.executable,
-        "-m",
-        "emo_utils",
-        "demo",
-        "--data",
-        str(tmp_path / "data"),
-        "--run",
-        str(tmp_path / "run"),
-        "--submissions",
-        str(tmp_path / "subs"),
-        "--n-train",
-        "40",
-        "--n-test",
-        "10",
-        "--jobs",
-        "1",
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "train.n_folds=2",
-        "--set",
-        "features.n_mels=32",
-        "--set",
-        "train.architectures=[test_resnet, classical:logreg]",
-    ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_cli(*small_demo(tmp_path, "train.architectures=[test_resnet, classical:logreg]"))
     test = pd.read_csv(tmp_path / "data" / "test.csv")
     subs = list((tmp_path / "subs").glob("run__*.csv"))
     sub = pd.read_csv(

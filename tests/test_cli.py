@@ -12,6 +12,7 @@ from pathlib import Path
 import pandas as pd
 import pytest
 import torch
+from cli_runner import run_cli
 
 from emo_utils.cli import COMMANDS
 from emo_utils.cli import main as cli_main
@@ -30,18 +31,7 @@ TINY = [
 
 
 def cli(*args: str, cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "emo_utils", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=600,
-    )
-    if check and proc.returncode != 0:
-        raise AssertionError(
-            f"exit {proc.returncode}\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
-        )
-    return proc
+    return run_cli(*args, cwd=cwd, timeout=600, check=check)
 
 
 def _submission(stdout: str) -> str:
@@ -59,7 +49,7 @@ def _sets(items: list[str]) -> list[str]:
 def test_every_subcommand_has_help(command, tmp_path):
     out = cli(command, "--help", cwd=tmp_path).stdout
     assert out.startswith("usage: python -m emo_utils " + command)
-    if command not in ("demo-data", "report", "vote", "blend", "gather"):  # no progress bars
+    if command not in ("demo-data", "report", "vote", "blend", "gather", "serve"):  # no bars
         assert "--no-progress" in out
 
 

@@ -8,10 +8,7 @@ dataset) path: ``hf:/path/to/folder``.
 
 from __future__ import annotations
 
-import os
 import shutil
-import subprocess
-import sys
 import warnings
 from pathlib import Path
 
@@ -20,8 +17,10 @@ import pandas as pd
 import pytest
 import torch
 from audio_factory import tone, write_signal
+from cli_runner import run_cli, sets, small_demo
 from hf_factory import SR, save_tiny_models
 
+from emo_utils import reports
 from emo_utils.audio import load_clip, pad_clip
 from emo_utils.config import Config
 from emo_utils.data.competition import load_competition
@@ -419,41 +418,15 @@ def test_wav2vec2_ast_and_frozen_embeddings_through_the_cli_write_oof_and_every_
     tiny, tmp_path
 ):
     archs = [f"hf:{tiny['wav2vec2']}", f"hf:{tiny['ast']}", f"hfemb:{tiny['wav2vec2']}@1"]
-    cmd = [
-        sys.executable,
-        "-m",
-        "emo_utils",
-        "demo",
-        "--data",
-        str(tmp_path / "data"),
-        "--run",
-        str(tmp_path / "run"),
-        "--submissions",
-        str(tmp_path / "subs"),
-        "--n-train",
-        "40",
-        "--n-test",
-        "10",
-        "--jobs",
-        "1",
-        "--set",
-        "train.epochs=1",
-        "--set",
-        "train.n_folds=2",
-        "--set",
-        "features.n_mels=32",
-        "--set",
-        "audio.duration=1.0",
-        "--set",
-        "audio.pad=tile",
-        "--set",
-        "train.pretrained=true",
-        "--set",
-        f"train.architectures=[{', '.join(archs)}]",
-    ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    proc = run_cli(
+        *small_demo(
+            tmp_path,
+            "audio.duration=1.0",
+            "audio.pad=tile",
+            "train.pretrained=true",
+            f"train.architectures=[{', '.join(archs)}]",
+        )
+    )
     run = RunDir(tmp_path / "run")
     train = pd.read_csv(tmp_path / "data" / "train.csv")
     for arch in archs:
@@ -489,3 +462,39 @@ def test_embeddings_stores_join_in_row_order_for_a_pseudo_label_round():
     )
     with pytest.raises(CacheError, match="other models or layers"):
         concat_stores([test, other])
+
+
+def test_the_families_demo_writes_its_tiny_waveform_model_and_ensembles_three_families(tmp_path):
+    # Defaults of `demo --preset cpu_families` run in an empty folder: the tiny random
+    # wav2vec2 is written under data/demo/models (train.weights_dir), the run goes to its
+    # own folder (not the default demo's runs/demo), and the members table names the family
+    # of each of the run's models.
+    run_cli(
+        "demo",
+        "--preset",
+        "cpu_families",
+        "--n-train",
+        "40",
+        "--n-test",
+        "10",
+        "--jobs",
+        "1",
+        *sets("train.epochs=1", "train.n_folds=2", "features.n_mels=32", "audio.duration=1.0"),
+        cwd=tmp_path,
+    )
+    model_folder = tmp_path / "data" / "demo" / "models" / "emo-utils" / "tiny-wav2vec2"
+    assert (model_folder / "config.json").is_file()
+    assert (model_folder / "preprocessor_config.json").is_file()
+    assert not (tmp_path / "runs" / "demo").exists()
+    run = RunDir(tmp_path / "runs" / "demo_cpu_families")
+    config = run.read_config()
+    assert Path(config.train.weights_dir) == (tmp_path / "data" / "demo" / "models").resolve()
+    members = reports.ensemble_members(run.path)
+    assert members["model"].tolist() == list(config.train.architectures)
+    assert members["family"].tolist() == ["timm", "classical", "classical", "hf"]
+    assert members["input"].tolist() == ["image", "features", "features", "waveform"]
+    assert members["accuracy"].between(0, 1).all()
+    test = pd.read_csv(tmp_path / "data" / "demo" / "test.csv")
+    method = run.read_ensemble_report()["submission_method"]
+    sub = pd.read_csv(tmp_path / "submissions" / f"demo_cpu_families__{method}.csv")
+    assert sub.iloc[:, 0].tolist() == test.iloc[:, 0].tolist()

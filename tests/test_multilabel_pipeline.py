@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from cli_runner import run_cli
 
 from emo_utils.datasets import DEMO_DATASETS
 
@@ -35,10 +34,7 @@ ARGS = [
 
 
 def _demo(root: Path) -> subprocess.CompletedProcess:
-    cmd = [
-        sys.executable,
-        "-m",
-        "emo_utils",
+    return run_cli(
         "demo",
         "--task",
         "multilabel",
@@ -49,9 +45,8 @@ def _demo(root: Path) -> subprocess.CompletedProcess:
         "--submissions",
         str(root / "subs"),
         *ARGS,
-    ]
-    env = {**os.environ, "PYTHONWARNINGS": "ignore"}
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=900)
+        check=False,
+    )
 
 
 @pytest.fixture(scope="module")

@@ -23,6 +23,7 @@ import pandas as pd
 import pytest
 import torch
 from audio_factory import write_text_as_audio
+from cli_runner import run_cli
 from conftest import TRAINED_RUN_CONFIG
 from fastai.callback.core import Callback
 from fastai.losses import CrossEntropyLossFlat
@@ -590,16 +591,7 @@ def test_a_round_killed_mid_fold_resumes_with_the_same_folds_and_targets(world, 
 
 
 def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess:
-    proc = subprocess.run(
-        [sys.executable, "-m", "emo_utils", *args],
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=900,
-        env={**os.environ, "PYTHONWARNINGS": "ignore"},
-    )
-    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    return proc
+    return run_cli(*args, cwd=cwd)
 
 
 DEMO_ARGS = ["--n-train", "40", "--n-test", "10", "--jobs", "1", "--no-progress"]

@@ -4,7 +4,10 @@
 ``multilabel`` writes a Freesound-style multi-label tagging folder (speech, music, chirps,
 water) with planted label noise and near-duplicates; ``verification`` writes a
 speaker-verification folder (identity timbres, disjoint train and test identities, trials).
-:data:`DEMO_DATASETS` maps each task name (``data.task``) to its generator; :func:`make_demo` calls the one of a task.
+:data:`DEMO_DATASETS` maps each task name (``data.task``) to its generator; :func:`make_demo`
+calls the one of a task.  ``tiny_models`` writes tiny random transformers waveform models
+(:data:`DEMO_MODELS`) as local model folders, for the mixed-family demo and the tests
+(nothing pretrained).
 Imports only ``errors``, ``fileio``, ``_console`` and third-party audio libraries.
 """
 
@@ -18,15 +21,19 @@ from typing import Any
 from ..errors import ConfigError
 from .multilabel import MULTILABEL_DEMO_CLASSES, make_multilabel_demo
 from .synthetic import make_demo_dataset
+from .tiny_models import DEMO_MODELS, demo_model_ids, save_demo_model
 from .verification import make_verification_demo
 
 __all__ = [
     "DEMO_DATASETS",
+    "DEMO_MODELS",
     "MULTILABEL_DEMO_CLASSES",
+    "demo_model_ids",
     "make_demo",
     "make_demo_dataset",
     "make_multilabel_demo",
     "make_verification_demo",
+    "save_demo_model",
 ]
 
 #: ``data.task`` -> the generator of its demo competition folder.

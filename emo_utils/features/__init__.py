@@ -1,7 +1,9 @@
 """Stage 2: audio -> image features, and the on-disk feature cache.
 
 ``spectrum`` holds the librosa-identical kernels (STFT power, mel and chroma filters,
-dB scaling, tuning), ``channels`` the channel registry and ``compute_image``; ``store``
+dB scaling, tuning), ``channels`` the channel registry and ``compute_image``; ``backends``
+the ``features.backend`` registry (``torch_backend``: the same images batched in torch, on
+the CPU or a GPU); ``store``
 the cache on disk and its read side (:class:`FeatureStore`), ``build`` the resumable
 builder (its worker scheduler is the private ``_parallel``); ``statistics`` the per-clip
 summary statistics of the classical models (:class:`StatisticsStore`); ``waveform`` the

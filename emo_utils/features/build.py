@@ -27,7 +27,9 @@ check their space the same way.  Finished chunks stay, so the rerun after freein
 resumes.
 
 **Processes.**  This process computes chunks itself and worker processes join it for large
-jobs (:mod:`._parallel`).  Workers receive the channel functions by reference, so a channel
+jobs (:mod:`._parallel`).  A batched backend (``features.backend = "torch"``,
+:mod:`.backends`) gets each chunk's decoded clips as one batch and runs in this process
+only.  Workers receive the channel functions by reference, so a channel
 defined in ``__main__`` (a notebook) cannot reach them: such a build runs in this process
 only, with a warning.
 """
@@ -60,6 +62,7 @@ from ..errors import AudioError, CacheError, EmoUtilsWarning, LockError
 from ..fileio import atomic_path, write_csv, write_json
 from ..locks import folder_lock
 from ._parallel import _one_blas_thread, _run_chunks, _worker_count, _worker_ready
+from .backends import BACKENDS, compute_images
 from .channels import ChannelSpec, _compute_image
 from .store import (
     _CHUNKS,
@@ -95,6 +98,17 @@ def _chunk_key(plan: _Plan, clips: range) -> str:
     )[:24]
 
 
+def _caught(caught: list[warnings.WarningMessage]) -> list[str]:
+    """Our warnings' messages; any other warning is passed on."""
+    messages = []
+    for w in caught:
+        if issubclass(w.category, EmoUtilsWarning):
+            messages.append(str(w.message))
+        else:  # not ours: pass it on
+            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+    return messages
+
+
 def _clip_image(
     path: str, audio: AudioConfig, features: FeatureConfig, specs: Sequence[ChannelSpec]
 ) -> tuple[np.ndarray | None, str, list[str]]:
@@ -109,13 +123,49 @@ def _clip_image(
             reason = exc.reason or "cannot be decoded"
         except librosa.ParameterError as exc:  # e.g. a sample rate librosa rejects
             reason = f"cannot be processed: {exc}"
-    messages = []
-    for w in caught:
-        if issubclass(w.category, EmoUtilsWarning):
-            messages.append(str(w.message))
-        else:  # not ours: pass it on
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
-    return image, reason, messages
+    return image, reason, _caught(caught)
+
+
+def _batch_images(
+    paths: Sequence[str], audio: AudioConfig, features: FeatureConfig, specs: Sequence[ChannelSpec]
+) -> list[tuple[np.ndarray | None, str, list[str]]]:
+    """:func:`_clip_image` of each path, the images computed together by the backend.
+
+    Each clip is decoded on its own (a clip that cannot be decoded gets its reason); the
+    decoded ones go to :func:`.backends.compute_images` as one batch, whose warnings are
+    recorded on the batch's first clip.
+    """
+    out: list[tuple[np.ndarray | None, str, list[str]]] = []
+    decoded: dict[int, np.ndarray] = {}
+    for k, path in enumerate(paths):
+        reason = ""
+        with warnings.catch_warnings(record=True) as caught:
+            warnings.simplefilter("always", EmoUtilsWarning)
+            try:
+                decoded[k] = load_clip(path, config=audio)
+            except AudioError as exc:
+                reason = exc.reason or "cannot be decoded"
+        out.append((None, reason, _caught(caught)))
+    if not decoded:
+        return out
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", EmoUtilsWarning)
+        try:
+            images = compute_images(
+                list(decoded.values()),
+                sample_rate=audio.sample_rate,
+                config=features,
+                specs=specs,
+            )
+        except librosa.ParameterError as exc:
+            reason = f"cannot be processed: {exc}"
+            for k in decoded:
+                out[k] = (None, reason, out[k][2])
+            return out
+    messages = _caught(caught)
+    for n, (k, image) in enumerate(zip(decoded, images, strict=True)):
+        out[k] = (image, "", out[k][2] + (messages if n == 0 else []))
+    return out
 
 
 def _compute_chunk(
@@ -128,35 +178,60 @@ def _compute_chunk(
 ) -> int:
     """Images of ``paths`` saved atomically to ``out_path`` (``.npz``), in any process.
 
-    Returns the number of clips processed.  Decoding problems become per-clip reasons;
-    warnings are recorded in the file (they would be lost in a worker process).  BLAS runs
-    single-threaded (:func:`._parallel._one_blas_thread`).
+    Returns the number of clips processed.  The file holds :func:`_chunk_bytes`.
+    """
+    _write_chunk(out_path, _chunk_bytes(paths, audio, features, specs, key))
+    return len(paths)
+
+
+def _write_chunk(out_path: str | os.PathLike, data: bytes) -> None:
+    """Save a chunk's bytes atomically; a full disk fails before the write, naming the size."""
+    with atomic_path(out_path, size=len(data)) as tmp, open(tmp, "r+b") as fh:
+        fh.write(data)
+
+
+def _chunk_bytes(
+    paths: Sequence[str],
+    audio: AudioConfig,
+    features: FeatureConfig,
+    specs: Sequence[ChannelSpec],
+    key: str,
+) -> bytes:
+    """The ``.npz`` file of one chunk (images of ``paths``), computed in any process.
+
+    Decoding problems become per-clip reasons; warnings are recorded in the file (they
+    would be lost in a worker process).  The ``"librosa"`` backend computes clip by clip
+    with BLAS single-threaded (:func:`._parallel._one_blas_thread`); the others get the
+    decoded clips as one batch (:func:`_batch_images`).
     """
     blocks: list[np.ndarray] = []
     lengths, reasons, warned_file, warned_text = [], [], [], []
-    with _one_blas_thread():
-        for k, path in enumerate(paths):
-            image, reason, messages = _clip_image(path, audio, features, specs)
-            if image is not None:
-                blocks.append(np.moveaxis(image, 2, 0).astype(features.cache_dtype))
-            lengths.append(0 if image is None else image.shape[2])
-            reasons.append(reason)
-            warned_file.extend([k] * len(messages))
-            warned_text.extend(messages)
+    backend = BACKENDS[features.backend]
+    if backend.batched:
+        results = _batch_images(paths, audio, features, specs)
+    else:
+        with _one_blas_thread():
+            results = [_clip_image(path, audio, features, specs) for path in paths]
+    for k, (image, reason, messages) in enumerate(results):
+        if image is not None:
+            blocks.append(np.moveaxis(image, 2, 0).astype(features.cache_dtype))
+        lengths.append(0 if image is None else image.shape[2])
+        reasons.append(reason)
+        warned_file.extend([k] * len(messages))
+        warned_text.extend(messages)
     empty = np.zeros((0, len(features.channels), features.n_mels), dtype=features.cache_dtype)
     frames = np.concatenate(blocks) if blocks else empty
-    # ``size``: a full disk fails before the write, naming the space the chunk needs.
-    with atomic_path(out_path, size=frames.nbytes) as tmp, open(tmp, "wb") as fh:
-        np.savez(
-            fh,
-            key=np.array(key),
-            frames=frames,
-            lengths=np.array(lengths, dtype=np.int64),
-            reasons=np.array(reasons, dtype=str),
-            warned_file=np.array(warned_file, dtype=np.int64),
-            warned_text=np.array(warned_text, dtype=str),
-        )
-    return len(paths)
+    buffer = io.BytesIO()
+    np.savez(
+        buffer,
+        key=np.array(key),
+        frames=frames,
+        lengths=np.array(lengths, dtype=np.int64),
+        reasons=np.array(reasons, dtype=str),
+        warned_file=np.array(warned_file, dtype=np.int64),
+        warned_text=np.array(warned_text, dtype=str),
+    )
+    return buffer.getvalue()
 
 
 @dataclass
@@ -261,6 +336,8 @@ def _compute_missing(
         for clips, key, path in todo
     ]
     n_workers = _worker_count(n_jobs, clips=total, chunks=len(todo))
+    if BACKENDS[config.features.backend].batched:  # it parallelises by itself
+        n_workers = 0
     names = config.features.channels
     in_main = [n for n, s in zip(names, specs, strict=True) if _defined_in_main(s)]
     if n_workers and in_main:
@@ -289,17 +366,50 @@ def _compute_missing(
                 f"{time.perf_counter() - finished[1]:.1f} s)"
             )
 
-        _run_chunks(
-            tasks,
-            run=_compute_chunk,
-            run_in_worker=_worker_chunk,
-            warm_up=functools.partial(_worker_ready, config.audio, config.features, specs),
-            n_workers=n_workers,
-            done=done,
+        CHUNK_ENGINES[config.features.engine](
+            tasks, config=config, specs=specs, n_workers=n_workers, done=done
         )
     if progress and not interactive():
         print(f"{split}: {total} clips computed, {reused} reused", flush=True)
     return total, reused
+
+
+def _local_engine(
+    tasks: list[tuple[Any, ...]],
+    *,
+    config: Config,
+    specs: Sequence[ChannelSpec],
+    n_workers: int,
+    done: Any,
+) -> None:
+    """The building process and ``n_workers`` joblib (loky) workers (:mod:`._parallel`)."""
+    _run_chunks(
+        tasks,
+        run=_compute_chunk,
+        run_in_worker=_worker_chunk,
+        warm_up=functools.partial(_worker_ready, config.audio, config.features, specs),
+        n_workers=n_workers,
+        done=done,
+    )
+
+
+def _ray_engine(
+    tasks: list[tuple[Any, ...]],
+    *,
+    config: Config,
+    specs: Sequence[ChannelSpec],
+    n_workers: int,
+    done: Any,
+) -> None:
+    """Ray Data (:mod:`.ray_engine`): the chunks computed on a Ray instance or cluster."""
+    from .ray_engine import run_chunks_ray
+
+    run_chunks_ray(tasks, address=config.features.ray_address, done=done, write=_write_chunk)
+
+
+#: ``features.engine`` -> ``f(tasks, *, config, specs, n_workers, done)``: what computes the
+#: chunks of a build (the cache it leaves is the same, byte for byte).
+CHUNK_ENGINES = {"local": _local_engine, "ray": _ray_engine}
 
 
 def _defined_in_main(spec: ChannelSpec) -> bool:

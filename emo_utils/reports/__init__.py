@@ -5,7 +5,8 @@ scores, embedding maps, :func:`save_figure`); ``run`` reads a trained run folder
 :class:`emo_utils.runs.RunDir` and writes ``RUN/report/`` (:func:`make_run_report`,
 ``python -m emo_utils report``); ``multilabel`` tabulates and plots multi-label
 predictions (per-label table, PR and F1-threshold curves, co-occurrence, per-label outcomes,
-label-set names); ``eda`` describes a competition folder; ``labels`` counts clips per label
+label-set names); ``members`` lists a run's models with their family, input, OOF score
+and ensemble weight; ``eda`` describes a competition folder; ``labels`` counts clips per label
 for one label per clip or a set of labels per clip (training labels, a submission).  :func:`embed`
 lives in :mod:`emo_utils.infer.embed` and is re-exported here for the notebooks.
 May import every stage below it; nothing imports ``reports`` except ``pipeline``/``cli``.
@@ -22,6 +23,7 @@ from .eda import (
     signal_statistics,
 )
 from .labels import LABEL_KINDS, clip_labels, label_counts, submission_label_counts
+from .members import ensemble_members
 from .multilabel import (
     label_set_codes,
     label_set_names,
@@ -54,6 +56,7 @@ __all__ = [
     "clip_labels",
     "dataset_overview",
     "embed",
+    "ensemble_members",
     "label_counts",
     "label_set_codes",
     "label_set_names",

