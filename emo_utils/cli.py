@@ -643,6 +643,8 @@ def _embed(p: argparse.ArgumentParser) -> Runner:
             cache_dir=args.cache,
             progress=_progress(args),
         )
+
+
 def _serve(p: argparse.ArgumentParser) -> Runner:
     from .serving.cli import add_serve_arguments
 
