@@ -643,6 +643,9 @@ def _embed(p: argparse.ArgumentParser) -> Runner:
             cache_dir=args.cache,
             progress=_progress(args),
         )
+        return 0
+
+    return run
 
 
 def _serve(p: argparse.ArgumentParser) -> Runner:
