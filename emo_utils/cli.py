@@ -20,6 +20,8 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   export      write every fold model of a run as ONNX (normalisation built in)
   serve       serve a trained run with Temporal: worker, submit FILES, stream FILE, results,
               demo (dev server + worker + a streamed recording)
+  detect      timelines, events and plots of audio files of any length with a trained run
+              (--categorise RUN2: detect, then categorise each event; --stream: as a stream)
 
 Configuration: --config FILE (JSON or YAML) or --preset NAME, then any number of
 --set section.field=value overrides, e.g. --set train.epochs=3
@@ -667,6 +669,79 @@ def _export(p: argparse.ArgumentParser) -> Runner:
 
         written = EXPORT_FORMATS[args.format](args.run, force=args.force, progress=_progress(args))
         print(f"export: {len(written)} {args.format} fold model(s) in {args.run}")
+
+
+def _detect(p: argparse.ArgumentParser) -> Runner:
+    p.add_argument("inputs", nargs="+", type=Path, metavar="FILES_OR_FOLDER", help="audio")
+    p.add_argument("--run", required=True, type=Path, help="the detector run folder")
+    p.add_argument(
+        "--categorise",
+        type=Path,
+        default=None,
+        metavar="RUN2",
+        help="a second run that classifies the audio of every detected event",
+    )
+    p.add_argument(
+        "--out", type=Path, default=Path("detections"), help="output folder (default: detections)"
+    )
+    p.add_argument(
+        "--reference",
+        type=Path,
+        default=None,
+        help="reference events CSV (file,onset,offset,label): writes evaluation.csv",
+    )
+    p.add_argument(
+        "--stream",
+        action="store_true",
+        help="classify each file as a stream of --chunk pieces, one line per window (no files)",
+    )
+    p.add_argument("--chunk", type=float, default=0.5, help="--stream piece length (seconds)")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="timeline.FIELD=VALUE",
+        help="override a timeline.* setting of the run's config (repeatable)",
+    )
+    p.add_argument("--device", default=None, help="torch device (default: the GPU if any)")
+
+    def run(args: argparse.Namespace) -> int:
+        from .timeline.detect import audio_files, detect_files
+        from .timeline.stream import stream_file
+
+        if args.stream:
+            from .timeline import RunClassifier
+
+            clf = RunClassifier(args.run, device=args.device)
+            settings = clf.config.override(_overrides(args)).timeline
+            for path in audio_files(args.inputs):
+                for w in stream_file(
+                    clf, path, chunk=args.chunk, window=settings.window, hop=settings.hop
+                ):
+                    print(
+                        f"{path.name} {w.start:9.2f} {w.end:9.2f}  {w.label:<12} "
+                        f"{float(w.probabilities.max()):.3f}  {1000 * w.seconds:6.1f} ms",
+                        flush=True,
+                    )
+            return 0
+        result = detect_files(
+            args.inputs,
+            run_dir=args.run,
+            out_dir=args.out,
+            categorise=args.categorise,
+            reference=args.reference,
+            overrides=_overrides(args),
+            device=args.device,
+            log=(lambda line: print(line, flush=True)) if args.verbosity != "quiet" else None,
+        )
+        print(f"detect: {len(result.timelines)} file(s), {len(result.events)} events in {args.out}")
+        if result.evaluation is not None:
+            overall = result.evaluation.iloc[-1]
+            print(
+                f"event-based F1 {overall['event_f1']:.4f}, "
+                f"segment-based F1 {overall['segment_f1']:.4f} (evaluation.csv)"
+            )
         return 0
 
     return run
@@ -697,6 +772,7 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
         "serve a trained run durably with Temporal (worker, submit, stream, results)",
         _serve,
     ),
+    "detect": ("timelines, events and plots of audio files of any length", _detect),
 }
 
 

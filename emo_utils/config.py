@@ -1,6 +1,6 @@
 """One frozen, validated configuration for the whole pipeline.
 
-A :class:`Config` has seven sections, each a frozen dataclass validated when it is built:
+A :class:`Config` has eight sections, each a frozen dataclass validated when it is built:
 
 * :class:`DataConfig`     -- where the competition files are and what their columns are called;
 * :class:`AudioConfig`    -- decoding, resampling and fitting clips to a fixed duration;
@@ -8,7 +8,8 @@ A :class:`Config` has seven sections, each a frozen dataclass validated when it 
 * :class:`StatisticsConfig` -- the per-clip statistics of the classical models;
 * :class:`TrainConfig`    -- folds, architectures, optimisation and augmentation;
 * :class:`EnsembleConfig` -- test-time averaging, the ensemble method and the metric;
-* :class:`VerificationConfig` -- the ``verification`` task (trials, embeddings, losses).
+* :class:`VerificationConfig` -- the ``verification`` task (trials, embeddings, losses);
+* :class:`TimelineConfig` -- timelines, events and their evaluation on long recordings.
 
 Every run folder holds the ``config.json`` it ran with; inference rebuilds the pipeline from
 it (as timm's ``train.py`` does with ``args.yaml``).  Invalid values raise
@@ -58,6 +59,7 @@ __all__ = [
     "EnsembleConfig",
     "FeatureConfig",
     "StatisticsConfig",
+    "TimelineConfig",
     "TrainConfig",
     "VerificationConfig",
     "registry_names",
@@ -934,6 +936,103 @@ class VerificationConfig:
         _choice("verification.score_norm", self.score_norm, ("none", "s_norm", "as_norm"))
 
 
+@dataclass(frozen=True)
+class TimelineConfig:
+    """Timelines of long recordings, the events detected on them, and their evaluation.
+
+    Read by :mod:`emo_utils.timeline` (``python -m emo_utils detect``); nothing else uses it,
+    and a run trained before it existed gets these defaults.  Events follow the DCASE
+    conventions: window probabilities are median-filtered per class, an event starts where
+    a class reaches its onset threshold and lasts while it stays at or above the onset
+    threshold less ``hysteresis``; events of a class closer than ``min_gap`` are merged,
+    then events shorter than ``min_duration`` dropped.
+
+    Attributes
+    ----------
+    window : float
+        Seconds per window (0: ``audio.duration``, the training window; shorter windows are
+        padded as short clips are).
+    hop : float
+        Seconds between window starts (0: half the window).
+    batch_windows : int
+        Windows per forward pass.
+    threshold : float
+        Onset threshold of every class, in (0, 1); 0 (default): per class, tuned on the
+        run's OOF predictions (multi-label runs: their ``thresholds.json``).
+    hysteresis : float
+        An event ends when its class falls below the onset threshold less this (>= 0).
+    median_filter : int
+        Windows of the per-class median filter (odd, 1: none).
+    min_duration : float
+        Seconds: shorter events are dropped.
+    min_gap : float
+        Seconds: events of one class separated by less are merged.
+    event_classes : tuple of str
+        Classes events are detected for (empty: every class); e.g. the target of a detector
+        run, leaving out its background class.
+    table_format : str
+        ``"csv"`` or ``"parquet"`` (needs pyarrow) for the timeline tables.
+    plot : bool
+        Write a PNG per file (spectrogram and class probabilities over time).
+    collar : float
+        Event-based evaluation: onset (and minimum offset) tolerance in seconds (DCASE: 0.2).
+    offset_ratio : float
+        Event-based evaluation: offset tolerance as a share of the reference event's length
+        (DCASE: 0.2); the larger of this and ``collar`` applies.
+    segment : float
+        Segment-based evaluation: segment length in seconds (DCASE: 1.0).
+    """
+
+    window: float = 0.0
+    hop: float = 0.0
+    batch_windows: int = 32
+    threshold: float = 0.0
+    hysteresis: float = 0.1
+    median_filter: int = 3
+    min_duration: float = 0.0
+    min_gap: float = 0.0
+    event_classes: tuple[str, ...] = ()
+    table_format: str = "csv"
+    plot: bool = True
+    collar: float = 0.2
+    offset_ratio: float = 0.2
+    segment: float = 1.0
+
+    def __post_init__(self) -> None:
+        _positive("timeline.window", self.window, allow_zero=True)
+        _positive("timeline.hop", self.hop, allow_zero=True)
+        _integer("timeline.batch_windows", self.batch_windows, minimum=1)
+        _check(
+            _is_number(self.threshold) and 0.0 <= self.threshold < 1.0,
+            "timeline.threshold",
+            self.threshold,
+            "must be in [0, 1) (0: tuned on the run's OOF predictions)",
+        )
+        _check(
+            _is_number(self.hysteresis) and 0.0 <= self.hysteresis < 1.0,
+            "timeline.hysteresis",
+            self.hysteresis,
+            "must be in [0, 1)",
+        )
+        _integer("timeline.median_filter", self.median_filter, minimum=1)
+        _check(
+            self.median_filter % 2 == 1, "timeline.median_filter", self.median_filter, "must be odd"
+        )
+        _positive("timeline.min_duration", self.min_duration, allow_zero=True)
+        _positive("timeline.min_gap", self.min_gap, allow_zero=True)
+        _check(
+            all(isinstance(c, str) and c for c in self.event_classes),
+            "timeline.event_classes",
+            self.event_classes,
+            "must be class names",
+        )
+        _choice("timeline.table_format", self.table_format, ("csv", "parquet"))
+        _check(isinstance(self.plot, bool), "timeline.plot", self.plot, "must be true or false")
+        _positive("timeline.collar", self.collar, allow_zero=True)
+        _positive("timeline.offset_ratio", self.offset_ratio, allow_zero=True)
+        _positive("timeline.segment", self.segment)
+
+
 #: Audio fields that do not change a cached image (see :meth:`Config.feature_hash`).
 _NOT_IN_FEATURE_HASH = frozenset({"train_crop", "waveform_sample_rate"})
 #: Audio fields added after caches were first keyed: they enter the key only when they differ
@@ -953,6 +1052,7 @@ _SECTIONS: dict[str, type] = {
     "train": TrainConfig,
     "ensemble": EnsembleConfig,
     "verification": VerificationConfig,
+    "timeline": TimelineConfig,
 }
 
 
@@ -967,6 +1067,7 @@ class Config:
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
     verification: VerificationConfig = field(default_factory=VerificationConfig)
+    timeline: TimelineConfig = field(default_factory=TimelineConfig)
 
     def __post_init__(self) -> None:
         for name, cls in _SECTIONS.items():

@@ -49,7 +49,8 @@ def _sets(items: list[str]) -> list[str]:
 def test_every_subcommand_has_help(command, tmp_path):
     out = cli(command, "--help", cwd=tmp_path).stdout
     assert out.startswith("usage: python -m emo_utils " + command)
-    if command not in ("demo-data", "report", "vote", "blend", "gather", "serve"):  # no bars
+    no_bars = ("demo-data", "report", "vote", "blend", "gather", "serve", "detect")
+    if command not in no_bars:
         assert "--no-progress" in out
 
 

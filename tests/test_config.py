@@ -43,6 +43,7 @@ def test_json_file_is_plain_nested_sections(tmp_path):
         "train",
         "ensemble",
         "verification",
+        "timeline",
     }
     assert data["features"]["channels"] == ["mel", "chroma", "stft"]
     assert data["data"]["label_column"] == "emotion"

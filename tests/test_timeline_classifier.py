@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from timeline_world import TONES, tone_run, tone_signal
+from timeline_world import CLASSES, tone_run, tone_signal
 
 from emo_utils.audio import load_clip
 from emo_utils.errors import AudioError
@@ -24,7 +24,7 @@ def classifier(world):
 
 
 def test_loads_the_runs_classes_and_submission_method(world, classifier):
-    assert classifier.classes == tuple(sorted(TONES))
+    assert classifier.classes == CLASSES
     assert classifier.method == world.result.submission_method
     assert classifier.columns == list(classifier.classes)
     assert classifier.window_samples == classifier.sample_rate * 1
@@ -32,7 +32,7 @@ def test_loads_the_runs_classes_and_submission_method(world, classifier):
 
 def test_clip_probabilities_equal_the_runs_own_test_predictions(world, classifier):
     submitted = pd.read_csv(probabilities_path(world.result.submission))
-    assert len(submitted) == 6
+    assert len(submitted) == 2 * len(CLASSES)
     for _, row in submitted.iterrows():
         got = classifier.classify_clip(world.data / "test" / row["filename"])
         want = row[list(classifier.columns)].to_numpy(dtype=np.float64)
@@ -51,16 +51,16 @@ def test_window_of_a_test_clip_scores_as_the_clip(world, classifier):
 
 def test_windows_are_classified_independently_of_their_batch(classifier):
     windows = np.stack(
-        [tone_signal(label, seconds=1.0, seed=77 + k) for k, label in enumerate(TONES)]
+        [tone_signal(label, seconds=1.0, seed=77 + k) for k, label in enumerate(CLASSES)]
     )
     together = classifier.classify_windows(windows=windows)
-    assert together.shape == (3, 3)
+    assert together.shape == (4, 4)
     np.testing.assert_allclose(together.sum(axis=1), 1.0, atol=1e-9)
-    for k in range(3):
+    for k in range(4):
         alone = classifier.classify_windows(windows=windows[k : k + 1])
         np.testing.assert_allclose(alone[0], together[k], rtol=0, atol=1e-6)
     predicted = [classifier.columns[i] for i in together.argmax(axis=1)]
-    assert predicted == list(TONES)
+    assert predicted == list(CLASSES)
 
 
 def test_short_windows_are_padded_like_short_clips(classifier):
@@ -93,4 +93,10 @@ def test_classify_file_gives_one_row_per_window(world, classifier):
     table = classifier.classify_file(world.data / "train" / "high_0.wav")
     assert list(table.columns) == ["start", "end", *classifier.columns]
     assert table["start"].tolist() == [0.0]  # the cache keeps audio.max_duration = 1 s
-    assert table[list(classifier.columns)].to_numpy().argmax(axis=1).tolist() == [0]
+    assert table[list(classifier.columns)].to_numpy().argmax(axis=1).tolist() == [0]  # high
+
+
+def test_oof_thresholds_are_tuned_per_class(classifier):
+    thresholds = classifier.oof_thresholds()
+    assert thresholds.shape == (len(CLASSES),)
+    assert ((thresholds > 0) & (thresholds < 1)).all()

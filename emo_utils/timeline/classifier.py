@@ -55,6 +55,7 @@ from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
 from ..models.classical import load_estimator, predict_estimator
 from ..runs import RunDir
 from ..tasks import get_task
+from ..thresholds import tune_thresholds
 
 __all__ = ["INPUT_KINDS", "RunClassifier", "WindowInput"]
 
@@ -306,6 +307,7 @@ class RunClassifier:
         }
         oof = self.run.load_oof(self.architectures, self.classes, encode=self.task.encode)
         self._ensemble, self.thresholds = _ENSEMBLE_BUILDERS[self.task.label_kind](self, oof)
+        self._oof = oof
 
     def _resolve_method(self, config: Config, method: str | None) -> str:
         """The ensemble method the classifier applies (see the class parameters)."""
@@ -333,6 +335,32 @@ class RunClassifier:
     def window_seconds(self) -> float:
         """Seconds per window (``audio.duration``)."""
         return float(self.config.audio.duration)
+
+    def oof_thresholds(self) -> np.ndarray:
+        """Per-class decision thresholds tuned on the run's OOF predictions.
+
+        Multi-label runs: :attr:`thresholds` (``thresholds.json``).  Single-label runs: each
+        class against the rest, the F1-optimal threshold of the ensemble's probabilities of
+        the OOF clips (:func:`emo_utils.thresholds.tune_thresholds`, ``ensemble.threshold``
+        and ``ensemble.min_positives``; learnt ensembles are fitted on those same clips, so
+        theirs are slightly optimistic).
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n_outputs,)
+        """
+        if self.thresholds is not None:
+            return np.asarray(self.thresholds, dtype=np.float64)
+        ec = self.config.ensemble
+        y = self._oof.y
+        onehot = np.zeros((len(y), len(self.columns)), dtype=np.int64)
+        onehot[np.arange(len(y)), y] = 1
+        return tune_thresholds(
+            onehot,
+            self._ensemble.predict_proba(self._oof.probas),
+            mode=ec.threshold,
+            min_positives=ec.min_positives,
+        )
 
     # ------------------------------------------------------------------ classifying
     def _inputs(self, clips: Sequence[np.ndarray], rate: int) -> dict[str, Any]:

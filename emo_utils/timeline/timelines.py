@@ -1,0 +1,356 @@
+"""When each class sounds: sliding-window timelines of files of any length.
+
+:func:`file_timeline` decodes a file block by block (:func:`~.buffer.stream_audio`), cuts it
+into windows (:class:`~.buffer.WindowBuffer`: ``window`` seconds every ``hop`` seconds,
+default the run's ``audio.duration`` with 50 % overlap) and classifies them in batches with a
+:class:`~.classifier.RunClassifier`, so memory does not grow with the file (only the table,
+one row per window, and a coarse spectrogram for the plot do).
+
+The timeline table has one row per window: ``file,start,end,<class probabilities>``
+(seconds).  :func:`segment_bounds` gives the span each window stands for when windows are
+read as a sequence (events, change points): from the midpoint between its centre and the
+previous window's centre to the midpoint with the next one, the first from 0 and the last
+to the end of the file.  :func:`write_timeline` saves the table (CSV, or Parquet) and a PNG
+of the spectrogram with the class probabilities over time, every file atomically.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import librosa
+import numpy as np
+import pandas as pd
+
+from ..errors import ConfigError
+from ..fileio import atomic_path, write_csv
+from .buffer import Window, WindowBuffer, stream_audio
+from .classifier import RunClassifier
+
+__all__ = [
+    "TABLE_FORMATS",
+    "Timeline",
+    "classify_stream",
+    "file_timeline",
+    "plot_timeline",
+    "segment_bounds",
+    "window_samples",
+    "write_timeline",
+]
+
+#: Seconds per column of the plot's spectrogram.
+SPECTROGRAM_HOP = 0.05
+#: Mel bands of the plot's spectrogram.
+SPECTROGRAM_MELS = 64
+
+
+def window_samples(
+    classifier: RunClassifier, *, window: float | None = None, hop: float | None = None
+) -> tuple[int, int]:
+    """``(window, hop)`` in samples at the classifier's rate.
+
+    Parameters
+    ----------
+    classifier : RunClassifier
+    window : float, optional
+        Seconds, ``0 < window <= audio.duration`` (shorter windows are padded as short
+        clips are); default (``None`` or 0) ``audio.duration``.
+    hop : float, optional
+        Seconds between window starts, > 0; default (``None`` or 0) half the window.
+
+    Raises
+    ------
+    ConfigError
+        A window longer than the run's, or a negative value.
+    """
+    full = classifier.window_seconds
+    window = window or full
+    if not 0 < window <= full + 1e-9:
+        raise ConfigError("timeline.window", window, f"must be in (0, audio.duration = {full}]")
+    hop = hop or window / 2
+    if hop <= 0:
+        raise ConfigError("timeline.hop", hop, "must be > 0 seconds")
+    rate = classifier.sample_rate
+    return max(1, min(classifier.window_samples, round(window * rate))), max(1, round(hop * rate))
+
+
+def classify_stream(
+    classifier: RunClassifier,
+    blocks: Iterable[np.ndarray],
+    *,
+    window: int,
+    hop: int,
+    batch_windows: int = 32,
+) -> Iterator[tuple[list[Window], np.ndarray]]:
+    """Classify the windows of a stream of mono blocks at the classifier's rate, a batch at a time.
+
+    Yields
+    ------
+    windows : list of Window
+        Consecutive windows (the last batch includes the :meth:`WindowBuffer.flush` one).
+    probabilities : numpy.ndarray, shape (len(windows), n_outputs)
+    """
+    buffer = WindowBuffer(window=window, hop=hop)
+    pending: list[Window] = []
+    for block in blocks:
+        pending.extend(buffer.push(block))
+        while len(pending) >= batch_windows:
+            batch, pending = pending[:batch_windows], pending[batch_windows:]
+            yield batch, _classify(classifier, batch)
+    pending.extend(buffer.flush())
+    for start in range(0, len(pending), batch_windows):
+        batch = pending[start : start + batch_windows]
+        yield batch, _classify(classifier, batch)
+
+
+def _classify(classifier: RunClassifier, windows: list[Window]) -> np.ndarray:
+    full = [w for w in windows if len(w.samples) == len(windows[0].samples)]
+    if len(full) == len(windows):
+        return classifier.classify_windows(windows=np.stack([w.samples for w in windows]))
+    return np.concatenate([classifier.classify_windows(windows=w.samples[None]) for w in windows])
+
+
+class _Spectrogram:
+    """A coarse log-mel spectrogram accumulated block by block (non-overlapping frames)."""
+
+    def __init__(self, sample_rate: int) -> None:
+        self.rate = sample_rate
+        self.frame = max(16, round(SPECTROGRAM_HOP * sample_rate))
+        self.mel = librosa.filters.mel(
+            sr=sample_rate, n_fft=self.frame, n_mels=SPECTROGRAM_MELS, fmax=sample_rate / 2
+        )
+        self.window = np.hanning(self.frame).astype(np.float32)
+        self.carry = np.zeros(0, dtype=np.float32)
+        self.columns: list[np.ndarray] = []
+
+    def push(self, block: np.ndarray) -> None:
+        y = np.concatenate([self.carry, block]) if len(self.carry) else block
+        n = len(y) // self.frame
+        self.carry = y[n * self.frame :].copy()
+        if n:
+            frames = y[: n * self.frame].reshape(n, self.frame) * self.window
+            power = np.abs(np.fft.rfft(frames, axis=1)) ** 2
+            mel = power @ self.mel.T
+            self.columns.append(librosa.power_to_db(mel.T, ref=1.0, top_db=None).astype(np.float16))
+
+    def result(self) -> np.ndarray:
+        if not self.columns:
+            return np.zeros((SPECTROGRAM_MELS, 0), dtype=np.float16)
+        return np.concatenate(self.columns, axis=1)
+
+
+@dataclass
+class Timeline:
+    """The timeline of one file.
+
+    Attributes
+    ----------
+    table : pandas.DataFrame
+        ``file,start,end,<class probabilities>``: one row per window, in time order.
+    columns : list of str
+        The probability columns.
+    duration : float
+        Seconds of audio decoded.
+    hop : float
+        Seconds between window starts.
+    spectrogram : numpy.ndarray of shape (SPECTROGRAM_MELS, n_columns) or None
+        Log-mel dB, one column per :data:`SPECTROGRAM_HOP` seconds (for the plot).
+    """
+
+    table: pd.DataFrame
+    columns: list[str]
+    duration: float
+    hop: float
+    spectrogram: np.ndarray | None = None
+
+    @property
+    def probabilities(self) -> np.ndarray:
+        """``(n_windows, n_outputs)`` float64."""
+        return self.table[self.columns].to_numpy(dtype=np.float64)
+
+
+def file_timeline(
+    classifier: RunClassifier,
+    path: str | os.PathLike,
+    *,
+    window: float | None = None,
+    hop: float | None = None,
+    batch_windows: int = 32,
+    spectrogram: bool = True,
+    name: str | None = None,
+) -> Timeline:
+    """The sliding-window timeline of a file of any length, in bounded memory.
+
+    Parameters
+    ----------
+    classifier : RunClassifier
+        The trained run.
+    path : str or os.PathLike
+        Any readable audio file.
+    window, hop : float, optional
+        Seconds (see :func:`window_samples`; defaults: ``audio.duration``, half of it).
+    batch_windows : int
+        Windows per call of :meth:`RunClassifier.classify_windows`.
+    spectrogram : bool
+        Also keep a coarse log-mel spectrogram (:attr:`Timeline.spectrogram`) for the plot.
+    name : str, optional
+        The ``file`` column (default: the file name).
+
+    Returns
+    -------
+    Timeline
+
+    Raises
+    ------
+    AudioError
+        The file cannot be decoded, or holds NaN/inf samples.
+    ConfigError
+        Bad ``window`` or ``hop``.
+    """
+    w, h = window_samples(classifier, window=window, hop=hop)
+    rate = classifier.sample_rate
+    spec = _Spectrogram(rate) if spectrogram else None
+    total = [0]
+
+    def blocks() -> Iterator[np.ndarray]:
+        for block in stream_audio(path, sample_rate=rate):
+            total[0] += len(block)
+            if spec is not None:
+                spec.push(block)
+            yield block
+
+    starts, ends, probs = [], [], []
+    for batch, p in classify_stream(
+        classifier, blocks(), window=w, hop=h, batch_windows=batch_windows
+    ):
+        starts.extend(win.start for win in batch)
+        ends.extend(win.end for win in batch)
+        probs.append(p)
+    values = np.concatenate(probs) if probs else np.zeros((0, len(classifier.columns)))
+    table = pd.DataFrame(values, columns=classifier.columns)
+    table.insert(0, "end", np.asarray(ends, dtype=np.float64) / rate)
+    table.insert(0, "start", np.asarray(starts, dtype=np.float64) / rate)
+    table.insert(0, "file", name or Path(path).name)
+    return Timeline(
+        table=table,
+        columns=list(classifier.columns),
+        duration=total[0] / rate,
+        hop=h / rate,
+        spectrogram=None if spec is None else spec.result(),
+    )
+
+
+def segment_bounds(
+    starts: np.ndarray, ends: np.ndarray, *, duration: float | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The span each window of a timeline stands for (see the module doc).
+
+    Parameters
+    ----------
+    starts, ends : numpy.ndarray, shape (n,)
+        Window starts and ends in seconds, increasing.
+    duration : float, optional
+        End of the audio (default the last window's end).
+
+    Returns
+    -------
+    onsets, offsets : numpy.ndarray of float64, shape (n,)
+        Consecutive and touching: ``offsets[i] == onsets[i + 1]``; from 0 to ``duration``.
+    """
+    starts = np.asarray(starts, dtype=np.float64)
+    ends = np.asarray(ends, dtype=np.float64)
+    if len(starts) == 0:
+        return starts.copy(), ends.copy()
+    centers = (starts + ends) / 2
+    mids = (centers[1:] + centers[:-1]) / 2
+    end = float(ends[-1] if duration is None else max(duration, ends[-1]))
+    return np.concatenate([[0.0], mids]), np.concatenate([mids, [end]])
+
+
+def plot_timeline(timeline: Timeline, *, title: str = "") -> object:
+    """A figure: the spectrogram over the class probabilities of every window, in time.
+
+    Returns
+    -------
+    matplotlib.figure.Figure
+    """
+    from ..reports.plots import new_figure
+
+    fig = new_figure(12, 5.5)
+    spec_ax, prob_ax = fig.subplots(2, 1, sharex=True, height_ratios=[1, 1.2])
+    if timeline.spectrogram is not None and timeline.spectrogram.shape[1]:
+        s = timeline.spectrogram.astype(np.float32)
+        spec_ax.imshow(
+            s,
+            origin="lower",
+            aspect="auto",
+            extent=(0, s.shape[1] * SPECTROGRAM_HOP, 0, s.shape[0]),
+            cmap="magma",
+            vmin=float(s.max()) - 80,
+        )
+    spec_ax.set_ylabel("mel band")
+    spec_ax.set_title(title or str(timeline.table["file"].iloc[0] if len(timeline.table) else ""))
+    onsets, offsets = segment_bounds(
+        timeline.table["start"], timeline.table["end"], duration=timeline.duration
+    )
+    for column in timeline.columns:
+        values = timeline.table[column].to_numpy(dtype=np.float64)
+        xs = np.ravel(np.column_stack([onsets, offsets]))
+        prob_ax.plot(xs, np.repeat(values, 2), label=column, linewidth=1.2)
+    prob_ax.set_ylim(-0.02, 1.02)
+    prob_ax.set_xlim(0, max(timeline.duration, 1e-3))
+    prob_ax.set_xlabel("time (s)")
+    prob_ax.set_ylabel("probability")
+    prob_ax.legend(loc="upper right", fontsize="small", ncol=min(4, len(timeline.columns)))
+    return fig
+
+
+def _write_parquet(path: Path, table: pd.DataFrame) -> None:
+    if importlib.util.find_spec("pyarrow") is None:
+        raise ConfigError("timeline.table_format", "parquet", "needs pyarrow (pip install pyarrow)")
+    with atomic_path(path) as tmp:
+        table.to_parquet(tmp, index=False)
+
+
+#: ``timeline.table_format`` -> ``(suffix, writer(path, table))``.
+TABLE_FORMATS = {
+    "csv": (".timeline.csv", write_csv),
+    "parquet": (".timeline.parquet", _write_parquet),
+}
+
+
+def write_timeline(
+    timeline: Timeline,
+    out_dir: str | os.PathLike,
+    *,
+    stem: str,
+    table_format: str = "csv",
+    plot: bool = True,
+) -> list[Path]:
+    """Save a timeline's table (``STEM.timeline.csv`` or ``.parquet``) and PNG (``STEM.timeline.png``).
+
+    Returns
+    -------
+    list of pathlib.Path
+        The files written (atomically).
+    """
+    try:
+        suffix, writer = TABLE_FORMATS[table_format]
+    except KeyError:
+        raise ConfigError(
+            "timeline.table_format", table_format, f"known: {sorted(TABLE_FORMATS)}"
+        ) from None
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    table_path = out / f"{stem}{suffix}"
+    writer(table_path, timeline.table)
+    written = [table_path]
+    if plot:
+        from ..reports.plots import save_figure
+
+        written.append(save_figure(plot_timeline(timeline), out / f"{stem}.timeline.png"))
+    return written
