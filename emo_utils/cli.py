@@ -15,6 +15,8 @@ Commands (each one is a thin layer over emo_utils.pipeline, report over emo_util
   vote        vote over submission CSVs: mode per row, or per-label majority (multi-label)
   blend       mean / geometric / rank blend of probability files into a submission
   gather      copy runs trained on the same folds (other kernels) into one run folder
+  verify      verification task (data.task=verification): train + score the test trials
+  embed       one embedding per audio file from a fold model of any trained run
   export      write every fold model of a run as ONNX (normalisation built in)
   serve       serve a trained run with Temporal: worker, submit FILES, stream FILE, results,
               demo (dev server + worker + a streamed recording)
@@ -333,6 +335,35 @@ def _run(p: argparse.ArgumentParser) -> Runner:
 _DEMOS = {
     "classification": ("cpu_demo", "data/demo", "runs/demo"),
     "multilabel": ("cpu_demo_multilabel", "data/demo_multilabel", "runs/demo_multilabel"),
+    "verification": (
+        "cpu_demo_verification",
+        "data/demo_verification",
+        "runs/demo_verification",
+    ),
+}
+
+
+def _verification_demo(args: argparse.Namespace, cfg: Config, data: str, run_dir: str) -> int:
+    from .pipeline_verification import run_verification_demo
+
+    result = run_verification_demo(
+        args.data or Path(data),
+        run_dir=args.run or Path(run_dir),
+        config=cfg,
+        submissions_dir=args.submissions,
+        cache_dir=args.cache,
+        n_jobs=args.jobs,
+        progress=_progress(args),
+        n_train=args.n_train,
+        n_test=args.n_test,
+    )
+    print(result.describe())
+    return 0
+
+
+#: ``demo --task`` -> its own runner, for tasks whose stages are not ``pipeline``'s.
+_DEMO_RUNNERS: dict[str, Callable[[argparse.Namespace, Config, str, str], int]] = {
+    "verification": _verification_demo,
 }
 
 
@@ -341,7 +372,8 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
         "--task",
         choices=sorted(_DEMOS),
         default="classification",
-        help="which demo: single-label emotions (default) or multi-label tagging",
+        help="which demo: single-label emotions (default), multi-label tagging or speaker "
+        "verification",
     )
     p.add_argument(
         "--data",
@@ -374,6 +406,8 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
             raise ConfigError(
                 "data.task", cfg.data.task, f"differs from --task {args.task}; give one of them"
             )
+        if args.task in _DEMO_RUNNERS:
+            return _DEMO_RUNNERS[args.task](args, cfg, data, run_dir)
         results = run_demo_rounds(
             args.data or Path(data),
             run_dir=args.run or Path(run_dir),
@@ -557,6 +591,65 @@ def _gather(p: argparse.ArgumentParser) -> Runner:
     return run
 
 
+def _verify(p: argparse.ArgumentParser) -> Runner:
+    _add_data(p)
+    _add_run(p)
+    _add_config(p)
+    _add_runtime(p)
+    _add_submissions(p)
+    p.add_argument(
+        "--predict-only", action="store_true", help="score the trials of a trained run only"
+    )
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline_verification import predict_verification, run_verification
+
+        common = {
+            "run_dir": args.run,
+            "submissions_dir": args.submissions,
+            "cache_dir": args.cache,
+            "n_jobs": args.jobs,
+            "progress": _progress(args),
+        }
+        if args.predict_only:
+            result = predict_verification(args.data, **common)
+        else:
+            cfg = _config_from_args(args, default_preset="cpu_demo_verification")
+            result = run_verification(args.data, config=cfg, **common)
+        print(result.describe())
+        return 0
+
+    return run
+
+
+def _embed(p: argparse.ArgumentParser) -> Runner:
+    _add_run(p)
+    p.add_argument("files", nargs="+", type=Path, help="audio files, one embedding each")
+    p.add_argument(
+        "--out", type=Path, default=None, help="CSV to write (default: RUN/embeddings.csv)"
+    )
+    p.add_argument("--arch", default=None, help="architecture (default: the run's first)")
+    p.add_argument("--fold", type=int, default=0, help="fold model that embeds (default 0)")
+    p.add_argument("--cache", type=Path, default=None, help="feature cache (default: beside --out)")
+    p.add_argument("--no-progress", action="store_true", help="hide progress output")
+
+    def run(args: argparse.Namespace) -> int:
+        from .pipeline_verification import embed_files
+
+        embed_files(
+            args.run,
+            args.files,
+            out=args.out or args.run / "embeddings.csv",
+            arch=args.arch,
+            fold=args.fold,
+            cache_dir=args.cache,
+            progress=_progress(args),
+        )
+        return 0
+
+    return run
+
+
 def _serve(p: argparse.ArgumentParser) -> Runner:
     from .serving.cli import add_serve_arguments
 
@@ -669,6 +762,11 @@ COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], Runner]]] = {
     ),
     "blend": ("mean / geometric / rank blend of probability files into a submission", _blend),
     "gather": ("copy runs trained on the same folds into one run folder", _gather),
+    "verify": (
+        "verification task: train the embedding networks and score the test trials",
+        _verify,
+    ),
+    "embed": ("one embedding per audio file from a fold model of a trained run", _embed),
     "export": ("write every fold model of a run as ONNX (normalisation built in)", _export),
     "serve": (
         "serve a trained run durably with Temporal (worker, submit, stream, results)",

@@ -1,6 +1,6 @@
 """One frozen, validated configuration for the whole pipeline.
 
-A :class:`Config` has seven sections, each a frozen dataclass validated when it is built:
+A :class:`Config` has eight sections, each a frozen dataclass validated when it is built:
 
 * :class:`DataConfig`     -- where the competition files are and what their columns are called;
 * :class:`AudioConfig`    -- decoding, resampling and fitting clips to a fixed duration;
@@ -8,6 +8,7 @@ A :class:`Config` has seven sections, each a frozen dataclass validated when it 
 * :class:`StatisticsConfig` -- the per-clip statistics of the classical models;
 * :class:`TrainConfig`    -- folds, architectures, optimisation and augmentation;
 * :class:`EnsembleConfig` -- test-time averaging, the ensemble method and the metric;
+* :class:`VerificationConfig` -- the ``verification`` task (trials, embeddings, losses);
 * :class:`TimelineConfig` -- timelines, events and their evaluation on long recordings.
 
 Every run folder holds the ``config.json`` it ran with; inference rebuilds the pipeline from
@@ -60,6 +61,7 @@ __all__ = [
     "StatisticsConfig",
     "TimelineConfig",
     "TrainConfig",
+    "VerificationConfig",
     "registry_names",
     "resolve_config",
 ]
@@ -904,6 +906,84 @@ class EnsembleConfig:
 
 
 @dataclass(frozen=True)
+class VerificationConfig:
+    """The ``verification`` task: trial CSV columns, embeddings, losses, trials and costs.
+
+    Attributes
+    ----------
+    pair_id_column, file_a_column, file_b_column : str
+        Columns of the test trials CSV (``data.test_csv``): the trial id and the two files.
+    score_column : str
+        The submission's score column (``id,score``; higher = more likely the same identity).
+    embedding_dim : int
+        Size of the L2-normalised embedding (the projection after the pooled features).
+    clips_per_identity : int
+        ``K`` of the ``P x K`` training batches (``P = train.batch_size / K`` identities,
+        each with ``K`` clips); ``train.batch_size`` must be a multiple of it.
+    triplet_margin : float
+        Margin of the triplet loss (``train.loss = "triplet"``), on cosine similarity.
+    arcface_margin, arcface_scale : float
+        Additive angular margin (degrees) and scale of ``train.loss = "arcface"``.
+    oof_ratio : float
+        Different-identity trials per same-identity trial in the out-of-fold evaluation.
+    p_target, c_miss, c_fa : float
+        Prior of a target trial and the costs of the normalised minimum detection cost.
+    score_norm : {"none", "s_norm", "as_norm"}
+        Test-score normalisation with a cohort of training embeddings: none, S-norm, or
+        adaptive S-norm over the ``cohort_top_k`` closest cohort clips.
+    cohort_top_k : int
+        Cohort size of adaptive S-norm.
+    """
+
+    pair_id_column: str = "id"
+    file_a_column: str = "file_a"
+    file_b_column: str = "file_b"
+    score_column: str = "score"
+    embedding_dim: int = 128
+    clips_per_identity: int = 4
+    triplet_margin: float = 0.2
+    arcface_margin: float = 28.6
+    arcface_scale: float = 30.0
+    oof_ratio: float = 5.0
+    p_target: float = 0.01
+    c_miss: float = 1.0
+    c_fa: float = 1.0
+    score_norm: str = "none"
+    cohort_top_k: int = 100
+
+    def __post_init__(self) -> None:
+        columns = ("pair_id_column", "file_a_column", "file_b_column", "score_column")
+        for name in columns:
+            value = getattr(self, name)
+            _check(
+                isinstance(value, str) and value.strip() != "" and value == value.strip(),
+                f"verification.{name}",
+                value,
+                "must be a non-empty column name without surrounding spaces",
+            )
+        _check(
+            len({getattr(self, n) for n in columns[:3]}) == 3,
+            "verification.file_b_column",
+            self.file_b_column,
+            "the trial id and the two file columns must differ",
+        )
+        _integer("verification.embedding_dim", self.embedding_dim, minimum=2)
+        _integer("verification.clips_per_identity", self.clips_per_identity, minimum=2)
+        _integer("verification.cohort_top_k", self.cohort_top_k, minimum=1)
+        for name in ("triplet_margin", "arcface_margin", "arcface_scale", "oof_ratio"):
+            _positive(f"verification.{name}", getattr(self, name))
+        _check(
+            _is_number(self.p_target) and 0.0 < self.p_target < 1.0,
+            "verification.p_target",
+            self.p_target,
+            "must be a number in (0, 1)",
+        )
+        _positive("verification.c_miss", self.c_miss)
+        _positive("verification.c_fa", self.c_fa)
+        _choice("verification.score_norm", self.score_norm, ("none", "s_norm", "as_norm"))
+
+
+@dataclass(frozen=True)
 class TimelineConfig:
     """Timelines of long recordings, the events detected on them, and their evaluation.
 
@@ -1018,6 +1098,7 @@ _SECTIONS: dict[str, type] = {
     "statistics": StatisticsConfig,
     "train": TrainConfig,
     "ensemble": EnsembleConfig,
+    "verification": VerificationConfig,
     "timeline": TimelineConfig,
 }
 
@@ -1032,6 +1113,7 @@ class Config:
     statistics: StatisticsConfig = field(default_factory=StatisticsConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     ensemble: EnsembleConfig = field(default_factory=EnsembleConfig)
+    verification: VerificationConfig = field(default_factory=VerificationConfig)
     timeline: TimelineConfig = field(default_factory=TimelineConfig)
 
     def __post_init__(self) -> None:
@@ -1472,5 +1554,28 @@ PRESETS: dict[str, dict[str, Any]] = {
         # (mixed or union targets) slowed them further (benchmarks/bench_multilabel.py).
         "train.mixup": 0.0,
         "train.balanced_sampling": True,
+    },
+    # The verification demo (emo_utils.datasets.verification): speaker,session CSV, 1.5-3.5 s
+    # clips at 16 kHz, 2 s windows (random in training), P x K batches of 8 speakers x 4
+    # clips, batch-hard triplet loss, identity-disjoint folds.
+    "cpu_demo_verification": {
+        "data.task": "verification",
+        "data.label_column": "speaker",
+        "features.n_mels": 64,
+        "features.n_fft": 1024,
+        "features.hop_length": 256,
+        "audio.sample_rate": 16000,
+        "audio.duration": 2.0,
+        "audio.max_duration": 3.5,
+        "audio.train_crop": "random",
+        "train.architectures": ["resnet18", "resnest14d"],
+        "train.pretrained": False,
+        "train.n_folds": 3,
+        "train.epochs": 8,
+        "train.batch_size": 32,
+        "train.lr": 3e-3,
+        "train.mixup": 0.0,
+        "verification.embedding_dim": 64,
+        "verification.clips_per_identity": 4,
     },
 }

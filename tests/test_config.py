@@ -35,7 +35,16 @@ def test_round_trip_through_file(tmp_path, suffix, preset):
 def test_json_file_is_plain_nested_sections(tmp_path):
     Config().save(tmp_path / "c.json")
     data = json.loads((tmp_path / "c.json").read_text())
-    assert set(data) == {"data", "audio", "features", "statistics", "train", "ensemble", "timeline"}
+    assert set(data) == {
+        "data",
+        "audio",
+        "features",
+        "statistics",
+        "train",
+        "ensemble",
+        "verification",
+        "timeline",
+    }
     assert data["features"]["channels"] == ["mel", "chroma", "stft"]
     assert data["data"]["label_column"] == "emotion"
 

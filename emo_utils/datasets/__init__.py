@@ -2,10 +2,12 @@
 
 ``synthetic`` writes the demo competition folder of voice-like emotional clips;
 ``multilabel`` writes a Freesound-style multi-label tagging folder (speech, music, chirps,
-water) with planted label noise and near-duplicates.  :data:`DEMO_DATASETS` maps each
-task name (``data.task``) to its generator; :func:`make_demo` calls the one of a task.
-``tiny_models`` writes tiny random transformers waveform models (:data:`DEMO_MODELS`) as
-local model folders, for the mixed-family demo and the tests (nothing pretrained).
+water) with planted label noise and near-duplicates; ``verification`` writes a
+speaker-verification folder (identity timbres, disjoint train and test identities, trials).
+:data:`DEMO_DATASETS` maps each task name (``data.task``) to its generator; :func:`make_demo`
+calls the one of a task.  ``tiny_models`` writes tiny random transformers waveform models
+(:data:`DEMO_MODELS`) as local model folders, for the mixed-family demo and the tests
+(nothing pretrained).
 Imports only ``errors``, ``fileio``, ``_console`` and third-party audio libraries.
 """
 
@@ -20,6 +22,7 @@ from ..errors import ConfigError
 from .multilabel import MULTILABEL_DEMO_CLASSES, make_multilabel_demo
 from .synthetic import make_demo_dataset
 from .tiny_models import DEMO_MODELS, demo_model_ids, save_demo_model
+from .verification import make_verification_demo
 
 __all__ = [
     "DEMO_DATASETS",
@@ -29,6 +32,7 @@ __all__ = [
     "make_demo",
     "make_demo_dataset",
     "make_multilabel_demo",
+    "make_verification_demo",
     "save_demo_model",
 ]
 
@@ -36,6 +40,7 @@ __all__ = [
 DEMO_DATASETS: dict[str, Callable[..., Path]] = {
     "classification": make_demo_dataset,
     "multilabel": make_multilabel_demo,
+    "verification": make_verification_demo,
 }
 
 

@@ -1,4 +1,4 @@
-"""The task registry: single-label classification and multi-label tagging.
+"""The task registry: single-label classification, multi-label tagging, verification.
 
 SED and verification plug in here too (see :mod:`emo_utils.tasks._registry`).
 
@@ -8,6 +8,7 @@ May import: ``config``, ``errors``, ``metrics``, ``data``.  Never fastai at impo
 from . import (
     classification,  # noqa: F401  (registers "classification")
     multilabel,  # noqa: F401  (registers "multilabel")
+    verification,  # noqa: F401  (registers "verification")
 )
 from ._registry import TASKS, Task, get_task, register_task
 

@@ -61,6 +61,8 @@ class Task:
     #: Defaults of the task-dependent config fields left ``None`` (``ensemble.metric``,
     #: ``ensemble.pool``).
     defaults: ClassVar[dict[str, Any]] = {}
+    #: Whether a higher value of :attr:`metrics` is better (False: error rates, costs).
+    greater_is_better: ClassVar[bool] = True
     #: Predict every window of a clip (whole-clip predictions), whatever
     #: ``ensemble.tta_windows`` says.
     whole_clip: ClassVar[bool] = False
