@@ -10,7 +10,7 @@ import pandas as pd
 import pytest
 from test_notebooks import _images, _outputs, _read, _shown_text, run_notebook
 
-NAME = "04_verification"
+NAME = "05_verification"
 OVERRIDES = {
     "train.architectures": ["test_resnet"],
     "train.epochs": 1,
