@@ -100,6 +100,33 @@ _REGISTRIES: dict[str, tuple[str, str]] = {
 }
 
 
+class _YamlLoader(yaml.SafeLoader):
+    """PyYAML's safe loader reading ``1e-3`` as a float, as YAML 1.2 and JSON do.
+
+    YAML 1.1 (PyYAML) wants a dot in a float (``1.0e-3``) and reads ``1e-3`` as a string,
+    which every user writing a learning rate would hit.
+    """
+
+
+_YamlLoader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(
+        r"""^(?:[-+]?(?:[0-9][0-9_]*)\.[0-9_]*(?:[eE][-+]?[0-9]+)?
+        |[-+]?(?:[0-9][0-9_]*)(?:[eE][-+]?[0-9]+)
+        |\.[0-9_]+(?:[eE][-+]?[0-9]+)?
+        |[-+]?\.(?:inf|Inf|INF)
+        |\.(?:nan|NaN|NAN))$""",
+        re.X,
+    ),
+    list("-+0123456789."),
+)
+
+
+def _load_yaml(text: str) -> Any:
+    """``yaml.safe_load`` with :class:`_YamlLoader` (``1e-3`` is a float)."""
+    return yaml.load(text, Loader=_YamlLoader)
+
+
 #: ``features.device``: a torch device name (checked without importing torch).
 _DEVICE_PATTERN = r"auto|cpu|mps|cuda(:[0-9]+)?"
 
@@ -1212,7 +1239,7 @@ class Config:
             raise ConfigError("<file>", os.fspath(path), "config file does not exist")
         text = _read_config_text(path)
         try:
-            data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+            data = json.loads(text) if path.suffix == ".json" else _load_yaml(text)
         except (json.JSONDecodeError, yaml.YAMLError) as exc:
             raise ConfigError("<file>", os.fspath(path), f"cannot be parsed: {exc}") from exc
         if data is None:  # only comments or blank lines
@@ -1284,7 +1311,7 @@ class Config:
                 raise ConfigError(key, value, "unknown field")
             if isinstance(value, str):
                 with contextlib.suppress(yaml.YAMLError):
-                    value = yaml.safe_load(value) if value.strip() else value
+                    value = _load_yaml(value) if value.strip() else value
             data[section][name] = value
         return Config.from_dict(data)
 

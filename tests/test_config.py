@@ -71,6 +71,18 @@ def test_override_parses_command_line_strings():
     )
 
 
+def test_exponents_without_a_dot_are_floats_on_the_command_line_and_in_yaml(tmp_path):
+    # YAML 1.1 (PyYAML) would read "1e-3" as a string and the config would refuse it.
+    assert Config().override({"train.lr": "1e-3"}).train.lr == pytest.approx(1e-3)
+    assert Config().override({"train.weight_decay": "5E-4"}).train.weight_decay == 5e-4
+    path = tmp_path / "my.yaml"
+    path.write_text("train:\n  lr: 1e-3\n  epochs: 3\n  architectures: [resnet18]\n")
+    cfg = Config.from_file(path)
+    assert cfg.train.lr == pytest.approx(1e-3)
+    assert cfg.train.epochs == 3
+    assert Config().override({"train.architectures": "[1e3net]"}).train.architectures == ("1e3net",)
+
+
 def test_int_given_for_float_field_is_accepted():
     assert Config.from_dict({"train": {"lr": 1}}).train.lr == 1.0
 
