@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-
-import nbformat
 import pandas as pd
 import pytest
-from test_notebooks import _images, _outputs, _read, _shown_text, run_notebook
+from test_notebooks import _images, _outputs, _shown_text, run_notebook
 
 from emo_utils.config import Config
 from emo_utils.datasets import make_demo_dataset
@@ -62,15 +59,3 @@ def test_timeline_notebook_writes_the_timeline_and_shows_events_and_stream(execu
     assert "windows; written" in text
     assert " ms" in text  # the stream's per-window lines
     assert _images(nb) >= 1  # the timeline plot
-
-
-def test_committed_timeline_notebook_has_no_outputs_and_one_literal_parameter_cell():
-    nb = _read(NAME)
-    nbformat.validate(nb)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.outputs == [] and c.execution_count is None for c in code)
-    assert "parameters" in code[0].metadata.get("tags", [])
-    for node in ast.parse(code[0].source).body:
-        assert isinstance(node, ast.Assign)
-        ast.literal_eval(node.value)
-    assert nb.cells[0].source.startswith("# 04")

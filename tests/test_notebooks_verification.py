@@ -2,13 +2,9 @@
 
 from __future__ import annotations
 
-import ast
-from pathlib import Path
-
-import nbformat
 import pandas as pd
 import pytest
-from test_notebooks import _images, _outputs, _read, _shown_text, run_notebook
+from test_notebooks import _images, _outputs, _shown_text, run_notebook
 
 NAME = "05_verification"
 OVERRIDES = {
@@ -52,15 +48,3 @@ def test_verification_notebook_trains_scores_and_shows_the_reports(executed):
     assert "OOF EER ensemble single" in text
     assert "held-out test EER" in text
     assert _images(nb) == 2  # DET curve and score histograms
-
-
-def test_committed_verification_notebook_has_no_outputs_and_one_literal_parameter_cell():
-    nb = _read(NAME)
-    nbformat.validate(nb)
-    code = [c for c in nb.cells if c.cell_type == "code"]
-    assert all(c.outputs == [] and c.execution_count is None for c in code)
-    assert "parameters" in code[0].metadata.get("tags", [])
-    for node in ast.parse(code[0].source).body:
-        assert isinstance(node, ast.Assign)
-        ast.literal_eval(node.value)
-    assert nb.cells[0].source.startswith("# 05")

@@ -67,7 +67,6 @@ from ..errors import (
     CheckpointError,
     ConfigError,
     EmoUtilsWarning,
-    TrainingDiverged,
     TrainingError,
 )
 from ..features.concat import concat_stores
@@ -93,15 +92,9 @@ from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
 from ..models.classical import fit_estimator, predict_estimator, save_estimator
 from ..runs import RunDir
 from ..tasks import Task, get_task
-from .callbacks import (
-    AtomicCSVLogger,
-    BestModelSaver,
-    EpochCheckpoint,
-    ResumableEarlyStopping,
-    StopOnNonFiniteLoss,
-)
-from .checkpoints import load_weights, read_checkpoint, restore_checkpoint
+from .checkpoints import read_checkpoint
 from .data import make_dataloaders
+from .fit import fit_fold
 from .learner import layer_learning_rates, make_learner
 from .on_the_fly import on_the_fly_transforms, require_on_the_fly_input
 from .pseudo import PSEUDO_FOLD, PseudoLabels, install_parent_folds, round_history
@@ -418,54 +411,19 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         param_groups=groups,
     )
 
-    start_epoch, best, best_epoch, wait = 0, None, None, 0
-    if state is not None:
-        restore_checkpoint(state, learn, ckpt_path, arch, fold)
-        start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
-        wait = state.get("wait", 0)
-        if run.progress:
-            print(f"{arch} fold {fold}: resuming at epoch {start_epoch} of {tc.epochs}")
-    saver = BestModelSaver(
-        model_path,
-        tc.monitor,
-        start_epoch=start_epoch,
-        best=best,
-        best_epoch=best_epoch,
-        verbose=run.progress,
+    fit = fit_fold(
+        learn,
+        state=state,
+        train_config=tc,
+        lr_max=lr_max,
+        ckpt_path=ckpt_path,
+        model_path=model_path,
+        log_path=fdir / RunDir.LOG_FILE,
+        arch=arch,
+        fold=fold,
+        progress=run.progress,
+        callbacks=run.callbacks,
     )
-    stopper = None
-    if tc.early_stopping_patience > 0:
-        stopper = ResumableEarlyStopping(
-            tc.monitor, tc.early_stopping_patience, start_epoch=start_epoch, best=best, wait=wait
-        )
-    patience_left = stopper is None or wait < tc.early_stopping_patience
-    if start_epoch < tc.epochs and patience_left:
-        cbs = [
-            saver,
-            *([stopper] if stopper else []),
-            EpochCheckpoint(
-                ckpt_path,
-                arch=arch,
-                fold=fold,
-                saver=saver,
-                stopper=stopper,
-                start_epoch=start_epoch,
-            ),
-            AtomicCSVLogger(fdir / RunDir.LOG_FILE, start_epoch=start_epoch),
-            StopOnNonFiniteLoss(arch=arch, fold=fold, every=1 if device.type == "cpu" else 20),
-            *run.callbacks,
-        ]
-        try:
-            learn.fit_one_cycle(
-                tc.epochs, lr_max=lr_max, wd=tc.weight_decay, start_epoch=start_epoch, cbs=cbs
-            )
-        except TrainingDiverged:
-            # The weights of the diverging fit are worthless: a rerun starts the fold over.
-            ckpt_path.unlink(missing_ok=True)
-            model_path.unlink(missing_ok=True)
-            raise
-    else:  # every epoch ran before the interruption: only the predictions are missing
-        load_weights(model_path, learn.model, dls.device)
 
     # The OOF probabilities come from the same function, views and precision as the test
     # predictions (infer.predict_rows), not from fastai's get_preds.
@@ -484,13 +442,6 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         device=dls.device,
         mixed_precision=tc.mixed_precision,
     )
-    epochs_run = tc.epochs
-    if stopper is not None and stopper.stopped_epoch is not None:
-        epochs_run = stopper.stopped_epoch + 1
-    elif not patience_left:
-        epochs_run = start_epoch
-    if saver.best is not None:  # the fit ran (else the best score is the checkpoint's)
-        best = saver.best
     return _finish_fold(
         run,
         arch,
@@ -498,9 +449,9 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         valid_idx,
         probs,
         start_time=start_time,
-        best_epoch=saver.best_epoch,
-        best_score=float("nan") if best is None else float(best),
-        epochs_run=epochs_run,
+        best_epoch=fit.best_epoch,
+        best_score=float("nan") if fit.best is None else float(fit.best),
+        epochs_run=fit.epochs_run,
         extra={"normalization": {"name": normalization, "mean": mean, "std": std}},
     )
 

@@ -57,7 +57,7 @@ from .._console import interactive
 from ..config import Config
 from ..data.folds import load_or_create_folds
 from ..data.verification import VerificationData
-from ..errors import ConfigError, TrainingDiverged, TrainingError
+from ..errors import ConfigError, TrainingError
 from ..features.build import build_cache
 from ..features.store import FeatureStore, require_valid_training
 from ..fileio import atomic_path, read_json, remove_temp_files, write_csv, write_json, write_text
@@ -73,16 +73,12 @@ from ..verification.metrics import equal_error_rate, min_dcf
 from ..verification.scoring import cosine_scores, sample_trials
 from .augment import batch_augmentations
 from .callbacks import (
-    AtomicCSVLogger,
-    BestModelSaver,
-    EpochCheckpoint,
     EpochLineLogger,
     LazyProgressCallback,
-    ResumableEarlyStopping,
-    StopOnNonFiniteLoss,
 )
-from .checkpoints import load_weights, read_checkpoint, restore_checkpoint
+from .checkpoints import read_checkpoint
 from .data import WindowDataset
+from .fit import fit_fold
 
 __all__ = [
     "OOF_EMBEDDINGS_FILE",
@@ -327,55 +323,20 @@ def _train_fold(ctx: _Context, arch: str, fold: int) -> FoldScore:
         _ = dl.n_inp
     learn = _learner(ctx, dls, model, loss, fdir)
 
-    start_epoch, best, best_epoch, wait = 0, None, None, 0
-    if state is not None:
-        restore_checkpoint(state, learn, ckpt_path, arch, fold)
-        start_epoch, best, best_epoch = state["epoch"] + 1, state["best"], state["best_epoch"]
-        wait = state.get("wait", 0)
-        if ctx.progress:
-            print(f"{arch} fold {fold}: resuming at epoch {start_epoch} of {tc.epochs}")
-    saver = BestModelSaver(
-        model_path,
-        tc.monitor,
-        start_epoch=start_epoch,
-        best=best,
-        best_epoch=best_epoch,
-        verbose=ctx.progress,
+    fit = fit_fold(
+        learn,
+        state=state,
+        train_config=tc,
+        lr_max=tc.lr,
+        ckpt_path=ckpt_path,
+        model_path=model_path,
+        log_path=fdir / RunDir.LOG_FILE,
+        arch=arch,
+        fold=fold,
+        progress=ctx.progress,
+        callbacks=ctx.callbacks,
+        lower_is_better=True,  # EER and minDCF
     )
-    saver.comp = np.less  # EER and minDCF: lower is better
-    stopper = None
-    if tc.early_stopping_patience > 0:
-        stopper = ResumableEarlyStopping(
-            tc.monitor, tc.early_stopping_patience, start_epoch=start_epoch, best=best, wait=wait
-        )
-        stopper.comp = np.less
-    patience_left = stopper is None or wait < tc.early_stopping_patience
-    if start_epoch < tc.epochs and patience_left:
-        cbs = [
-            saver,
-            *([stopper] if stopper else []),
-            EpochCheckpoint(
-                ckpt_path,
-                arch=arch,
-                fold=fold,
-                saver=saver,
-                stopper=stopper,
-                start_epoch=start_epoch,
-            ),
-            AtomicCSVLogger(fdir / RunDir.LOG_FILE, start_epoch=start_epoch),
-            StopOnNonFiniteLoss(arch=arch, fold=fold, every=1 if device.type == "cpu" else 20),
-            *ctx.callbacks,
-        ]
-        try:
-            learn.fit_one_cycle(
-                tc.epochs, lr_max=tc.lr, wd=tc.weight_decay, start_epoch=start_epoch, cbs=cbs
-            )
-        except TrainingDiverged:
-            ckpt_path.unlink(missing_ok=True)
-            model_path.unlink(missing_ok=True)
-            raise
-    else:
-        load_weights(model_path, learn.model, dls.device)
 
     embeddings = predict_rows(
         learn.model,
@@ -412,7 +373,7 @@ def _train_fold(ctx: _Context, arch: str, fold: int) -> FoldScore:
             "fold": fold,
             "eer": eer,
             "min_dcf": dcf,
-            "best_epoch": saver.best_epoch,
+            "best_epoch": fit.best_epoch,
             "n_trials": len(trials),
             "n_train_identities": n_ids,
             "n_valid_clips": len(valid_rows),
@@ -428,7 +389,7 @@ def _train_fold(ctx: _Context, arch: str, fold: int) -> FoldScore:
     )
     if ctx.progress:
         print(f"{arch} fold {fold}: OOF EER {eer:.4f}, minDCF {dcf:.4f} on {len(trials)} trials")
-    return FoldScore(arch, fold, eer, dcf, saver.best_epoch, len(trials))
+    return FoldScore(arch, fold, eer, dcf, fit.best_epoch, len(trials))
 
 
 def read_oof_trials(run: RunDir, arch: str, n_folds: int) -> pd.DataFrame:
