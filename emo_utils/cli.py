@@ -669,6 +669,9 @@ def _export(p: argparse.ArgumentParser) -> Runner:
 
         written = EXPORT_FORMATS[args.format](args.run, force=args.force, progress=_progress(args))
         print(f"export: {len(written)} {args.format} fold model(s) in {args.run}")
+        return 0
+
+    return run
 
 
 def _detect(p: argparse.ArgumentParser) -> Runner:

@@ -97,8 +97,10 @@ def test_export_again_keeps_up_to_date_files(exported, tmp_path):
     assert len(written) == 3
     assert path.stat().st_mtime_ns == before
     # A fold trained again (newer model.pth) makes its ONNX file stale: refused, then redone.
+    # (Both times set in the past, so the redone file is newer whatever the clock does.)
     model_path = run.fold_file("test_resnet", 0, run.MODEL_FILE)
-    os.utime(model_path, ns=(before + 10**9, before + 10**9))
+    os.utime(path, ns=(before - 2 * 10**9, before - 2 * 10**9))
+    os.utime(model_path, ns=(before - 10**9, before - 10**9))
     with pytest.raises(CheckpointError, match="older than"):
         load_onnx_fold_model(copy, arch="test_resnet", fold=0)
     export_onnx(copy, progress=False)
