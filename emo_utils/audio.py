@@ -535,6 +535,7 @@ def _read_window_av(
     max_duration: float | None,
     crop: str,
     rng: np.random.Generator | None,
+    offset: float | None = None,
 ) -> _Window:
     """The window (plus resampler margins) of a file PyAV decodes.
 
@@ -546,7 +547,7 @@ def _read_window_av(
     """
     with _open_av(path) as (container, stream):
         native, claimed = _av_rate_and_frames(container, stream)
-    if claimed <= 0 or crop != "start":
+    if claimed <= 0 or (crop != "start" and offset is None):
         # A window placed from the length needs it exactly: containers may state it with
         # the codec's padding (Opus pre-skip) and decoders may return end padding (AAC
         # without an edit list); the smaller of the stated and the decoded count is the
@@ -562,6 +563,7 @@ def _read_window_av(
         max_duration=max_duration,
         crop=crop,
         rng=rng,
+        offset=offset,
     )
     first, n_read = start - lead, lead + want + margin
     blocks: list[np.ndarray] = []
@@ -645,6 +647,7 @@ def load_audio(
     crop: str = "start",
     rng: np.random.Generator | None = None,
     res_type: str = "soxr_hq",
+    offset: float | None = None,
 ) -> np.ndarray:
     """Decode (part of) a file to mono float32 at ``sample_rate``.
 
@@ -663,12 +666,17 @@ def load_audio(
         Needed by ``crop="random"``.
     res_type : str
         Resampler of :func:`librosa.resample` (``"soxr_hq"`` is librosa's default).
+    offset : float, optional
+        Start the window this many seconds into the file instead of where ``crop`` puts it
+        (a region of a long recording: only it, plus the resampler margins, is decoded by
+        libsndfile; PyAV decodes from the start and keeps only the region).
 
     Returns
     -------
     numpy.ndarray, shape (n,), float32
         ``n <= round(max_duration * sample_rate)``; equal to the matching samples of
-        ``librosa.load(path, sr=sample_rate)`` for ``crop="start"``.
+        ``librosa.load(path, sr=sample_rate)`` for ``crop="start"`` (and, up to the
+        resampler's float noise, from ``offset`` on).
 
     Raises
     ------
@@ -680,11 +688,30 @@ def load_audio(
     EmoUtilsWarning
         The file holds fewer frames than its header claims (the decoded part is returned).
     """
+    if offset is not None and not (math.isfinite(offset) and offset >= 0):
+        raise AudioError(path, f"offset must be a finite number of seconds >= 0, got {offset}")
     read = _read_window_av if _uses_av(path) else _read_window_sf
-    window = read(path, sample_rate=sample_rate, max_duration=max_duration, crop=crop, rng=rng)
-    return _finish(
-        path, window, sample_rate=sample_rate, max_duration=max_duration, res_type=res_type
+    window = read(
+        path,
+        sample_rate=sample_rate,
+        max_duration=max_duration,
+        crop=crop,
+        rng=rng,
+        offset=offset,
     )
+    if offset is not None and window.start >= window.claimed:  # nothing there to decode
+        y = np.zeros(0, dtype=np.float32)
+    else:
+        y = _finish(
+            path, window, sample_rate=sample_rate, max_duration=max_duration, res_type=res_type
+        )
+    if offset is not None and y.size == 0:
+        raise AudioError(
+            path,
+            f"no audio samples after {offset} s (the file holds "
+            f"{window.claimed / window.native:.3f} s)",
+        )
+    return y
 
 
 @dataclass
@@ -708,6 +735,7 @@ def _read_window_sf(
     max_duration: float | None,
     crop: str,
     rng: np.random.Generator | None,
+    offset: float | None = None,
 ) -> _Window:
     """The window (plus resampler margins) of a file libsndfile reads."""
     with _open(path) as fh:
@@ -722,6 +750,7 @@ def _read_window_sf(
             max_duration=max_duration,
             crop=crop,
             rng=rng,
+            offset=offset,
         )
         if start - lead:
             _seek(fh, path, start - lead)
@@ -729,7 +758,7 @@ def _read_window_sf(
         frames, error = _read_frames(fh, path, n_read)
         # libsndfile logs e.g. "data : 64000 (should be 8000)" for WAV/AIFF data cut short.
         header_notes = [ln.strip() for ln in fh.extra_info.splitlines() if "should be" in ln]
-        if len(frames) == 0 and start > 0:  # header over-claims; window lies past the end
+        if len(frames) == 0 and start > 0 and offset is None:  # header over-claims the end
             _seek(fh, path, 0)
             lead, start, n_read = 0, 0, want + margin
             frames, error = _read_frames(fh, path, n_read)
@@ -744,15 +773,21 @@ def _window_bounds(
     max_duration: float | None,
     crop: str,
     rng: np.random.Generator | None,
+    offset: float | None = None,
 ) -> tuple[int, int, int, int]:
     """``(start, lead, want, margin)`` in native frames: the window and its context.
 
-    ``start`` is the window's first frame, ``want`` its length; ``lead`` frames before it
-    and ``margin`` after it are decoded too when resampling, so the resampler sees the same
-    context as on the whole file.
+    ``start`` is the window's first frame (``offset`` seconds, or where ``crop`` puts it),
+    ``want`` its length; ``lead`` frames before it and ``margin`` after it are decoded too
+    when resampling, so the resampler sees the same context as on the whole file.
     """
-    want = claimed if max_duration is None else min(claimed, math.ceil(max_duration * native))
-    start = crop_start(total=claimed, size=want, policy=crop, rng=rng)
+    if offset is not None:
+        start = min(claimed, round(offset * native))
+        rest = claimed - start
+        want = rest if max_duration is None else min(rest, math.ceil(max_duration * native))
+    else:
+        want = claimed if max_duration is None else min(claimed, math.ceil(max_duration * native))
+        start = crop_start(total=claimed, size=want, policy=crop, rng=rng)
     margin = round(RESAMPLE_MARGIN * native) if native != sample_rate else 0
     # Align the leading margin so it maps to a whole number of output samples.
     step = native // math.gcd(native, sample_rate)

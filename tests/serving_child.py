@@ -12,7 +12,7 @@ import time
 
 import numpy as np
 
-from emo_utils.serving.classifier import RunPieceClassifier
+from emo_utils.serving.classifier import RunPieceClassifier, WindowProbabilities
 
 #: Extra seconds per piece.
 DELAY_S = 0.6
@@ -25,11 +25,17 @@ class SlowClassifier:
         self.inner = RunPieceClassifier(run_dir, device="cpu")
         self.classes = self.inner.classes
         self.sample_rate = self.inner.sample_rate
+        self.window, self.hop, self.pool = self.inner.window, self.inner.hop, self.inner.pool
 
     def classify(self, waveform: np.ndarray, *, sample_rate: int) -> np.ndarray:
         """The run's probabilities, :data:`DELAY_S` seconds late."""
         time.sleep(DELAY_S)
         return self.inner.classify(waveform, sample_rate=sample_rate)
+
+    def timeline(self, waveform: np.ndarray, *, sample_rate: int) -> WindowProbabilities:
+        """The run's windows, :data:`DELAY_S` seconds late."""
+        time.sleep(DELAY_S)
+        return self.inner.timeline(waveform, sample_rate=sample_rate)
 
 
 def slow_classifier(run_dir: str | os.PathLike) -> SlowClassifier:

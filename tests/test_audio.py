@@ -19,6 +19,7 @@ from audio_factory import (
     write_header_only_wav,
     write_id3_only_mp3,
     write_nan_wav,
+    write_signal,
     write_silence,
     write_text_as_audio,
     write_tone,
@@ -277,3 +278,20 @@ def test_check_formats_lists_every_unreadable_extension_at_once(tmp_path):
     assert ".ape (1 file(s)" in message
     assert "a.wav" not in message
     check_formats([tmp_path / "x.wav", tmp_path / "y.MP3", tmp_path / "noext", tmp_path / "z.m4a"])
+
+
+@pytest.mark.parametrize(("native", "ext"), [(16000, "wav"), (22050, "flac"), (44100, "ogg")])
+def test_a_region_from_an_offset_is_the_whole_decode_of_that_region(tmp_path, native, ext):
+    """Serving decodes a recording piece by piece: each equals the whole file's samples."""
+    y = np.random.default_rng(1).normal(0.0, 0.1, native * 9).astype(np.float32)
+    path = write_signal(tmp_path / f"long.{ext}", y, sr=native)
+    whole = load_audio(path, sample_rate=16000)
+    region = load_audio(path, sample_rate=16000, offset=5.0, max_duration=2.5)
+    np.testing.assert_allclose(region, whole[80000:120000], atol=1e-6)
+    np.testing.assert_allclose(
+        load_audio(path, sample_rate=16000, offset=7.0), whole[112000:], atol=1e-6
+    )
+    with pytest.raises(AudioError, match=r"long\.\w+: no audio samples after 12\.0 s"):
+        load_audio(path, sample_rate=16000, offset=12.0)
+    with pytest.raises(AudioError, match="offset must be"):
+        load_audio(path, sample_rate=16000, offset=-1.0)

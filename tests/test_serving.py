@@ -25,8 +25,10 @@ from emo_utils.serving.classifier import run_classifier
 from emo_utils.serving.client import StreamFeeder, stream_file, submit_files
 from emo_utils.serving.connect import ServeOptions, connect
 from emo_utils.serving.devserver import DevServer, free_port
-from emo_utils.serving.store import PieceResult, query_results, store_result
+from emo_utils.serving.store import PieceResult, query_results, query_timeline, store_result
 from emo_utils.serving.worker import run_worker
+from emo_utils.timeline import RunClassifier
+from emo_utils.timeline.timelines import file_timeline
 
 TESTS = Path(__file__).parent
 RATE = 8000
@@ -350,6 +352,32 @@ def test_a_long_piece_is_the_pooled_windows_of_the_run_classifier(trained_run):
     )
 
 
+def test_a_recording_stores_the_timeline_detect_computes_for_the_file(
+    trained_run, options, tmp_path
+):
+    """Pieces planned on the timeline's windows: together they are the file's timeline."""
+    path = write_noise(tmp_path / "take.wav", 21.0, seed=5)
+
+    async def go():
+        async with worker(trained_run.run_dir, options):
+            client = await connect(options)
+            return await submit_files(client, [path], task_queue=options.task_queue)
+
+    [summary] = asyncio.run(go())
+    assert (summary.pieces, summary.failed) == (4, 0)
+    stored = query_timeline(options.store_url, recording="take")
+    offline = file_timeline(RunClassifier(trained_run.run_dir, device="cpu"), path).table
+    offline["file"] = "take"
+    assert stored["start"].tolist() == [0.0, 2.5, 5.0, 7.5, 10.0, 12.5, 15.0, 16.0]
+    pd.testing.assert_frame_equal(stored, offline, atol=1e-5, rtol=0)
+    pieces = query_results(options.store_url, recording="take")
+    assert pieces["start_s"].tolist() == [0.0, 5.0, 10.0, 15.0]
+    for piece, rows in zip(pieces.itertuples(), ([0, 1], [2, 3], [4, 5], [6, 7]), strict=True):
+        pooled = stored.iloc[rows, 3:].mean(axis=0)  # the run pools windows by their mean
+        np.testing.assert_allclose(list(piece.probabilities.values()), pooled, atol=1e-6)
+        assert piece.label == pooled.idxmax()
+
+
 def test_submit_and_stream_commands(trained_run, options, tmp_path, capsys):
     long = write_noise(tmp_path / "long_take.wav", 12.0)
     bad = tmp_path / "broken.mp3"
@@ -372,12 +400,21 @@ def test_submit_and_stream_commands(trained_run, options, tmp_path, capsys):
 
     assert asyncio.run(go()) == [0, 0]
     out = capsys.readouterr().out
-    assert "long_take: 3 pieces, 0 failed" in out
+    # 5 s windows every 2.5 s: windows 0, 2.5, 5 and the end-aligned 7; pieces of two
+    # windows, the first reading to the end of its second window, the last to the file's end.
+    assert "long_take: 2 pieces, 0 failed" in out
     assert "broken: 1 pieces, 1 failed" in out
     assert "stream live: 2 pieces, 0 failed" in out
     taken = query_results(options.store_url, recording="long_take")
-    assert taken["start_s"].tolist() == [0.0, 5.0, 10.0]
-    assert taken["end_s"].tolist()[:2] == [5.0, 10.0]
+    assert taken["start_s"].tolist() == [0.0, 5.0]
+    assert taken["end_s"].iloc[0] == 7.5
+    assert pd.isna(taken["end_s"].iloc[1])
+    assert query_timeline(options.store_url, recording="long_take")["start"].tolist() == [
+        0.0,
+        2.5,
+        5.0,
+        7.0,
+    ]
     live = query_results(options.store_url, recording="live")
     assert live["start_s"].tolist() == [0.0, 6.0]
     assert sorted(p.name for p in (tmp_path / "spool" / "live").iterdir()) == [

@@ -1,5 +1,10 @@
 """The serving activities: plan a recording's pieces, classify and store a piece, store a failure.
 
+A recording file's pieces are planned on the run's timeline windows (:meth:`ServingActivities.
+plan_pieces`) and each stores its windows with its result, so the pieces of a recording
+together give the timeline ``detect`` computes for the file (:func:`~.store.query_timeline`).
+A stream's piece is classified as a whole (its windows pooled).
+
 Every activity gets audio by reference (:class:`~.messages.ChunkRef`) and writes its result
 to the store itself (:func:`~.store.store_result`, idempotent on (workflow id, piece)), so
 a retry after a worker died between storing and reporting stores nothing twice.  Audio that
@@ -21,9 +26,9 @@ from temporalio import activity
 
 from ..audio import audio_info, load_audio
 from ..errors import AudioError
-from .classifier import PieceClassifier
+from .classifier import PieceClassifier, WindowProbabilities
 from .messages import ChunkRef, PieceOutcome, PieceRequest, RecordingInput
-from .store import PieceResult, store_result
+from .store import PieceResult, WindowResult, store_result
 
 __all__ = ["ServingActivities", "chunk_path", "read_piece"]
 
@@ -64,13 +69,12 @@ def read_piece(chunk: ChunkRef, *, sample_rate: int) -> np.ndarray:
     AudioError
         The file is missing or cannot be decoded, or holds nothing at ``read_offset_s``.
     """
-    path = chunk_path(chunk.uri)
-    end = None if chunk.duration_s is None else chunk.read_offset_s + chunk.duration_s
-    y = load_audio(path, sample_rate=sample_rate, max_duration=end)
-    y = y[round(chunk.read_offset_s * sample_rate) :]
-    if y.size == 0:
-        raise AudioError(path, f"no samples after {chunk.read_offset_s} s")
-    return y
+    return load_audio(
+        chunk_path(chunk.uri),
+        sample_rate=sample_rate,
+        max_duration=chunk.duration_s,
+        offset=chunk.read_offset_s or None,
+    )
 
 
 class ServingActivities:
@@ -112,16 +116,25 @@ class ServingActivities:
         """Classify one piece and store its result (or its decoding failure)."""
         activity.heartbeat()
         piece = request.chunk.piece
+        rate = self.classifier.sample_rate
+        windows: list[WindowResult] = []
         try:
-            y = read_piece(request.chunk, sample_rate=self.classifier.sample_rate)
+            y = read_piece(request.chunk, sample_rate=rate)
             activity.heartbeat()
-            probs = self.classifier.classify(y, sample_rate=self.classifier.sample_rate)
+            if request.chunk.timeline:
+                timeline = self.classifier.timeline(y, sample_rate=rate)
+                probs = self.classifier.pool(timeline.probabilities)
+                windows = self._windows(request.chunk, timeline)
+            else:
+                probs = self.classifier.classify(y, sample_rate=rate)
         except AudioError as exc:  # undecodable or unusable audio: no retry will help
             failed = self._result(request, status="failed", reason=str(exc))
             stored = store_result(self.store_url, failed)
             return PieceOutcome(piece, "failed", reason=str(exc), newly_stored=stored)
         classes = self.classifier.classes
-        if not np.isfinite(probs).all():
+        if not np.isfinite(probs).all() or any(
+            not np.isfinite(list(w.probabilities.values())).all() for w in windows
+        ):
             reason = "the models gave non-finite probabilities"
             stored = store_result(
                 self.store_url, self._result(request, status="failed", reason=reason)
@@ -135,8 +148,22 @@ class ServingActivities:
             probabilities={c: float(p) for c, p in zip(classes, probs, strict=True)},
         )
         return PieceOutcome(
-            piece, "ok", label=label, newly_stored=store_result(self.store_url, result)
+            piece, "ok", label=label, newly_stored=store_result(self.store_url, result, windows)
         )
+
+    def _windows(self, chunk: ChunkRef, timeline: WindowProbabilities) -> list[WindowResult]:
+        """The piece's timeline windows, in seconds from the recording's start."""
+        rate = self.classifier.sample_rate
+        return [
+            WindowResult(
+                chunk.start_s + start / rate,
+                chunk.start_s + end / rate,
+                dict(zip(self.classifier.classes, map(float, row), strict=True)),
+            )
+            for start, end, row in zip(
+                timeline.starts, timeline.ends, timeline.probabilities, strict=True
+            )
+        ]
 
     @activity.defn(name="store_failure")
     def store_failure(self, request: PieceRequest) -> PieceOutcome:
@@ -150,23 +177,38 @@ class ServingActivities:
 
     @activity.defn(name="plan_pieces")
     def plan_pieces(self, recording: RecordingInput) -> list[ChunkRef]:
-        """The pieces of a recording file: ``piece_s`` seconds each, the last one shorter.
+        """The pieces of a recording file, planned on the run's timeline windows.
 
-        A file whose header cannot be read is one piece (its classification stores why).
+        The file's timeline windows (``window`` samples every ``hop``, as
+        :func:`emo_utils.timeline.timelines.file_timeline` cuts them) are split into pieces of
+        ``round(piece_s / hop)`` consecutive windows: a piece starts at its first window and
+        reads to the end of its last one (one window minus one hop beyond the next piece's
+        start); the last piece reads to the end of the file and also gets the window aligned
+        to the file's end.  So the windows the pieces store are the file's timeline, as long
+        as the file holds the samples its header claims.  A file shorter than one window, or
+        whose header cannot be read, is one piece (its classification stores why it failed).
         """
+        whole = ChunkRef(0, recording.uri, arrived_at=recording.arrived_at, timeline=True)
         try:
             duration = audio_info(chunk_path(recording.uri)).duration
         except AudioError:
-            return [ChunkRef(0, recording.uri, arrived_at=recording.arrived_at)]
-        n = max(1, math.ceil(duration / recording.piece_s - 1e-9))
+            return [whole]
+        rate, window, hop = self.classifier.sample_rate, self.classifier.window, self.classifier.hop
+        total = round(duration * rate)
+        n_windows = (total - window) // hop + 1 if total >= window else 0
+        per_piece = max(1, round(recording.piece_s * rate / hop))
+        n = max(1, math.ceil(n_windows / per_piece))
+        if n == 1:
+            return [whole]
         return [
             ChunkRef(
                 k,
                 recording.uri,
-                start_s=k * recording.piece_s,
-                read_offset_s=k * recording.piece_s,
-                duration_s=None if k == n - 1 else recording.piece_s,
+                start_s=k * per_piece * hop / rate,
+                read_offset_s=k * per_piece * hop / rate,
+                duration_s=None if k == n - 1 else ((per_piece - 1) * hop + window) / rate,
                 arrived_at=recording.arrived_at,
+                timeline=True,
             )
             for k in range(n)
         ]

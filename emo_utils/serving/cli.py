@@ -202,6 +202,13 @@ def _results(p: argparse.ArgumentParser) -> Runner:
     p.add_argument("--end", type=float, default=None, help="pieces starting before seconds")
     p.add_argument("--csv", type=Path, default=None, help="also write the results to a CSV")
     p.add_argument(
+        "--timeline",
+        type=Path,
+        default=None,
+        help="write the --recording's stored timeline windows (file,start,end,<classes>, as "
+        "`detect` writes) to this CSV (recordings sent with `serve submit`)",
+    )
+    p.add_argument(
         "--store",
         default=None,
         help="SQLAlchemy URL of the results store (default: sqlite:///serve_results.sqlite)",
@@ -210,17 +217,19 @@ def _results(p: argparse.ArgumentParser) -> Runner:
     def run(args: argparse.Namespace) -> int:
         from ..fileio import write_csv
         from .demo import format_results
-        from .store import DEFAULT_STORE_URL, query_results
+        from .store import DEFAULT_STORE_URL, query_results, query_timeline
 
-        results = query_results(
-            args.store or DEFAULT_STORE_URL,
-            recording=args.recording,
-            start_s=args.start,
-            end_s=args.end,
-        )
+        if args.timeline is not None and args.recording is None:
+            p.error("--timeline needs --recording")
+        url = args.store or DEFAULT_STORE_URL
+        results = query_results(url, recording=args.recording, start_s=args.start, end_s=args.end)
         print(format_results(results))
         if args.csv is not None:
             write_csv(args.csv, results, index=False)
+        if args.timeline is not None:
+            timeline = query_timeline(url, recording=args.recording)
+            write_csv(args.timeline, timeline, index=False)
+            print(f"timeline: {len(timeline)} windows -> {args.timeline}")
         return 0
 
     return run

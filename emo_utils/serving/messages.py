@@ -39,6 +39,10 @@ class ChunkRef:
     arrived_at : float or None
         Unix time the piece became available (stream clients set it; latency is measured
         from it).
+    timeline : bool
+        A piece of a recording file planned on the run's timeline windows
+        (:meth:`~.activities.ServingActivities.plan_pieces`): its windows are stored too, so
+        the recording's pieces together give the file's timeline.
     """
 
     piece: int
@@ -47,6 +51,7 @@ class ChunkRef:
     read_offset_s: float = 0.0
     duration_s: float | None = None
     arrived_at: float | None = None
+    timeline: bool = False
 
 
 @dataclass
@@ -109,7 +114,9 @@ class RecordingInput:
     uri : str
         Path or ``file://`` URI of the file.
     piece_s : float
-        Seconds per piece (the last piece may be shorter).
+        Seconds per piece, rounded to a whole number of timeline hops (each piece classifies
+        the windows that start in it, so it reads one window minus one hop beyond its end;
+        the last piece reads to the file's end).
     arrived_at : float or None
         Unix time the file was submitted.
     timeouts : TimeoutSettings

@@ -2,7 +2,10 @@
 
 Rows are written once: :func:`store_result` inserts and treats a row that is already there
 (an activity retried after its worker died between storing and reporting) as done, so every
-piece ends with exactly one result whatever Temporal retries.  SQLite is the default
+piece ends with exactly one result whatever Temporal retries.  A piece of a recording file
+also stores its timeline windows (``serve_windows``), in the same transaction as its result,
+and :func:`query_timeline` reads a recording's windows back as the timeline table
+``detect`` writes (``file,start,end,<classes>``).  SQLite is the default
 (``sqlite:///serve_results.sqlite``); any SQLAlchemy URL works (``postgresql://...``).
 """
 
@@ -11,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import pandas as pd
@@ -24,8 +27,10 @@ __all__ = [
     "DEFAULT_STORE_URL",
     "RESULT_COLUMNS",
     "PieceResult",
+    "WindowResult",
     "engine",
     "query_results",
+    "query_timeline",
     "store_result",
 ]
 
@@ -50,6 +55,18 @@ _results = sa.Table(
     sa.Column("arrived_at", sa.Float, nullable=True),
     sa.Column("stored_at", sa.Float, nullable=False),
     sa.Column("worker", sa.String(255), nullable=True),
+)
+
+_windows = sa.Table(
+    "serve_windows",
+    _metadata,
+    sa.Column("workflow_id", sa.String(255), primary_key=True),
+    sa.Column("piece", sa.Integer, primary_key=True),
+    sa.Column("window", sa.Integer, primary_key=True),
+    sa.Column("recording", sa.String(255), nullable=False, index=True),
+    sa.Column("start_s", sa.Float, nullable=False),
+    sa.Column("end_s", sa.Float, nullable=False),
+    sa.Column("probabilities", sa.Text, nullable=False),
 )
 
 #: The columns of :func:`query_results`, in order.
@@ -101,6 +118,23 @@ class PieceResult:
             raise DataError(f"result status must be 'ok' or 'failed', got {self.status!r}")
 
 
+@dataclass(frozen=True)
+class WindowResult:
+    """One timeline window of a stored piece.
+
+    Attributes
+    ----------
+    start_s, end_s : float
+        The window's position in the recording, seconds.
+    probabilities : dict of str to float
+        Class -> probability.
+    """
+
+    start_s: float
+    end_s: float
+    probabilities: Mapping[str, float]
+
+
 @functools.lru_cache(maxsize=8)
 def engine(url: str) -> sa.Engine:
     """The engine of ``url`` (one per process), its table created if missing.
@@ -118,8 +152,10 @@ def engine(url: str) -> sa.Engine:
     return eng
 
 
-def store_result(url: str, result: PieceResult) -> bool:
-    """Insert ``result`` unless its (workflow id, piece) is already stored.
+def store_result(url: str, result: PieceResult, windows: Sequence[WindowResult] = ()) -> bool:
+    """Insert ``result`` (and its ``windows``) unless its (workflow id, piece) is already stored.
+
+    The piece's row and its windows are one transaction: both are stored, or neither.
 
     Returns
     -------
@@ -141,9 +177,23 @@ def store_result(url: str, result: PieceResult) -> bool:
         "stored_at": time.time(),
         "worker": result.worker or None,
     }
+    rows = [
+        {
+            "workflow_id": result.workflow_id,
+            "piece": int(result.piece),
+            "window": k,
+            "recording": result.recording,
+            "start_s": float(w.start_s),
+            "end_s": float(w.end_s),
+            "probabilities": json.dumps(dict(w.probabilities)),
+        }
+        for k, w in enumerate(windows)
+    ]
     try:
         with engine(url).begin() as conn:
             conn.execute(_results.insert().values(**row))
+            if rows:
+                conn.execute(_windows.insert(), rows)
     except IntegrityError:
         return False
     return True
@@ -192,3 +242,41 @@ def query_results(
     df["probabilities"] = [json.loads(p) if isinstance(p, str) else {} for p in df["probabilities"]]
     df["latency_s"] = df["stored_at"] - df["arrived_at"].astype(float)
     return df
+
+
+def query_timeline(url: str, *, recording: str) -> pd.DataFrame:
+    """The stored timeline windows of a recording, as a timeline table.
+
+    Parameters
+    ----------
+    url : str
+        SQLAlchemy URL of the store.
+    recording : str
+        The recording's id.
+
+    Returns
+    -------
+    pandas.DataFrame
+        ``file,start,end,<classes>`` (seconds; ``file`` is the recording id), one row per
+        window in time order: for a recording submitted with the run that ``detect`` uses,
+        the table :func:`emo_utils.timeline.timelines.file_timeline` gives for the file
+        (feed it to :func:`emo_utils.timeline.events.detect_events`).  Empty when nothing is
+        stored; the windows of failed pieces are missing (their rows in
+        :func:`query_results` say why).
+    """
+    query = (
+        sa.select(_windows)
+        .where(_windows.c.recording == recording)
+        .order_by(_windows.c.workflow_id, _windows.c.piece, _windows.c.window)
+    )
+    with engine(url).connect() as conn:
+        rows = conn.execute(query).mappings().all()
+    probs = pd.DataFrame([json.loads(r["probabilities"]) for r in rows])
+    table = pd.DataFrame(
+        {
+            "file": [recording] * len(rows),
+            "start": [r["start_s"] for r in rows],
+            "end": [r["end_s"] for r in rows],
+        }
+    )
+    return pd.concat([table, probs], axis=1)
