@@ -5,12 +5,13 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from audio_factory import write_signal
-from timeline_world import RATE, sequence_signal, tone_run
+from audio_factory import write_competition, write_signal
+from timeline_world import CONFIG, RATE, TONES, sequence_signal, tone_run, tone_signal
 
 from emo_utils.cli import main as cli_main
 from emo_utils.errors import ConfigError, DataError
 from emo_utils.fileio import read_csv
+from emo_utils.pipeline import run_pipeline
 from emo_utils.timeline.detect import audio_files, detect_files, event_segments
 
 RECORDINGS = {
@@ -146,3 +147,74 @@ def test_cli_detect_writes_the_outputs_and_prints_the_scores(
     assert "event-based F1" in out
     assert not list((tmp_path / "out").glob("*.png"))
     assert (tmp_path / "out" / "events.csv").is_file()
+
+
+@pytest.fixture(scope="module")
+def tag_run(tmp_path_factory):
+    """A multi-label categoriser: which tones sound (one or two at once), logistic regression."""
+    data = tmp_path_factory.mktemp("tags")
+    rng = np.random.default_rng(7)
+    tones = sorted(TONES)
+    train = {}
+    for j in range(54):
+        # One tone, two at once, or (every third clip of the last 18) background alone.
+        size = 0 if j >= 36 and j % 3 == 0 else 1 + j % 2
+        labels = sorted(rng.choice(tones, size=size, replace=False))
+        level = rng.uniform(0.3, 0.5) / max(1, len(labels))  # a mixture as loud as one tone
+        y = sum(
+            (
+                tone_signal(t, seconds=1.2, seed=300 + 10 * j + k, amplitude=level)
+                for k, t in enumerate(labels)
+            ),
+            start=tone_signal("quiet", seconds=1.2, seed=300 + 10 * j),
+        )
+        write_signal(data / "train" / f"tag_{j}.wav", y.astype(np.float32), sr=RATE)
+        train[f"tag_{j}.wav"] = ",".join(labels)
+    write_signal(data / "test" / "t0.wav", tone_signal("low", seconds=1.2, seed=1), sr=RATE)
+    write_competition(data, train=train, test=["t0.wav"], label_column="labels")
+    config = CONFIG.override(
+        {
+            "data.task": "multilabel",
+            "data.label_column": "labels",
+            "data.empty_label": "quiet",
+            "train.architectures": ["classical:logreg"],
+            "train.n_folds": 3,
+        }
+    )
+    run_pipeline(
+        data,
+        run_dir=data / "run",
+        config=config,
+        submissions_dir=data / "submissions",
+        cache_dir=data / "cache",
+        n_jobs=1,
+        progress=False,
+    )
+    return data / "run"
+
+
+def test_a_multi_label_categoriser_tags_each_detected_event(
+    world, long_recordings, tag_run, tmp_path
+):
+    """Detect with a single-label run, categorise with a multi-label one (tones present)."""
+    folder, _ = long_recordings
+    result = detect_files(
+        [folder / "audio"],
+        run_dir=world.run_dir,
+        out_dir=tmp_path / "out",
+        categorise=tag_run,
+        overrides=OVERRIDES,
+    )
+    events = result.events
+    assert len(events) >= 4
+    assert {"category_high", "category_low", "category_mid"} <= set(events.columns)
+    # Each event's tags: the classes at their OOF thresholds, space-separated; the tone that
+    # sounds there is among them and the most probable tone, and the score is the largest
+    # tag probability (``quiet``, the background, is tagged too where windows at an event's
+    # edges hold only background: max pooling).
+    for event in events.itertuples():
+        assert event.label in event.category.split(), (event.label, event.category)
+        tones = {t: getattr(event, f"category_{t}") for t in ("high", "low", "mid")}
+        assert max(tones, key=tones.get) == event.label
+        every = [*tones.values(), event.category_quiet]
+        assert event.category_score == pytest.approx(max(every))

@@ -34,7 +34,7 @@ from ..audio import readable_extensions
 from ..config import TimelineConfig
 from ..errors import ConfigError, DataError
 from ..fileio import read_csv, read_json, write_csv, write_json
-from .buffer import stream_audio
+from .buffer import WindowBuffer, stream_audio
 from .classifier import RunClassifier
 from .events import detect_events, evaluate_events, read_reference
 from .timelines import TABLE_FORMATS, Timeline, file_timeline, write_timeline
@@ -170,13 +170,8 @@ def categorise_events(
         for k, y in event_segments(files[str(name)], intervals, sample_rate=rate):
             if len(y) == 0:
                 continue
-            if len(y) <= window:
-                windows = y[None]
-            else:
-                starts = list(range(0, len(y) - window + 1, hop))
-                if starts[-1] != len(y) - window:
-                    starts.append(len(y) - window)
-                windows = np.stack([y[s : s + window] for s in starts])
+            buffer = WindowBuffer(window=window, hop=hop)
+            windows = np.stack([w.samples for w in buffer.push(y) + buffer.flush()])
             probs[rows[k]] = _pool(categoriser.classify_windows(windows=windows), pool)
     out = events.copy()
     if categoriser.thresholds is not None:
