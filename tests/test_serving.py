@@ -14,12 +14,14 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import psutil
 import pytest
 import soundfile as sf
 from temporalio.api.enums.v1 import PendingActivityState
 
 from emo_utils.cli import main as cli_main
-from emo_utils.errors import ConfigError
+from emo_utils.errors import ConfigError, EmoUtilsError, EmoUtilsWarning
+from emo_utils.fileio import read_json
 from emo_utils.serving import ChunkRef, TimeoutSettings
 from emo_utils.serving.classifier import run_classifier
 from emo_utils.serving.client import StreamFeeder, stream_file, submit_files
@@ -305,6 +307,43 @@ def test_server_restart_resumes_a_running_stream(trained_run, tmp_path):
 
 
 # ------------------------------------------------------------------------------ the CLI
+def test_a_server_left_by_a_killed_owner_is_stopped_and_a_live_owners_refused(tmp_path):
+    """SIGKILL leaves the dev server running on its database: the next start deals with it."""
+    db = tmp_path / "left.db"
+    child = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import sys, time\n"
+            "from emo_utils.serving.devserver import DevServer\n"
+            f"DevServer(db_filename={os.fspath(db)!r}).start()\n"
+            "print('up', flush=True)\n"
+            "time.sleep(600)\n",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert child.stdout.readline().strip() == "up"
+        left = read_json(db.with_name("left.db.owner.json"))
+        assert left["owner_pid"] == child.pid
+        with pytest.raises(EmoUtilsError, match=rf"pid {left['server_pid']}.*{child.pid}"):
+            DevServer(db_filename=db).start()
+        child.kill()
+        child.wait()
+        assert psutil.pid_exists(left["server_pid"])  # the server outlived its owner
+        with pytest.warns(EmoUtilsWarning, match="left running by process"):
+            server = DevServer(db_filename=db).start()
+        try:
+            assert not psutil.pid_exists(left["server_pid"])
+            assert read_json(server.owner_file)["owner_pid"] == os.getpid()
+        finally:
+            server.stop()
+        assert not server.owner_file.exists()
+    finally:
+        child.kill()
+
+
 def test_demo_command_streams_and_prints_results(trained_run, tmp_path, capsys):
     code = cli_main(
         [

