@@ -18,7 +18,8 @@ from emo_utils.submission import probabilities_path
 from emo_utils.tasks import get_task
 from emo_utils.timeline import RunClassifier, file_timeline
 from emo_utils.timeline.buffer import stream_audio
-from emo_utils.timeline.timelines import write_timeline
+from emo_utils.timeline.classifier import FrameProbabilities
+from emo_utils.timeline.timelines import frame_rows, write_timeline
 
 #: The tone world trained with the head: 1 s windows at 16 kHz, hop 64 -> 251 image
 #: columns -> 8 frames of about 0.125 s from test_resnet's 32x reduction.
@@ -200,3 +201,30 @@ def test_window_rows_of_a_sed_run_equal_its_window_classification(classifier, tm
         windows=np.stack([y[round(s * RATE) : round(s * RATE) + RATE] for s in windows["start"]])
     )
     np.testing.assert_allclose(windows[classifier.columns].to_numpy(), direct, atol=1e-9)
+
+
+def test_frame_rows_take_each_frame_from_the_window_where_it_is_most_central():
+    # Two 1 s windows 0.5 s apart over 1.5 s, four 0.25 s frames each; window k's frames
+    # hold probability k + frame index / 10 so every row says where it came from.
+    probs = np.array([[[k + j / 10] for j in range(4)] for k in range(2)])
+    frames = FrameProbabilities(
+        starts=np.arange(4) * 0.25, ends=np.arange(1, 5) * 0.25, probabilities=probs
+    )
+    starts, ends, values = frame_rows(
+        starts=np.array([0.0, 0.5]), ends=np.array([1.0, 1.5]), frames=frames, duration=1.5
+    )
+    # Window 0 stands for [0, 0.75), window 1 for [0.75, 1.5].
+    np.testing.assert_allclose(starts, [0.0, 0.25, 0.5, 0.75, 1.0, 1.25])
+    np.testing.assert_allclose(ends, [0.25, 0.5, 0.75, 1.0, 1.25, 1.5])
+    np.testing.assert_allclose(values[:, 0], [0.0, 0.1, 0.2, 1.1, 1.2, 1.3])
+    # Audio shorter than a window: frames centred past its end are dropped, the last kept
+    # one stretched to the end (0.6 s; the frame [0.5, 0.75) is centred past it).
+    starts, ends, values = frame_rows(
+        starts=np.array([0.0]),
+        ends=np.array([0.6]),
+        frames=FrameProbabilities(frames.starts, frames.ends, probs[:1]),
+        duration=0.6,
+    )
+    np.testing.assert_allclose(starts, [0.0, 0.25])
+    np.testing.assert_allclose(ends, [0.25, 0.6])
+    np.testing.assert_allclose(values[:, 0], [0.0, 0.1])
