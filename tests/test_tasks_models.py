@@ -85,6 +85,7 @@ def test_every_model_family_builds_a_model_giving_one_output_per_class(prefix, t
     family = MODEL_FAMILIES[prefix]
     small = {  # one small model per family (hf: a tiny random wav2vec2 in a local folder)
         "timm": lambda: "test_resnet",
+        "sed": lambda: "test_resnet",
         "classical": lambda: "logreg",
         "hf": lambda: str(save_tiny_models(tmp_path)["wav2vec2"]),
         "hfemb": lambda: str(save_tiny_models(tmp_path)["wav2vec2"]) + "@1",

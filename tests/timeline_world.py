@@ -96,9 +96,12 @@ class ToneRun(NamedTuple):
 _RUNS: dict[Path, ToneRun] = {}
 
 
-def tone_run(base: Path) -> ToneRun:
-    """The run trained once per test session under ``base`` (a session temporary folder)."""
-    base = Path(base) / "tone_world"
+def tone_run(base: Path, *, config: Config = CONFIG, name: str = "tone_world") -> ToneRun:
+    """The run trained once per test session under ``base / name`` (a session temporary folder).
+
+    ``config`` (default :data:`CONFIG`) trains it; give each config its own ``name``.
+    """
+    base = Path(base) / name
     if base in _RUNS:
         return _RUNS[base]
     data = base / "data"
@@ -124,7 +127,7 @@ def tone_run(base: Path) -> ToneRun:
         result = run_pipeline(
             data,
             run_dir=base / "run",
-            config=CONFIG,
+            config=config,
             submissions_dir=base / "submissions",
             cache_dir=base / "cache",
             n_jobs=1,

@@ -3,7 +3,8 @@
 ``_registry`` maps name prefixes to model families (``timm`` is the default family:
 plain timm names work); ``timm`` registers that family, ``classical`` the scikit-learn
 models on clip statistics, ``hf`` the transformers waveform classifiers, ``embeddings`` the
-``hfemb`` family (frozen transformers embeddings and a scikit-learn head); ``inputs`` builds
+``hfemb`` family (frozen transformers embeddings and a scikit-learn head), ``sed`` any timm
+CNN with a frame-level attention head; ``inputs`` builds
 the input stores (images, statistics, waveforms, embeddings) the architectures need; ``normalize`` holds the normalisation built into every model;
 ``checkpoints`` loads a trained fold for inference.
 May import: ``config``, ``errors``, ``fileio``, ``runs``, ``features``.  Never fastai.
@@ -12,6 +13,7 @@ May import: ``config``, ``errors``, ``fileio``, ``runs``, ``features``.  Never f
 from . import classical as _classical  # noqa: F401  (registers the classical family)
 from . import embeddings as _embeddings  # noqa: F401  (registers the hfemb family)
 from . import hf as _hf  # noqa: F401  (registers the hf family)
+from . import sed as _sed  # noqa: F401  (registers the sed family)
 from . import timm as _timm  # noqa: F401  (registers the timm family)
 from ._registry import (
     MODEL_FAMILIES,

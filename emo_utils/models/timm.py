@@ -18,7 +18,13 @@ from torch import nn
 from ..errors import TrainingError
 from ._registry import ModelFamily, register_family
 
-__all__ = ["WEIGHT_FILE_NAMES", "build_timm_model", "check_timm_name", "resolve_weights_file"]
+__all__ = [
+    "WEIGHT_FILE_NAMES",
+    "build_timm_model",
+    "check_timm_name",
+    "create_timm_model",
+    "resolve_weights_file",
+]
 
 #: Weight file names looked up, in order, inside a model's own folder.
 WEIGHT_FILE_NAMES = ("model.safetensors", "pytorch_model.bin", "model.pth", "pytorch_model.pth")
@@ -112,10 +118,32 @@ def build_timm_model(
     TrainingError
         Unknown architecture, missing local weights, or weights that cannot be loaded.
     """
+    return create_timm_model(
+        arch,
+        pretrained=pretrained,
+        weights_dir=weights_dir,
+        num_classes=int(n_outputs),
+        in_chans=int(in_chans),
+    )
+
+
+def create_timm_model(
+    arch: str, *, pretrained: bool, weights_dir: str | os.PathLike = "", **kwargs: object
+) -> nn.Module:
+    """``timm.create_model(arch, **kwargs)`` with the weights of :func:`build_timm_model`.
+
+    Pretrained weights come from the timm hub when ``weights_dir`` is empty, else from the
+    local file found by :func:`resolve_weights_file`; ``kwargs`` go to timm
+    (``num_classes``, ``in_chans``, ``features_only``, ...).
+
+    Raises
+    ------
+    TrainingError
+        Unknown architecture, missing local weights, or weights that cannot be loaded.
+    """
     problem = check_timm_name(arch)
     if problem:
         raise TrainingError(f"train.architectures: {problem}")
-    kwargs: dict = {"num_classes": int(n_outputs), "in_chans": int(in_chans)}
     source = "the timm hub"
     if pretrained and weights_dir:
         path = resolve_weights_file(arch, weights_dir)

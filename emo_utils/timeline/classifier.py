@@ -49,15 +49,16 @@ from ..features import (
     waveform_config,
 )
 from ..features.statistics import statistic_names
-from ..infer.predict import predict_rows, view_settings
+from ..infer.predict import predict_rows, tta_views, view_settings
 from ..models import load_fold_model, resolve_architecture, select_device
 from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
 from ..models.classical import load_estimator, predict_estimator
+from ..models.sed import frame_bounds, frame_probabilities, is_sed_model
 from ..runs import RunDir
 from ..tasks import get_task
 from ..thresholds import tune_thresholds
 
-__all__ = ["INPUT_KINDS", "RunClassifier", "WindowInput"]
+__all__ = ["INPUT_KINDS", "FrameProbabilities", "RunClassifier", "WindowInput"]
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -222,6 +223,38 @@ def _multi_ensemble(clf: RunClassifier, oof: Any) -> tuple[Any, np.ndarray | Non
 _ENSEMBLE_BUILDERS = {"single": _single_ensemble, "multi": _multi_ensemble}
 
 
+# ---------------------------------------------------------------------------- frames
+@dataclass(frozen=True)
+class FrameProbabilities:
+    """Frame-wise probabilities of windows (:meth:`RunClassifier.classify_frames`).
+
+    Attributes
+    ----------
+    starts, ends : numpy.ndarray of float64, shape (n_frames,)
+        Seconds from each window's start that every frame covers (consecutive).
+    probabilities : numpy.ndarray of float64, shape (n_windows, n_frames, n_outputs)
+        The ensemble's probabilities of every frame, columns in ``columns`` order.
+    """
+
+    starts: np.ndarray
+    ends: np.ndarray
+    probabilities: np.ndarray
+
+
+def _on_grid(values: np.ndarray, n_frames: int) -> np.ndarray:
+    """``(n, T_a, C)`` frames on a grid of ``n_frames`` frames: the frame holding each centre."""
+    t = values.shape[1]
+    index = np.floor((np.arange(n_frames) + 0.5) * t / n_frames).astype(np.int64)
+    return values[:, np.minimum(index, t - 1)]
+
+
+def _fold_mean(folds: np.ndarray) -> np.ndarray:
+    """Mean over the first axis; NaN for a row (axis 1) where any fold has no value."""
+    total = folds.sum(axis=0)  # NaN where any fold failed, as predict_test
+    ok = np.isfinite(total).reshape(len(total), -1).all(axis=1)
+    return np.where(ok.reshape((-1,) + (1,) * (total.ndim - 1)), total / len(folds), np.nan)
+
+
 # ---------------------------------------------------------------------------- the classifier
 class RunClassifier:
     """A trained run folder, loaded once, that classifies audio windows and files.
@@ -255,6 +288,10 @@ class RunClassifier:
         The ensemble method applied (``"best"`` resolved).
     thresholds : numpy.ndarray of shape (n_classes,) or None
         Multi-label runs: the method's OOF-tuned decision thresholds; ``None`` otherwise.
+    frame_level : bool
+        Whether an architecture of the run has the frame-level attention head
+        (``sed:<name>``, :mod:`emo_utils.models.sed`): :meth:`classify_frames` then gives
+        frames finer than a window, and timelines use them.
     device : torch.device
     batch_size : int
 
@@ -305,6 +342,9 @@ class RunClassifier:
             ]
             for arch in self.architectures
         }
+        self.frame_level = any(
+            is_sed_model(model) for models in self._models.values() for model in models
+        )
         oof = self.run.load_oof(self.architectures, self.classes, encode=self.task.encode)
         self._ensemble, self.thresholds = _ENSEMBLE_BUILDERS[self.task.label_kind](self, oof)
         self._oof = oof
@@ -388,16 +428,48 @@ class RunClassifier:
             predict = _FAMILY_RUNNERS[family.trainer][1]
             store = inputs[family.input]
             folds = np.stack([predict(self, arch, model, store) for model in self._models[arch]])
-            total = folds.sum(axis=0)  # NaN where any fold failed, as predict_test
-            per_arch.append(
-                np.where(np.isfinite(total).all(axis=1, keepdims=True), total / len(folds), np.nan)
-            )
+            per_arch.append(_fold_mean(folds))
+        return self._combine(per_arch)
+
+    def _combine(self, per_arch: Sequence[np.ndarray]) -> np.ndarray:
+        """The ensemble of per-architecture probabilities, each ``(n_rows, n_outputs)``."""
         stacked = np.stack(per_arch)  # (n_models, n_rows, n_outputs)
         ok = np.isfinite(stacked).all(axis=(0, 2))
         out = np.full(stacked.shape[1:], np.nan)
         if ok.any():
             out[ok] = self._ensemble.predict_proba(stacked[:, ok])
         return out
+
+    def _window_clips(self, windows: np.ndarray) -> list[np.ndarray]:
+        """Validated windows padded to :attr:`window_samples` (see :meth:`classify_windows`)."""
+        x = np.asarray(windows)
+        if x.ndim != 2 or x.shape[1] == 0 or x.shape[1] > self.window_samples:
+            raise AudioError(
+                "<windows>",
+                f"needs shape (n, samples) with 0 < samples <= {self.window_samples}, "
+                f"got {x.shape}",
+            )
+        if not np.isfinite(x).all():
+            raise AudioError("<windows>", "NaN/inf samples")
+        audio = self.config.audio
+        return [
+            pad_clip(np.asarray(y, dtype=np.float32), size=audio.n_samples, mode=audio.pad)
+            for y in x
+        ]
+
+    def _sed_frames(self, model: Any, store: FeatureStore) -> np.ndarray:
+        """``(n_rows, T', n_outputs)`` frame probabilities of a SED fold model."""
+        views, _ = tta_views(store, np.arange(len(store)), crop=self.config.audio.crop)
+        out = []
+        model = model.to(self.device).eval()
+        with torch.inference_mode():
+            for b in range(0, len(views), self.batch_size):
+                x = torch.from_numpy(np.asarray(views[b : b + self.batch_size], np.float32))
+                probs = frame_probabilities(
+                    model, x.to(self.device), activation=self.task.activation
+                )
+                out.append(probs.cpu().numpy().astype(np.float64))
+        return np.concatenate(out)
 
     def classify_windows(self, *, windows: np.ndarray) -> np.ndarray:
         """Class probabilities of waveform windows.
@@ -419,23 +491,79 @@ class RunClassifier:
         AudioError
             Not a 2-D array, empty or too long windows, or NaN/inf samples.
         """
-        x = np.asarray(windows)
-        if x.ndim != 2 or x.shape[1] == 0 or x.shape[1] > self.window_samples:
-            raise AudioError(
-                "<windows>",
-                f"needs shape (n, samples) with 0 < samples <= {self.window_samples}, "
-                f"got {x.shape}",
-            )
-        if not np.isfinite(x).all():
-            raise AudioError("<windows>", "NaN/inf samples")
-        if len(x) == 0:
+        clips = self._window_clips(windows)
+        if not clips:
             return np.zeros((0, len(self.columns)))
-        audio = self.config.audio
-        clips = [
-            pad_clip(np.asarray(y, dtype=np.float32), size=audio.n_samples, mode=audio.pad)
-            for y in x
-        ]
         return self._ensemble_of(self._inputs(clips, self.sample_rate))
+
+    def classify_frames(self, *, windows: np.ndarray) -> FrameProbabilities:
+        """Frame-wise probabilities of waveform windows (runs with the SED head).
+
+        Every architecture with the frame-level head (``sed:<name>``) gives the task's
+        activation of its frame logits (:func:`~emo_utils.models.sed.frame_probabilities`),
+        at its backbone's time resolution; any other architecture gives its window
+        probabilities to every frame of the window.  The frames of each architecture are
+        put on the finest grid among them (the frame holding each grid frame's centre),
+        folds are averaged, and the run's ensemble combines the architectures frame by frame
+        as it combines windows.  Frames are the window's own view: ``ensemble.tta_shifts``
+        and mixed precision do not apply.  A run without the head gives one frame per
+        window, equal to :meth:`classify_windows`.
+
+        Parameters
+        ----------
+        windows : numpy.ndarray, shape (n, samples)
+            As for :meth:`classify_windows`.
+
+        Returns
+        -------
+        FrameProbabilities
+            ``probabilities`` of shape ``(n, n_frames, n_outputs)``; ``starts``/``ends`` in
+            seconds from the window start, from the image's time axis
+            (:func:`~emo_utils.models.sed.frame_bounds`).
+
+        Raises
+        ------
+        AudioError
+            As :meth:`classify_windows`.
+        """
+        clips = self._window_clips(windows)
+        n_out = len(self.columns)
+        inputs = self._inputs(clips, self.sample_rate) if clips else {}
+        per_arch, columns = [], 0
+        for arch in self.architectures:
+            family, _ = resolve_architecture(arch)
+            models = self._models[arch]
+            if not clips:
+                per_arch.append(np.zeros((0, 1, n_out)))
+                continue
+            store = inputs[family.input]
+            if is_sed_model(models[0]):
+                folds = np.stack([self._sed_frames(model, store) for model in models])
+                columns = store.window_frames
+            else:
+                predict = _FAMILY_RUNNERS[family.trainer][1]
+                folds = np.stack([predict(self, arch, model, store) for model in models])[
+                    :, :, None
+                ]
+            per_arch.append(_fold_mean(folds))
+        n_frames = max(p.shape[1] for p in per_arch)
+        if columns:
+            features = self.config.features
+            starts, ends = frame_bounds(
+                n_frames,
+                n_columns=columns,
+                hop_length=features.hop_length,
+                sample_rate=self.sample_rate,
+            )
+        else:
+            starts, ends = np.zeros(1), np.full(1, self.window_seconds)
+        grid = [_on_grid(p, n_frames).reshape(-1, n_out) for p in per_arch]
+        probs = self._combine(grid) if clips else np.zeros((0, n_out))
+        return FrameProbabilities(
+            starts=starts,
+            ends=ends,
+            probabilities=probs.reshape(len(clips), n_frames, n_out),
+        )
 
     def classify_clip(self, path: str | os.PathLike) -> np.ndarray:
         """Probabilities of one file as the run's test predictions score it.

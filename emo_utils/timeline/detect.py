@@ -294,7 +294,7 @@ def detect_files(
             )
             table["file"] = table["file"].astype(str)
             reused += 1
-            say(f"{stem}: timeline reused ({len(table)} windows)")
+            say(f"{stem}: timeline reused ({len(table)} rows)")
             duration = float(table["end"].max()) if len(table) else 0.0
         else:
             timeline: Timeline = file_timeline(
@@ -310,7 +310,8 @@ def detect_files(
                 timeline, out, stem=stem, table_format=settings.table_format, plot=settings.plot
             )
             table, duration = timeline.table, timeline.duration
-            say(f"{stem}: {duration:.1f} s, {len(table)} windows")
+            rows = "frames" if timeline.frames else "windows"
+            say(f"{stem}: {duration:.1f} s, {len(table)} {rows}")
         tables.append(table)
         durations[stem] = duration
         paths[stem] = path

@@ -7,7 +7,10 @@ default the run's ``audio.duration`` with 50 % overlap) and classifies them in b
 one row per window, and a coarse spectrogram for the plot do).
 
 The timeline table has one row per window: ``file,start,end,<class probabilities>``
-(seconds).  :func:`segment_bounds` gives the span each window stands for when windows are
+(seconds).  Runs whose models have the frame-level attention head (``sed:<name>``,
+:attr:`RunClassifier.frame_level`) give finer rows, one per backbone frame (see
+:func:`frame_rows`): the same columns, consecutive ``start``/``end`` spans that tile the
+file from 0 to its end, each frame taken from the window in which it is most central.  :func:`segment_bounds` gives the span each window stands for when windows are
 read as a sequence (events, change points): from the midpoint between its centre and the
 previous window's centre to the midpoint with the next one, the first from 0 and the last
 to the end of the file.  :func:`write_timeline` saves the table (CSV, or Parquet) and a PNG
@@ -29,13 +32,14 @@ import pandas as pd
 from ..errors import ConfigError
 from ..fileio import atomic_path, write_csv
 from .buffer import Window, WindowBuffer, stream_audio
-from .classifier import RunClassifier
+from .classifier import FrameProbabilities, RunClassifier
 
 __all__ = [
     "TABLE_FORMATS",
     "Timeline",
     "classify_stream",
     "file_timeline",
+    "frame_rows",
     "plot_timeline",
     "segment_bounds",
     "window_samples",
@@ -85,26 +89,35 @@ def classify_stream(
     window: int,
     hop: int,
     batch_windows: int = 32,
-) -> Iterator[tuple[list[Window], np.ndarray]]:
+    frames: bool = False,
+) -> Iterator[tuple[list[Window], np.ndarray | FrameProbabilities]]:
     """Classify the windows of a stream of mono blocks at the classifier's rate, a batch at a time.
+
+    Parameters
+    ----------
+    frames : bool
+        Frame-wise probabilities (:meth:`RunClassifier.classify_frames`) instead of one
+        row per window.
 
     Yields
     ------
     windows : list of Window
         Consecutive windows (the last batch includes the :meth:`WindowBuffer.flush` one).
-    probabilities : numpy.ndarray, shape (len(windows), n_outputs)
+    probabilities : numpy.ndarray of shape (len(windows), n_outputs), or FrameProbabilities
+        With ``frames``: ``probabilities`` of shape ``(len(windows), n_frames, n_outputs)``.
     """
+    classify = _classify_frames if frames else _classify
     buffer = WindowBuffer(window=window, hop=hop)
     pending: list[Window] = []
     for block in blocks:
         pending.extend(buffer.push(block))
         while len(pending) >= batch_windows:
             batch, pending = pending[:batch_windows], pending[batch_windows:]
-            yield batch, _classify(classifier, batch)
+            yield batch, classify(classifier, batch)
     pending.extend(buffer.flush())
     for start in range(0, len(pending), batch_windows):
         batch = pending[start : start + batch_windows]
-        yield batch, _classify(classifier, batch)
+        yield batch, classify(classifier, batch)
 
 
 def _classify(classifier: RunClassifier, windows: list[Window]) -> np.ndarray:
@@ -112,6 +125,73 @@ def _classify(classifier: RunClassifier, windows: list[Window]) -> np.ndarray:
     if len(full) == len(windows):
         return classifier.classify_windows(windows=np.stack([w.samples for w in windows]))
     return np.concatenate([classifier.classify_windows(windows=w.samples[None]) for w in windows])
+
+
+def _classify_frames(classifier: RunClassifier, windows: list[Window]) -> FrameProbabilities:
+    if all(len(w.samples) == len(windows[0].samples) for w in windows):
+        return classifier.classify_frames(windows=np.stack([w.samples for w in windows]))
+    parts = [classifier.classify_frames(windows=w.samples[None]) for w in windows]
+    return FrameProbabilities(
+        starts=parts[0].starts,
+        ends=parts[0].ends,
+        probabilities=np.concatenate([p.probabilities for p in parts]),
+    )
+
+
+def frame_rows(
+    *,
+    starts: np.ndarray,
+    ends: np.ndarray,
+    frames: FrameProbabilities,
+    duration: float,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frame rows of a timeline from the frame-wise probabilities of its windows.
+
+    Window ``i`` stands for its segment (:func:`segment_bounds`: between the midpoints of
+    its centre and its neighbours' centres, the first from 0, the last to ``duration``);
+    it gives the frames whose centres fall in that segment (when none does, the frame
+    holding the segment's midpoint), the first stretched back to the segment's start, the
+    last to its end, every one clipped to the segment.  The rows therefore tile
+    ``[0, duration]`` in time order, and every frame comes from the window in which it is
+    most central (farthest from the window's edges and padding).
+
+    Parameters
+    ----------
+    starts, ends : numpy.ndarray, shape (n_windows,)
+        Window starts and ends in seconds (a short last window ends where the audio does).
+    frames : FrameProbabilities
+        Frame bounds (seconds from the window start) and probabilities
+        ``(n_windows, n_frames, n_outputs)``.
+    duration : float
+        Seconds of audio.
+
+    Returns
+    -------
+    row_starts, row_ends : numpy.ndarray of float64, shape (n_rows,)
+    probabilities : numpy.ndarray of float64, shape (n_rows, n_outputs)
+    """
+    starts = np.asarray(starts, dtype=np.float64)
+    n_out = frames.probabilities.shape[-1]
+    if len(starts) == 0:
+        return np.zeros(0), np.zeros(0), np.zeros((0, n_out))
+    onsets, offsets = segment_bounds(starts, ends, duration=duration)
+    centres = (frames.starts + frames.ends) / 2
+    row_starts, row_ends, probs = [], [], []
+    for i, start in enumerate(starts):
+        on, off = onsets[i], offsets[i]
+        if off <= on:
+            continue
+        c = start + centres
+        keep = np.flatnonzero((c >= on) & (c < off))
+        if keep.size == 0:
+            keep = np.array([int(np.argmin(np.abs(c - (on + off) / 2)))])
+        s = np.clip(start + frames.starts[keep], on, off)
+        e = np.clip(start + frames.ends[keep], on, off)
+        s[0], e[-1] = on, off
+        row_starts.append(s)
+        row_ends.append(e)
+        probs.append(frames.probabilities[i, keep])
+    return np.concatenate(row_starts), np.concatenate(row_ends), np.concatenate(probs)
 
 
 class _Spectrogram:
@@ -150,7 +230,8 @@ class Timeline:
     Attributes
     ----------
     table : pandas.DataFrame
-        ``file,start,end,<class probabilities>``: one row per window, in time order.
+        ``file,start,end,<class probabilities>``: one row per window, in time order (one
+        per frame when :attr:`frames`, :func:`frame_rows`).
     columns : list of str
         The probability columns.
     duration : float
@@ -159,6 +240,8 @@ class Timeline:
         Seconds between window starts.
     spectrogram : numpy.ndarray of shape (SPECTROGRAM_MELS, n_columns) or None
         Log-mel dB, one column per :data:`SPECTROGRAM_HOP` seconds (for the plot).
+    frames : bool
+        Rows are the frames of a frame-level (SED) run rather than windows.
     """
 
     table: pd.DataFrame
@@ -166,10 +249,11 @@ class Timeline:
     duration: float
     hop: float
     spectrogram: np.ndarray | None = None
+    frames: bool = False
 
     @property
     def probabilities(self) -> np.ndarray:
-        """``(n_windows, n_outputs)`` float64."""
+        """``(n_rows, n_outputs)`` float64 (rows: windows, or frames)."""
         return self.table[self.columns].to_numpy(dtype=np.float64)
 
 
@@ -182,6 +266,7 @@ def file_timeline(
     batch_windows: int = 32,
     spectrogram: bool = True,
     name: str | None = None,
+    frames: bool | None = None,
 ) -> Timeline:
     """The sliding-window timeline of a file of any length, in bounded memory.
 
@@ -199,6 +284,10 @@ def file_timeline(
         Also keep a coarse log-mel spectrogram (:attr:`Timeline.spectrogram`) for the plot.
     name : str, optional
         The ``file`` column (default: the file name).
+    frames : bool, optional
+        One row per frame of the run's frame-level head (:func:`frame_rows`) rather than
+        per window; default :attr:`RunClassifier.frame_level` (``False`` for runs without
+        the head, whose frames are their windows).
 
     Returns
     -------
@@ -223,17 +312,30 @@ def file_timeline(
                 spec.push(block)
             yield block
 
+    frames = classifier.frame_level if frames is None else bool(frames)
     starts, ends, probs = [], [], []
     for batch, p in classify_stream(
-        classifier, blocks(), window=w, hop=h, batch_windows=batch_windows
+        classifier, blocks(), window=w, hop=h, batch_windows=batch_windows, frames=frames
     ):
         starts.extend(win.start for win in batch)
         ends.extend(win.end for win in batch)
         probs.append(p)
-    values = np.concatenate(probs) if probs else np.zeros((0, len(classifier.columns)))
+    starts_s = np.asarray(starts, dtype=np.float64) / rate
+    ends_s = np.asarray(ends, dtype=np.float64) / rate
+    if frames and probs:
+        per_window = FrameProbabilities(
+            starts=probs[0].starts,
+            ends=probs[0].ends,
+            probabilities=np.concatenate([p.probabilities for p in probs]),
+        )
+        starts_s, ends_s, values = frame_rows(
+            starts=starts_s, ends=ends_s, frames=per_window, duration=total[0] / rate
+        )
+    else:
+        values = np.concatenate(probs) if probs else np.zeros((0, len(classifier.columns)))
     table = pd.DataFrame(values, columns=classifier.columns)
-    table.insert(0, "end", np.asarray(ends, dtype=np.float64) / rate)
-    table.insert(0, "start", np.asarray(starts, dtype=np.float64) / rate)
+    table.insert(0, "end", ends_s)
+    table.insert(0, "start", starts_s)
     table.insert(0, "file", name or Path(path).name)
     return Timeline(
         table=table,
@@ -241,6 +343,7 @@ def file_timeline(
         duration=total[0] / rate,
         hop=h / rate,
         spectrogram=None if spec is None else spec.result(),
+        frames=frames,
     )
 
 
@@ -260,14 +363,23 @@ def segment_bounds(
     -------
     onsets, offsets : numpy.ndarray of float64, shape (n,)
         Consecutive and touching: ``offsets[i] == onsets[i + 1]``; from 0 to ``duration``.
+
+    Notes
+    -----
+    Rows that already tile the audio from 0 (every ``ends[i] == starts[i + 1]``: the frame
+    rows of a frame-level run, :func:`frame_rows`, or windows with ``hop == window``) are
+    their own segments, the last one extended to ``duration``; for equal-length windows this
+    is what the midpoints give.
     """
     starts = np.asarray(starts, dtype=np.float64)
     ends = np.asarray(ends, dtype=np.float64)
     if len(starts) == 0:
         return starts.copy(), ends.copy()
+    end = float(ends[-1] if duration is None else max(duration, ends[-1]))
+    if starts[0] == 0 and np.allclose(ends[:-1], starts[1:], rtol=0, atol=1e-9):
+        return starts.copy(), np.concatenate([ends[:-1], [end]])
     centers = (starts + ends) / 2
     mids = (centers[1:] + centers[:-1]) / 2
-    end = float(ends[-1] if duration is None else max(duration, ends[-1]))
     return np.concatenate([[0.0], mids]), np.concatenate([mids, [end]])
 
 
