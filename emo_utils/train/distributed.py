@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from typing import Any
 
 import numpy as np
@@ -44,6 +45,7 @@ from fastai.torch_core import num_distrib, rank_distrib
 from ..models import select_device
 
 __all__ = [
+    "BARRIER_TIMEOUT",
     "DistributedFitTrainer",
     "ProcessGroupDL",
     "barrier",
@@ -79,15 +81,22 @@ def is_main() -> bool:
     return rank() == 0
 
 
+#: How long a rank waits at a barrier or collective before the launch fails: the other
+#: ranks wait while rank 0 alone builds the feature cache (hours for a large data set; build
+#: it first with ``python -m emo_utils preprocess`` to keep the wait short).  torch's default
+#: (10 to 30 minutes) would end such a launch.
+BARRIER_TIMEOUT = timedelta(hours=6)
+
+
 def _state() -> Any:
     """The process group, through accelerate's ``PartialState`` (joined the first time).
 
     ``cpu=True`` where there is no GPU (``gloo``), else one GPU per process (``nccl``,
-    ``cuda:LOCAL_RANK``).
+    ``cuda:LOCAL_RANK``); collectives time out after :data:`BARRIER_TIMEOUT`.
     """
     from accelerate import PartialState
 
-    return PartialState(cpu=not torch.cuda.is_available())
+    return PartialState(cpu=not torch.cuda.is_available(), timeout=BARRIER_TIMEOUT)
 
 
 def training_device() -> torch.device:
