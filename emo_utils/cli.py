@@ -246,6 +246,7 @@ def _train(p: argparse.ArgumentParser) -> Runner:
 
     def run(args: argparse.Namespace) -> int:
         from .pipeline import train
+        from .train.distributed import is_main
 
         cfg = _with_pseudo(_config_from_args(args), args)
         result = train(
@@ -257,7 +258,8 @@ def _train(p: argparse.ArgumentParser) -> Runner:
             progress=_progress(args),
             wait=not args.no_wait,
         )
-        print(result.describe())
+        if is_main():  # one summary of a multi-process launch (accelerate launch, torchrun)
+            print(result.describe())
         return 0
 
     return run

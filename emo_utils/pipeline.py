@@ -356,6 +356,7 @@ def _train(
     """:func:`train`; the run folder's lock, once taken, stays in ``locks`` (to hold it on)."""
     from .data.duplicates import duplicate_groups_for
     from .train import check_training_setup, train_cv
+    from .train.distributed import is_main, main_first
 
     start = time.perf_counter()
     collector = report or RunReport()
@@ -367,38 +368,44 @@ def _train(
         comp = load_competition(data_dir, config.data)
         check_training_setup(comp, config)  # architectures, weights, folds: before any work
         parent = _pseudo_parent(comp, config, run)  # a round's parent: checked before any work
-        # Each cache locks itself; stops before work on unreadable files.
-        inputs = build_inputs(
-            comp,
-            "train",
-            config=config,
-            cache_dir=cache,
-            n_jobs=n_jobs,
-            progress=progress,
-            wait=wait,
-        )
+        # Each cache locks itself; stops before work on unreadable files.  Several
+        # processes (accelerate launch): rank 0 builds, the others then read.
+        with main_first():
+            inputs = build_inputs(
+                comp,
+                "train",
+                config=config,
+                cache_dir=cache,
+                n_jobs=n_jobs,
+                progress=progress and is_main(),
+                wait=wait,
+            )
         store = inputs["image"]
         # Failed training files stop the run before the run folder exists (train_cv checks
         # again); the lock below creates the folder.
         for one in inputs.values():
             require_valid_training(one, skip_bad=config.data.skip_bad_train)
         caches = {"cache_dir": cache, "n_jobs": n_jobs, "progress": progress, "wait": wait}
-        round_inputs = _round_inputs(comp, config, **caches) if parent is not None else {}
-        locks.enter_context(run.lock(wait=wait))  # the run folder's first write is below
+        with main_first():
+            round_inputs = _round_inputs(comp, config, **caches) if parent is not None else {}
+        if is_main():  # the run folder's writer (the other ranks of a launch write nothing)
+            locks.enter_context(run.lock(wait=wait))  # the run folder's first write is below
         run.check_config(config)  # again: another process may have started this folder
-        pseudo = _round_labels(run, comp, config, round_inputs, caches, collector, lines)
+        with main_first():  # rank 0 makes the round's targets, the others read them back
+            pseudo = _round_labels(run, comp, config, round_inputs, caches, collector, lines)
         groups = None
         if config.train.use_groups:
             # Fingerprint only the clips that have an image; train_cv drops the others (or
             # stops, without data.skip_bad_train) and picks their groups by file name.
             usable = dataclasses.replace(comp, train=comp.train[store.ok].reset_index(drop=True))
-            found = duplicate_groups_for(
-                usable,
-                config,
-                cache,
-                n_jobs=n_jobs,
-                progress=progress,
-            )
+            with main_first():
+                found = duplicate_groups_for(
+                    usable,
+                    config,
+                    cache,
+                    n_jobs=n_jobs,
+                    progress=progress,
+                )
             groups = dict(zip(usable.train["filename"], found, strict=True))
         result = train_cv(
             comp,

@@ -27,12 +27,15 @@ from fastai.callback.tracker import (
     TerminateOnNaNCallback,
     TrackerCallback,
 )
+from fastai.distributed import DistributedDL
 from fastai.learner import save_model
+from fastai.torch_core import get_model
 from fastcore.basics import noop
 
 from ..errors import TrainingDiverged
 from ..fileio import atomic_path, write_text
 from .checkpoints import CHECKPOINT_FORMAT, load_weights
+from .distributed import barrier, is_main
 
 __all__ = [
     "AtomicCSVLogger",
@@ -174,12 +177,15 @@ class BestModelSaver(SaveModelCallback):
             self._save(self.fname)
 
     def _save(self, name: str) -> None:
+        if not is_main():  # rank 0 writes the run folder
+            return
         with atomic_path(self.file) as tmp:
             save_model(tmp, self.learn.model, None, with_opt=False)
         self.last_saved_path = self.file
 
     def after_fit(self, **kwargs: Any) -> None:
-        """Load the best saved weights back into the model."""
+        """Load the best saved weights back into the model (every rank: rank 0's file)."""
+        barrier()  # rank 0 has written its last save
         load_weights(self.file, self.learn.model, self.dls.device)
 
 
@@ -250,7 +256,8 @@ class AtomicCSVLogger(CSVLogger):
         if int(log[0]) < self.start_epoch:
             return
         self.lines.append(",".join(str(t) for t in log))
-        write_text(self.file, "\n".join(self.lines) + "\n")
+        if is_main():
+            write_text(self.file, "\n".join(self.lines) + "\n")
         self.old_logger(log)
 
     def after_fit(self) -> None:
@@ -282,16 +289,23 @@ class EpochCheckpoint(Callback):
         self.saver, self.stopper, self.start_epoch = saver, stopper, start_epoch
 
     def after_epoch(self) -> None:
-        """Save the state after this epoch (not for epochs before ``start_epoch``)."""
-        if self.epoch < self.start_epoch:
+        """Save the state after this epoch (not for epochs before ``start_epoch``).
+
+        Rank 0 writes it; the model's weights are saved without a ``DistributedDataParallel``
+        wrapper, so a resume in one process or several reads the same file.
+        """
+        if self.epoch < self.start_epoch or not is_main():
             return
+        train_dl = self.dls.train
+        if isinstance(train_dl, DistributedDL):  # a multi-process fit: the loader it wraps
+            train_dl = train_dl.dl
         state = {
             "format": CHECKPOINT_FORMAT,
             "arch": self.arch,
             "fold": self.fold,
             "epoch": self.epoch,
             "n_epoch": self.n_epoch,
-            "model": self.learn.model.state_dict(),
+            "model": get_model(self.learn.model).state_dict(),
             "opt": _plain(self.learn.opt.state_dict()),
             "best": float(self.saver.best),
             "best_epoch": self.saver.best_epoch,
@@ -299,7 +313,7 @@ class EpochCheckpoint(Callback):
             "torch_rng": torch.get_rng_state(),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
             "python_rng": random.getstate(),
-            "train_dl_rng": self.dls.train.rng.getstate(),
+            "train_dl_rng": train_dl.rng.getstate(),
         }
         with atomic_path(self.file) as tmp:
             torch.save(state, tmp)

@@ -40,6 +40,14 @@ the fold's checkpoint and weights are removed and it is not marked done, so a re
 it again.  OOF probabilities that are NaN, infinite or missing stop the fold before its
 ``oof.csv`` is written.  A model whose OOF score is at or below the majority-class baseline
 gets an :class:`~emo_utils.errors.EmoUtilsWarning` and a line in ``cv_report.md``.
+
+Several processes (``accelerate launch -m emo_utils train``, ``torchrun``,
+``notebook_launcher``; :mod:`emo_utils.train.distributed`): every rank trains each fold
+together (fastai's ``DistributedTrainer``), the ranks predict the OOF rows in contiguous
+pieces gathered in row order, and rank 0 alone writes the run folder (``config.json``,
+``folds.csv``, the fold files, ``oof/``, ``cv_report``); the others wait for it where they
+read its files.  ``classical:*`` folds are fitted by rank 0 and read back by the others.
+The run folder is the same as one process's.
 """
 
 from __future__ import annotations
@@ -86,7 +94,6 @@ from ..models import (
     model_input,
     model_inputs,
     resolve_architecture,
-    select_device,
 )
 from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
 from ..models.classical import fit_estimator, predict_estimator, save_estimator
@@ -94,6 +101,15 @@ from ..runs import RunDir
 from ..tasks import Task, get_task
 from .checkpoints import read_checkpoint
 from .data import make_dataloaders
+from .distributed import (
+    barrier,
+    describe,
+    is_distributed,
+    is_main,
+    main_first,
+    map_shards,
+    training_device,
+)
 from .fit import fit_fold
 from .learner import layer_learning_rates, make_learner
 from .on_the_fly import on_the_fly_transforms, require_on_the_fly_input
@@ -347,8 +363,9 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     start_time = time.perf_counter()
     tc = run.config.train
     fdir = run.run.fold_dir(arch, fold)
-    fdir.mkdir(parents=True, exist_ok=True)
-    remove_temp_files(fdir)  # left by a killed run; nothing else writes to this fold
+    if is_main():
+        fdir.mkdir(parents=True, exist_ok=True)
+        remove_temp_files(fdir)  # left by a killed run; nothing else writes to this fold
     ckpt_path = fdir / RunDir.CHECKPOINT_FILE
     model_path = fdir / RunDir.MODEL_FILE
     state = (
@@ -358,7 +375,7 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
     )
     valid_mask = run.folds["fold"].to_numpy() == fold
     train_idx, valid_idx = np.flatnonzero(~valid_mask), np.flatnonzero(valid_mask)
-    device = select_device()
+    device = training_device()
     set_seed(tc.seed, reproducible=device.type == "cpu")
 
     family, _ = resolve_architecture(arch)
@@ -432,15 +449,18 @@ def _train_fold(run: _Run, arch: str, fold: int) -> FoldResult:
         predictor = OnTheFlyModel(
             learn.model, sample_rate=run.config.audio.sample_rate, config=run.config.features
         )
-    probs = predict_rows(
-        predictor,
-        store,
+    probs = map_shards(  # one piece of the rows per process, gathered in row order
+        lambda rows: predict_rows(
+            predictor,
+            store,
+            rows,
+            task=run.task,
+            **view_settings(run.config),
+            batch_size=tc.batch_size,
+            device=dls.device,
+            mixed_precision=tc.mixed_precision,
+        ),
         store_rows[valid_idx],
-        task=run.task,
-        **view_settings(run.config),
-        batch_size=tc.batch_size,
-        device=dls.device,
-        mixed_precision=tc.mixed_precision,
     )
     return _finish_fold(
         run,
@@ -500,11 +520,12 @@ def _finish_fold(
         seconds=round(time.perf_counter() - start_time, 3),
         oof=oof,
     )
-    write_csv(oof_file, oof)
-    write_json(
-        fdir / RunDir.DONE_FILE,
-        result.to_json() | {"monitor": run.config.train.monitor, **extra},
-    )
+    if is_main():
+        write_csv(oof_file, oof)
+        write_json(
+            fdir / RunDir.DONE_FILE,
+            result.to_json() | {"monitor": run.config.train.monitor, **extra},
+        )
     return result
 
 
@@ -724,14 +745,19 @@ def train_cv(
         )
     check_training_setup(competition, config)
     classes = tuple(competition.classes)
+    progress = progress and is_main()
     run = RunDir(run_dir)
-    run.prepare()
-    run.write_run_files(config, classes)
-    if pseudo is not None:
-        install_parent_folds(run, pseudo.parent)  # before folds are read: the parent's, or stop
-    folds = load_or_create_folds(
-        competition, path=run.folds_file, config=config, groups=groups, splitter=task.split
-    )
+    with main_first():  # rank 0 writes the run files; the others then read folds.csv
+        if is_main():
+            run.prepare()
+            run.write_run_files(config, classes)
+            if pseudo is not None:
+                install_parent_folds(run, pseudo.parent)  # before folds are read: the parent's
+        folds = load_or_create_folds(
+            competition, path=run.folds_file, config=config, groups=groups, splitter=task.split
+        )
+    if progress and is_distributed():
+        print(f"distributed training: {describe()}, rank 0 writes {run.path}")
     run_state = _Run(
         run=run,
         config=config,
@@ -759,12 +785,12 @@ def train_cv(
             else:
                 if progress:
                     print(f"{arch} fold {fold + 1}/{tc.n_folds}")
-                trainer = _FOLD_TRAINERS[resolve_architecture(arch)[0].trainer]
-                result = trainer(_fold_run(run_state, arch, fold), arch, fold)
+                result = _train_or_read(run_state, arch, fold)
             results.append(result)
         fold_results[arch] = results
         oofs[arch] = _merge_oof(run_state, arch, results)
-        write_csv(run.oof_file(arch), oofs[arch])
+        if is_main():
+            write_csv(run.oof_file(arch), oofs[arch])
     report = cv_report(
         fold_results,
         oofs,
@@ -776,10 +802,12 @@ def train_cv(
         groups=folds.get("group"),
         pseudo=_pseudo_summary(run_state, classes),
     )
-    write_json(run.cv_report_file(".json"), report)
-    write_text(run.cv_report_file(".md"), report_markdown(report))
-    for message in report["warnings"]:
-        warnings.warn(message, EmoUtilsWarning, stacklevel=2)
+    if is_main():
+        write_json(run.cv_report_file(".json"), report)
+        write_text(run.cv_report_file(".md"), report_markdown(report))
+        for message in report["warnings"]:
+            warnings.warn(message, EmoUtilsWarning, stacklevel=2)
+    barrier()  # every rank returns once the run folder is complete
     return CVResult(
         run_dir=run.path,
         classes=classes,
@@ -789,6 +817,21 @@ def train_cv(
         report=report,
         skipped_files=skipped,
     )
+
+
+def _train_or_read(run: _Run, arch: str, fold: int) -> FoldResult:
+    """Train one fold (every rank, for fastai models), then wait until rank 0 wrote it.
+
+    A ``classical:*`` fold is fitted by rank 0 alone; the other ranks read its files.
+    """
+    trainer = resolve_architecture(arch)[0].trainer
+    result = None
+    if trainer == "fastai" or is_main():
+        result = _FOLD_TRAINERS[trainer](_fold_run(run, arch, fold), arch, fold)
+    barrier()  # the fold's done.json exists for every rank
+    if result is None:
+        result = dataclasses.replace(_finished_fold(run, arch, fold), skipped=False)
+    return result
 
 
 def _pseudo_summary(run: _Run, classes: Sequence[str]) -> dict[str, Any] | None:

@@ -6,6 +6,10 @@ checkpoint, the CSV log, the non-finite-loss stop), and, when every epoch alread
 the saved best weights instead.  The classification / multi-label trainer
 (:mod:`.cv`) and the verification trainer (:mod:`.verification`) call it with their own
 learner and extra callbacks.
+
+Under a multi-process launch (:mod:`.distributed`) the fit runs in fastai's
+``DistributedTrainer`` on every rank; rank 0 alone writes the checkpoint, the best weights
+and the log, and every rank ends with the saved best weights.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ from .callbacks import (
     StopOnNonFiniteLoss,
 )
 from .checkpoints import load_weights, restore_checkpoint
+from .distributed import distributed_fit, is_main
 
 __all__ = ["FitResult", "fit_fold"]
 
@@ -144,13 +149,15 @@ def fit_fold(
             *callbacks,
         ]
         try:
-            learn.fit_one_cycle(
-                tc.epochs, lr_max=lr_max, wd=tc.weight_decay, start_epoch=start_epoch, cbs=cbs
-            )
+            with distributed_fit(learn):
+                learn.fit_one_cycle(
+                    tc.epochs, lr_max=lr_max, wd=tc.weight_decay, start_epoch=start_epoch, cbs=cbs
+                )
         except TrainingDiverged:
             # The weights of the diverging fit are worthless: a rerun starts the fold over.
-            ckpt_path.unlink(missing_ok=True)
-            model_path.unlink(missing_ok=True)
+            if is_main():
+                ckpt_path.unlink(missing_ok=True)
+                model_path.unlink(missing_ok=True)
             raise
     else:  # every epoch ran before the interruption: only the predictions are missing
         load_weights(model_path, learn.model, device)

@@ -78,6 +78,7 @@ from .callbacks import (
 )
 from .checkpoints import read_checkpoint
 from .data import WindowDataset
+from .distributed import is_distributed
 from .fit import fit_fold
 
 __all__ = [
@@ -477,6 +478,11 @@ def train_verification(
     """
     if config.data.task != "verification":
         raise ConfigError("data.task", config.data.task, "train_verification needs 'verification'")
+    if is_distributed():
+        raise TrainingError(
+            "verification training runs in one process (its P x K sampler has no multi-process "
+            "version); start it without accelerate launch / torchrun"
+        )
     tc = config.train
     check_embedding_architectures(tc.architectures)
     comp = data.competition
