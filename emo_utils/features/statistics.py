@@ -54,6 +54,7 @@ from ..errors import AudioError, CacheError, EmoUtilsWarning
 from ..fileio import atomic_path, write_json
 from ..locks import folder_lock
 from ._parallel import _one_blas_thread, _worker_count
+from .spectrum import chroma_filters, estimate_tuning, mel_filters
 from .store import SPLITS, RowStatus, _digest, _resolve_cache_dir, _stat
 
 __all__ = [
@@ -74,6 +75,10 @@ _FINAL = "statistics.npz"
 _CHUNKS = "chunks"
 #: Lowest band edge of spectral contrast (librosa's default).
 _CONTRAST_FMIN = 200.0
+#: Mel bands of the MFCCs' spectrogram (librosa.feature.melspectrogram's default).
+_MEL_BANDS = 128
+#: Chroma bins (librosa.feature.chroma_stft's default).
+_CHROMA_BINS = 12
 
 
 @dataclass
@@ -95,14 +100,30 @@ class _Frames:
 
     @functools.cached_property
     def mfcc(self) -> np.ndarray:
-        mel = librosa.feature.melspectrogram(S=self.power, sr=self.sample_rate)
+        # librosa.feature.melspectrogram(S=power, sr) with its default bank, built once.
+        basis = mel_filters(
+            sample_rate=self.sample_rate,
+            n_fft=2 * (self.power.shape[-2] - 1),
+            n_mels=_MEL_BANDS,
+            fmin=0.0,
+            fmax=0.0,
+        )
+        mel = np.einsum("...ft,mf->...mt", self.power, basis, optimize=True)
         return librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=self.config.n_mfcc)
 
 
 def _chroma(f: _Frames) -> np.ndarray:
-    with warnings.catch_warnings():  # a silent clip has no peaks to estimate the tuning from
-        warnings.filterwarnings("ignore", message="Trying to estimate tuning", category=UserWarning)
-        return librosa.feature.chroma_stft(S=f.power, sr=f.sample_rate)
+    """``librosa.feature.chroma_stft(S=power, sr)``, bit-identical and several times faster.
+
+    The same tuning estimate and filter bank, computed by :mod:`.spectrum`'s kernels.
+    """
+    n_fft = 2 * (f.power.shape[-2] - 1)
+    tuning = estimate_tuning(f.power, sample_rate=f.sample_rate, bins_per_octave=_CHROMA_BINS)
+    basis = chroma_filters(
+        sample_rate=f.sample_rate, n_fft=n_fft, n_chroma=_CHROMA_BINS, tuning=tuning
+    )
+    raw = np.einsum("cf,...ft->...ct", basis, f.power, optimize=True)
+    return librosa.util.normalize(raw, norm=np.inf, axis=-2)
 
 
 def _contrast(f: _Frames) -> np.ndarray:

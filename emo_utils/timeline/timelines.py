@@ -35,6 +35,7 @@ __all__ = [
     "TABLE_FORMATS",
     "Timeline",
     "classify_stream",
+    "classify_windows",
     "file_timeline",
     "plot_timeline",
     "segment_bounds",
@@ -85,8 +86,11 @@ def classify_stream(
     window: int,
     hop: int,
     batch_windows: int = 32,
+    shared: bool = True,
 ) -> Iterator[tuple[list[Window], np.ndarray]]:
     """Classify the windows of a stream of mono blocks at the classifier's rate, a batch at a time.
+
+    ``shared``: see :func:`classify_windows`.
 
     Yields
     ------
@@ -100,18 +104,31 @@ def classify_stream(
         pending.extend(buffer.push(block))
         while len(pending) >= batch_windows:
             batch, pending = pending[:batch_windows], pending[batch_windows:]
-            yield batch, _classify(classifier, batch)
+            yield batch, classify_windows(classifier, batch, shared=shared)
     pending.extend(buffer.flush())
     for start in range(0, len(pending), batch_windows):
         batch = pending[start : start + batch_windows]
-        yield batch, _classify(classifier, batch)
+        yield batch, classify_windows(classifier, batch, shared=shared)
 
 
-def _classify(classifier: RunClassifier, windows: list[Window]) -> np.ndarray:
-    full = [w for w in windows if len(w.samples) == len(windows[0].samples)]
-    if len(full) == len(windows):
-        return classifier.classify_windows(windows=np.stack([w.samples for w in windows]))
-    return np.concatenate([classifier.classify_windows(windows=w.samples[None]) for w in windows])
+def classify_windows(
+    classifier: RunClassifier, windows: list[Window], *, shared: bool = True
+) -> np.ndarray:
+    """Probabilities ``(len(windows), n_outputs)`` of windows of one stream.
+
+    ``shared=True`` (timelines and streams): :meth:`RunClassifier.classify_stream_windows`,
+    overlapping windows sharing their STFT frames; ``False``: each window featurised alone
+    (:meth:`RunClassifier.classify_windows`, the reference the fast path is tested
+    against).  Windows of different lengths (a stream shorter than one window) are
+    classified one at a time.
+    """
+    if any(len(w.samples) != len(windows[0].samples) for w in windows):
+        return np.concatenate([classify_windows(classifier, [w], shared=shared) for w in windows])
+    samples = np.stack([w.samples for w in windows])
+    if shared:
+        starts = np.array([w.start for w in windows], dtype=np.int64)
+        return classifier.classify_stream_windows(windows=samples, starts=starts)
+    return classifier.classify_windows(windows=samples)
 
 
 class _Spectrogram:
@@ -182,6 +199,7 @@ def file_timeline(
     batch_windows: int = 32,
     spectrogram: bool = True,
     name: str | None = None,
+    shared: bool = True,
 ) -> Timeline:
     """The sliding-window timeline of a file of any length, in bounded memory.
 
@@ -199,6 +217,9 @@ def file_timeline(
         Also keep a coarse log-mel spectrogram (:attr:`Timeline.spectrogram`) for the plot.
     name : str, optional
         The ``file`` column (default: the file name).
+    shared : bool
+        Overlapping windows share their STFT frames (the fast path, equal within float32
+        rounding); ``False`` featurises each window alone (:func:`classify_windows`).
 
     Returns
     -------
@@ -225,7 +246,7 @@ def file_timeline(
 
     starts, ends, probs = [], [], []
     for batch, p in classify_stream(
-        classifier, blocks(), window=w, hop=h, batch_windows=batch_windows
+        classifier, blocks(), window=w, hop=h, batch_windows=batch_windows, shared=shared
     ):
         starts.extend(win.start for win in batch)
         ends.extend(win.end for win in batch)
