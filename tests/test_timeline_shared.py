@@ -16,7 +16,7 @@ from emo_utils.config import Config, StatisticsConfig
 from emo_utils.errors import ConfigError
 from emo_utils.features import compute_image
 from emo_utils.features.shared import window_images, window_powers
-from emo_utils.features.statistics import _chroma, _Frames
+from emo_utils.features.statistics import _chroma, _Frames, clip_statistics, clips_statistics
 from emo_utils.infer.onnx_export import OnnxFoldModel, export_onnx
 from emo_utils.timeline import RunClassifier
 from emo_utils.timeline.timelines import file_timeline
@@ -116,3 +116,14 @@ def test_statistics_chroma_and_mfcc_equal_librosa():
         mfcc = librosa.feature.mfcc(S=librosa.power_to_db(mel), n_mfcc=config.n_mfcc)
         np.testing.assert_array_equal(_chroma(frames), chroma)
         np.testing.assert_array_equal(frames.mfcc, mfcc)
+
+
+def test_statistics_of_a_batch_equal_each_clips_own():
+    config = StatisticsConfig()
+    y = _signal(6.0, seed=9)
+    clips = np.stack([y[s : s + 16000] for s in range(0, len(y) - 16000 + 1, 4000)])
+    clips[-1] = 0  # a silent clip: no tuning peaks, constant descriptors
+    got = clips_statistics(clips, sample_rate=16000, config=config)
+    want = np.stack([clip_statistics(c, sample_rate=16000, config=config) for c in clips])
+    assert got.shape == want.shape == (len(clips), len(want[0]))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)

@@ -50,7 +50,7 @@ from ..features import (
 )
 from ..features._parallel import _one_blas_thread
 from ..features.shared import window_images
-from ..features.statistics import statistic_names
+from ..features.statistics import clips_statistics, statistic_names
 from ..infer.onnx_export import ONNX_FILE, OnnxFoldModel, _up_to_date, load_onnx_fold_model
 from ..infer.predict import predict_rows, view_settings
 from ..models import load_fold_model, resolve_architecture, select_device
@@ -111,10 +111,26 @@ def _shared_image_store(windows: np.ndarray, starts: np.ndarray, config: Config)
     )
 
 
+def _batch_statistics_store(
+    windows: np.ndarray, starts: np.ndarray, config: Config
+) -> StatisticsStore:
+    """:func:`_statistics_store` of equal windows, summarised together (:func:`clips_statistics`)."""
+    rate = config.audio.sample_rate
+    if windows.shape[1] < config.statistics.n_fft:  # padded per clip by clip_statistics
+        return _statistics_store([f"window{i}" for i in range(len(windows))], list(windows), config)
+    return StatisticsStore(
+        filenames=[f"window{i}" for i in range(len(windows))],
+        values=clips_statistics(windows, sample_rate=rate, config=config.statistics),
+        names=statistic_names(sample_rate=rate, config=config.statistics),
+        reasons=[""] * len(windows),
+    )
+
+
 #: ``ModelFamily.input`` -> ``store(windows, starts, config)`` of full windows cut from one
 #: stream (:meth:`RunClassifier.classify_stream_windows`); other kinds are computed per window.
 _SHARED_STORES: dict[str, Callable[[np.ndarray, np.ndarray, Config], Any]] = {
     "image": _shared_image_store,
+    "features": _batch_statistics_store,
 }
 
 
@@ -507,11 +523,12 @@ class RunClassifier:
 
         The fast path of timelines and streams: equal (within float32 rounding) to
         :meth:`classify_windows` of the same windows, but a frame that overlapping windows
-        share is transformed once (:func:`~emo_utils.features.shared.window_images`), BLAS
-        runs single-threaded for the small spectral products, and every fold model gets the
-        whole batch.  Inputs without a shared path (clip statistics, resampled waveforms) and
-        windows shorter than :attr:`window_samples` are computed per window as
-        :meth:`classify_windows` does.
+        share is transformed once (:func:`~emo_utils.features.shared.window_images`), clip
+        statistics are summarised for the whole batch at once
+        (:func:`~emo_utils.features.statistics.clips_statistics`), BLAS runs single-threaded
+        for the small spectral products, and every fold model gets the whole batch.  Inputs
+        without a shared path (resampled waveforms) and windows shorter than
+        :attr:`window_samples` are computed per window as :meth:`classify_windows` does.
 
         Parameters
         ----------
