@@ -17,6 +17,12 @@ statistics by :func:`~emo_utils.features.clip_statistics`; waveforms of ``hf:`` 
 architectures as the submission does.  :meth:`RunClassifier.classify_clip` of a test file
 therefore equals the run's own test probabilities of that file.
 
+Speed (timelines and streams): :meth:`RunClassifier.classify_stream_windows` computes the
+STFT frames that overlapping windows share once and summarises the clip statistics of a
+batch together (equal to :meth:`RunClassifier.classify_windows` within float32 rounding), and
+the torch folds run on their ONNX export (ONNX Runtime) where the run has an up-to-date one
+(:data:`ENGINES`, ``engine="auto"``).
+
 Examples
 --------
 >>> clf = RunClassifier("runs/demo")                                  # doctest: +SKIP
@@ -373,7 +379,7 @@ class RunClassifier:
         self.method = self._resolve_method(config, method)
         self.config = config.override({"ensemble.method": self.method})
         if engine not in ENGINES:
-            raise ConfigError("timeline.engine", engine, f"known: {sorted(ENGINES)}")
+            raise ConfigError("engine", engine, f"known: {sorted(ENGINES)}")
         self.engine = engine
         self._models = {
             arch: [
