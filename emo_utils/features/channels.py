@@ -466,6 +466,13 @@ def _compute_image(
     channel registered there is computed even if the worker's registry lacks it.
     """
     spectrum = Spectrum(y, sample_rate=sample_rate, config=config)
+    return _image_of_spectrum(spectrum, config=config, specs=specs)
+
+
+def _image_of_spectrum(
+    spectrum: Spectrum, *, config: FeatureConfig, specs: Sequence[ChannelSpec]
+) -> np.ndarray:
+    """The image of a clip's :class:`~.spectrum.Spectrum` (:func:`_compute_image`'s channels)."""
     image: np.ndarray | None = None
     for k, spec in enumerate(specs):
         channel = resize_rows(spec.compute(spectrum=spectrum), height=config.n_mels)

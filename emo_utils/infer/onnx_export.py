@@ -190,6 +190,10 @@ class OnnxFoldModel(nn.Module):
         The ``model.onnx``.
     threads : int, optional
         ONNX Runtime's intra-op threads (default: its own choice, one per core).
+    spin : bool
+        Let idle intra-op threads spin-wait for the next operator (ONNX Runtime's default).
+        ``False`` frees the cores between calls, for many sessions used in turn (the fold
+        models of a timeline) or a busy machine.
 
     Notes
     -----
@@ -197,11 +201,15 @@ class OnnxFoldModel(nn.Module):
     returned on the input's device, so :func:`emo_utils.infer.predict_rows` runs unchanged.
     """
 
-    def __init__(self, path: str | os.PathLike, *, threads: int | None = None) -> None:
+    def __init__(
+        self, path: str | os.PathLike, *, threads: int | None = None, spin: bool = True
+    ) -> None:
         super().__init__()
         options = onnxruntime.SessionOptions()
         if threads:
             options.intra_op_num_threads = int(threads)
+        if not spin:
+            options.add_session_config_entry("session.intra_op.allow_spinning", "0")
         self.path = Path(path)
         try:
             self.session = onnxruntime.InferenceSession(

@@ -17,6 +17,12 @@ statistics by :func:`~emo_utils.features.clip_statistics`; waveforms of ``hf:`` 
 architectures as the submission does.  :meth:`RunClassifier.classify_clip` of a test file
 therefore equals the run's own test probabilities of that file.
 
+Speed (timelines and streams): :meth:`RunClassifier.classify_stream_windows` computes the
+STFT frames that overlapping windows share once and summarises the clip statistics of a
+batch together (equal to :meth:`RunClassifier.classify_windows` within float32 rounding), and
+the torch folds run on their ONNX export (ONNX Runtime) where the run has an up-to-date one
+(:data:`ENGINES`, ``engine="auto"``).
+
 Examples
 --------
 >>> clf = RunClassifier("runs/demo")                                  # doctest: +SKIP
@@ -48,7 +54,10 @@ from ..features import (
     n_frames,
     waveform_config,
 )
-from ..features.statistics import statistic_names
+from ..features._parallel import _one_blas_thread
+from ..features.shared import window_images
+from ..features.statistics import clips_statistics, statistic_names
+from ..infer.onnx_export import ONNX_FILE, OnnxFoldModel, _up_to_date, load_onnx_fold_model
 from ..infer.predict import predict_rows, tta_views, view_settings
 from ..models import load_fold_model, resolve_architecture, select_device
 from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
@@ -58,7 +67,7 @@ from ..runs import RunDir
 from ..tasks import get_task
 from ..thresholds import tune_thresholds
 
-__all__ = ["INPUT_KINDS", "FrameProbabilities", "RunClassifier", "WindowInput"]
+__all__ = ["ENGINES", "INPUT_KINDS", "FrameProbabilities", "RunClassifier", "WindowInput"]
 
 
 # ---------------------------------------------------------------------------- inputs
@@ -93,6 +102,43 @@ def _statistics_store(
         names=statistic_names(sample_rate=rate, config=config.statistics),
         reasons=[""] * len(names),
     )
+
+
+def _shared_image_store(windows: np.ndarray, starts: np.ndarray, config: Config) -> FeatureStore:
+    """:func:`_image_store` of windows of one stream, their shared frames computed once."""
+    features = config.features
+    images = window_images(
+        windows, starts, sample_rate=config.audio.sample_rate, config=features
+    ).astype(features.cache_dtype)
+    return FeatureStore.from_arrays(
+        [f"window{i}" for i in range(len(windows))],
+        list(images),
+        window_frames=n_frames(config.audio.n_samples, hop_length=features.hop_length),
+        sample_rate=config.audio.sample_rate,
+    )
+
+
+def _batch_statistics_store(
+    windows: np.ndarray, starts: np.ndarray, config: Config
+) -> StatisticsStore:
+    """:func:`_statistics_store` of equal windows, summarised together (:func:`clips_statistics`)."""
+    rate = config.audio.sample_rate
+    if windows.shape[1] < config.statistics.n_fft:  # padded per clip by clip_statistics
+        return _statistics_store([f"window{i}" for i in range(len(windows))], list(windows), config)
+    return StatisticsStore(
+        filenames=[f"window{i}" for i in range(len(windows))],
+        values=clips_statistics(windows, sample_rate=rate, config=config.statistics),
+        names=statistic_names(sample_rate=rate, config=config.statistics),
+        reasons=[""] * len(windows),
+    )
+
+
+#: ``ModelFamily.input`` -> ``store(windows, starts, config)`` of full windows cut from one
+#: stream (:meth:`RunClassifier.classify_stream_windows`); other kinds are computed per window.
+_SHARED_STORES: dict[str, Callable[[np.ndarray, np.ndarray, Config], Any]] = {
+    "image": _shared_image_store,
+    "features": _batch_statistics_store,
+}
 
 
 @dataclass(frozen=True)
@@ -146,12 +192,41 @@ INPUT_KINDS: dict[str, WindowInput] = {
 
 
 # ---------------------------------------------------------------------------- models
-def _load_torch(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
+def _engine_torch(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
     return load_fold_model(run.path, arch=arch, fold=fold, device=device)
 
 
-def _load_sklearn(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
-    return load_estimator(run.fold_file(arch, fold, ESTIMATOR_FILE))
+def _engine_onnx(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
+    load_onnx_fold_model(run, arch=arch, fold=fold)  # the checks: exported and up to date
+    return OnnxFoldModel(run.fold_file(arch, fold, ONNX_FILE), spin=False)
+
+
+def _engine_auto(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
+    onnx_path = run.fold_file(arch, fold, ONNX_FILE)
+    model_path = run.fold_file(arch, fold, run.MODEL_FILE)
+    if device.type == "cpu" and onnx_path.is_file() and _up_to_date(onnx_path, model_path):
+        return _engine_onnx(run, arch, fold, device)
+    return _engine_torch(run, arch, fold, device)
+
+
+#: ``engine`` of :class:`RunClassifier` -> loader of a torch-trained fold model
+#: (``load(run, arch, fold, device)``): ``"torch"`` the checkpoint; ``"onnx"`` its
+#: ``model.onnx`` on ONNX Runtime (``python -m emo_utils export --format onnx`` writes it);
+#: ``"auto"`` the ONNX model where the fold has an up-to-date one and the device is the CPU,
+#: else the checkpoint.
+ENGINES: dict[str, Callable[[RunDir, str, int, torch.device], Any]] = {
+    "auto": _engine_auto,
+    "torch": _engine_torch,
+    "onnx": _engine_onnx,
+}
+
+
+def _load_torch(clf: RunClassifier, arch: str, fold: int) -> Any:
+    return ENGINES[clf.engine](clf.run, arch, fold, clf.device)
+
+
+def _load_sklearn(clf: RunClassifier, arch: str, fold: int) -> Any:
+    return load_estimator(clf.run.fold_file(arch, fold, ESTIMATOR_FILE))
 
 
 def _predict_torch(clf: RunClassifier, arch: str, model: Any, store: Any) -> np.ndarray:
@@ -183,7 +258,7 @@ def _predict_sklearn(clf: RunClassifier, arch: str, model: Any, store: Any) -> n
     return out
 
 
-#: ``ModelFamily.trainer`` -> ``(load(run, arch, fold, device), predict(clf, arch, model, store))``.
+#: ``ModelFamily.trainer`` -> ``(load(clf, arch, fold), predict(clf, arch, model, store))``.
 _FAMILY_RUNNERS: dict[str, tuple[Callable[..., Any], Callable[..., np.ndarray]]] = {
     "fastai": (_load_torch, _predict_torch),
     "sklearn": (_load_sklearn, _predict_sklearn),
@@ -272,6 +347,10 @@ class RunClassifier:
         ``ensemble.method`` of the run's config resolved on its OOF predictions.
     batch_size : int, optional
         Windows per forward pass; default ``2 * train.batch_size``.
+    engine : {"auto", "torch", "onnx"}
+        What runs the torch-trained fold models (:data:`ENGINES`): by default the fold's
+        ONNX export on ONNX Runtime where it has an up-to-date one (``python -m emo_utils
+        export --run RUN --format onnx``) and the device is the CPU, else the checkpoint.
 
     Attributes
     ----------
@@ -294,13 +373,15 @@ class RunClassifier:
         frames finer than a window, and timelines use them.
     device : torch.device
     batch_size : int
+    engine : str
 
     Raises
     ------
     TrainingError
         A fold has not finished training, or an architecture has no OOF predictions.
     ConfigError
-        An architecture reads an input this classifier cannot compute (:data:`INPUT_KINDS`).
+        An architecture reads an input this classifier cannot compute (:data:`INPUT_KINDS`),
+        or an unknown ``engine``.
     CheckpointError
         A damaged run file (classes, thresholds, a model).
     """
@@ -312,6 +393,7 @@ class RunClassifier:
         device: str | torch.device | None = None,
         method: str | None = None,
         batch_size: int | None = None,
+        engine: str = "auto",
     ) -> None:
         self.run = RunDir(run_dir)
         config = self.run.read_config()
@@ -333,11 +415,12 @@ class RunClassifier:
         self.batch_size = int(batch_size or 2 * config.train.batch_size)
         self.method = self._resolve_method(config, method)
         self.config = config.override({"ensemble.method": self.method})
+        if engine not in ENGINES:
+            raise ConfigError("engine", engine, f"known: {sorted(ENGINES)}")
+        self.engine = engine
         self._models = {
             arch: [
-                _FAMILY_RUNNERS[resolve_architecture(arch)[0].trainer][0](
-                    self.run, arch, fold, self.device
-                )
+                _FAMILY_RUNNERS[resolve_architecture(arch)[0].trainer][0](self, arch, fold)
                 for fold in range(config.train.n_folds)
             ]
             for arch in self.architectures
@@ -403,22 +486,26 @@ class RunClassifier:
         )
 
     # ------------------------------------------------------------------ classifying
+    def _kinds(self) -> list[str]:
+        """The input kinds the models read, in architecture order."""
+        return list(dict.fromkeys(resolve_architecture(a)[0].input for a in self.architectures))
+
+    def _store(self, kind: str, clips: Sequence[np.ndarray], rate: int) -> Any:
+        """The ``kind`` input of mono clips at ``rate``, each clip computed alone."""
+        spec = INPUT_KINDS[kind]
+        config = spec.config(self.config)
+        target = config.audio.sample_rate
+        converted = [
+            librosa.resample(y, orig_sr=rate, target_sr=target, res_type=config.audio.res_type)
+            if target != rate
+            else y
+            for y in clips
+        ]
+        return spec.store([f"window{i}" for i in range(len(clips))], converted, config)
+
     def _inputs(self, clips: Sequence[np.ndarray], rate: int) -> dict[str, Any]:
         """``{input kind: store}`` of mono clips at ``rate`` for every input the models read."""
-        names = [f"window{i}" for i in range(len(clips))]
-        stores = {}
-        for kind in {resolve_architecture(a)[0].input for a in self.architectures}:
-            spec = INPUT_KINDS[kind]
-            config = spec.config(self.config)
-            target = config.audio.sample_rate
-            converted = [
-                librosa.resample(y, orig_sr=rate, target_sr=target, res_type=config.audio.res_type)
-                if target != rate
-                else y
-                for y in clips
-            ]
-            stores[kind] = spec.store(names, converted, config)
-        return stores
+        return {kind: self._store(kind, clips, rate) for kind in self._kinds()}
 
     def _ensemble_of(self, inputs: dict[str, Any]) -> np.ndarray:
         """The ensemble's probabilities ``(n_rows, n_outputs)`` of prepared inputs."""
@@ -564,6 +651,57 @@ class RunClassifier:
             ends=ends,
             probabilities=probs.reshape(len(clips), n_frames, n_out),
         )
+
+    def classify_stream_windows(self, *, windows: np.ndarray, starts: np.ndarray) -> np.ndarray:
+        """Class probabilities of windows cut from one stream, sharing their STFT frames.
+
+        The fast path of timelines and streams: equal (within float32 rounding) to
+        :meth:`classify_windows` of the same windows, but a frame that overlapping windows
+        share is transformed once (:func:`~emo_utils.features.shared.window_images`), clip
+        statistics are summarised for the whole batch at once
+        (:func:`~emo_utils.features.statistics.clips_statistics`), BLAS runs single-threaded
+        for the small spectral products, and every fold model gets the whole batch.  Inputs
+        without a shared path (resampled waveforms) and windows shorter than
+        :attr:`window_samples` are computed per window as :meth:`classify_windows` does.
+
+        Parameters
+        ----------
+        windows : numpy.ndarray, shape (n, samples)
+            Mono audio at :attr:`sample_rate`, ``0 < samples <=`` :attr:`window_samples`;
+            windows that overlap in the stream hold the same samples where they overlap.
+        starts : numpy.ndarray of int, shape (n,)
+            Stream sample of each window's first sample.
+
+        Returns
+        -------
+        numpy.ndarray of float64, shape (n, n_outputs)
+
+        Raises
+        ------
+        AudioError
+            As :meth:`classify_windows`, or ``starts`` not one per window.
+        """
+        x = np.asarray(windows)
+        if x.ndim != 2 or x.shape[1] != self.window_samples:
+            return self.classify_windows(windows=x)
+        starts = np.asarray(starts, dtype=np.int64).reshape(-1)
+        if len(starts) != len(x):
+            raise AudioError("<windows>", f"{len(x)} windows but {len(starts)} starts")
+        if not np.isfinite(x).all():
+            raise AudioError("<windows>", "NaN/inf samples")
+        if len(x) == 0:
+            return np.zeros((0, len(self.columns)))
+        x = x.astype(np.float32, copy=False)
+        inputs = {}
+        with _one_blas_thread():
+            for kind in self._kinds():
+                shared = _SHARED_STORES.get(kind)
+                config = INPUT_KINDS[kind].config(self.config)
+                if shared is None or config.audio.sample_rate != self.sample_rate:
+                    inputs[kind] = self._store(kind, list(x), self.sample_rate)
+                else:
+                    inputs[kind] = shared(x, starts, config)
+        return self._ensemble_of(inputs)
 
     def classify_clip(self, path: str | os.PathLike) -> np.ndarray:
         """Probabilities of one file as the run's test predictions score it.

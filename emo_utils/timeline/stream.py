@@ -26,7 +26,7 @@ import soxr
 from ..errors import AudioError
 from .buffer import WindowBuffer, stream_audio
 from .classifier import RunClassifier
-from .timelines import window_samples
+from .timelines import classify_windows, window_samples
 
 __all__ = ["PCM_FORMATS", "StreamClassifier", "WindowPrediction", "stream_file"]
 
@@ -156,10 +156,7 @@ class StreamClassifier:
             return []
         clf = self.classifier
         began = time.perf_counter()
-        if all(len(w.samples) == len(windows[0].samples) for w in windows):
-            probs = clf.classify_windows(windows=np.stack([w.samples for w in windows]))
-        else:
-            probs = np.concatenate([clf.classify_windows(windows=w.samples[None]) for w in windows])
+        probs = classify_windows(clf, windows)  # as the offline timeline classifies them
         spent = time.perf_counter() - began
         rate = clf.sample_rate
         return [

@@ -38,6 +38,7 @@ __all__ = [
     "TABLE_FORMATS",
     "Timeline",
     "classify_stream",
+    "classify_windows",
     "file_timeline",
     "frame_rows",
     "plot_timeline",
@@ -90,6 +91,7 @@ def classify_stream(
     hop: int,
     batch_windows: int = 32,
     frames: bool = False,
+    shared: bool = True,
 ) -> Iterator[tuple[list[Window], np.ndarray | FrameProbabilities]]:
     """Classify the windows of a stream of mono blocks at the classifier's rate, a batch at a time.
 
@@ -98,6 +100,9 @@ def classify_stream(
     frames : bool
         Frame-wise probabilities (:meth:`RunClassifier.classify_frames`) instead of one
         row per window.
+    shared : bool
+        Window rows: overlapping windows share their STFT frames (see
+        :func:`classify_windows`).
 
     Yields
     ------
@@ -106,25 +111,43 @@ def classify_stream(
     probabilities : numpy.ndarray of shape (len(windows), n_outputs), or FrameProbabilities
         With ``frames``: ``probabilities`` of shape ``(len(windows), n_frames, n_outputs)``.
     """
-    classify = _classify_frames if frames else _classify
+
+    def classify(batch: list[Window]) -> np.ndarray | FrameProbabilities:
+        if frames:
+            return _classify_frames(classifier, batch)
+        return classify_windows(classifier, batch, shared=shared)
+
     buffer = WindowBuffer(window=window, hop=hop)
     pending: list[Window] = []
     for block in blocks:
         pending.extend(buffer.push(block))
         while len(pending) >= batch_windows:
             batch, pending = pending[:batch_windows], pending[batch_windows:]
-            yield batch, classify(classifier, batch)
+            yield batch, classify(batch)
     pending.extend(buffer.flush())
     for start in range(0, len(pending), batch_windows):
         batch = pending[start : start + batch_windows]
-        yield batch, classify(classifier, batch)
+        yield batch, classify(batch)
 
 
-def _classify(classifier: RunClassifier, windows: list[Window]) -> np.ndarray:
-    full = [w for w in windows if len(w.samples) == len(windows[0].samples)]
-    if len(full) == len(windows):
-        return classifier.classify_windows(windows=np.stack([w.samples for w in windows]))
-    return np.concatenate([classifier.classify_windows(windows=w.samples[None]) for w in windows])
+def classify_windows(
+    classifier: RunClassifier, windows: list[Window], *, shared: bool = True
+) -> np.ndarray:
+    """Probabilities ``(len(windows), n_outputs)`` of windows of one stream.
+
+    ``shared=True`` (timelines and streams): :meth:`RunClassifier.classify_stream_windows`,
+    overlapping windows sharing their STFT frames; ``False``: each window featurised alone
+    (:meth:`RunClassifier.classify_windows`, the reference the fast path is tested
+    against).  Windows of different lengths (a stream shorter than one window) are
+    classified one at a time.
+    """
+    if any(len(w.samples) != len(windows[0].samples) for w in windows):
+        return np.concatenate([classify_windows(classifier, [w], shared=shared) for w in windows])
+    samples = np.stack([w.samples for w in windows])
+    if shared:
+        starts = np.array([w.start for w in windows], dtype=np.int64)
+        return classifier.classify_stream_windows(windows=samples, starts=starts)
+    return classifier.classify_windows(windows=samples)
 
 
 def _classify_frames(classifier: RunClassifier, windows: list[Window]) -> FrameProbabilities:
@@ -267,6 +290,7 @@ def file_timeline(
     spectrogram: bool = True,
     name: str | None = None,
     frames: bool | None = None,
+    shared: bool = True,
 ) -> Timeline:
     """The sliding-window timeline of a file of any length, in bounded memory.
 
@@ -288,6 +312,9 @@ def file_timeline(
         One row per frame of the run's frame-level head (:func:`frame_rows`) rather than
         per window; default :attr:`RunClassifier.frame_level` (``False`` for runs without
         the head, whose frames are their windows).
+    shared : bool
+        Overlapping windows share their STFT frames (the fast path, equal within float32
+        rounding); ``False`` featurises each window alone (:func:`classify_windows`).
 
     Returns
     -------
@@ -315,7 +342,13 @@ def file_timeline(
     frames = classifier.frame_level if frames is None else bool(frames)
     starts, ends, probs = [], [], []
     for batch, p in classify_stream(
-        classifier, blocks(), window=w, hop=h, batch_windows=batch_windows, frames=frames
+        classifier,
+        blocks(),
+        window=w,
+        hop=h,
+        batch_windows=batch_windows,
+        frames=frames,
+        shared=shared,
     ):
         starts.extend(win.start for win in batch)
         ends.extend(win.end for win in batch)
