@@ -498,3 +498,28 @@ def test_the_families_demo_writes_its_tiny_waveform_model_and_ensembles_three_fa
     method = run.read_ensemble_report()["submission_method"]
     sub = pd.read_csv(tmp_path / "submissions" / f"demo_cpu_families__{method}.csv")
     assert sub.iloc[:, 0].tolist() == test.iloc[:, 0].tolist()
+
+
+def test_a_frozen_embeddings_run_classifies_windows_as_its_test_predictions(folder, tiny, tmp_path):
+    """``RunClassifier`` (timelines, detect, serving) computes ``hfemb:`` inputs itself."""
+    from emo_utils.timeline import RunClassifier
+
+    _, comp = folder
+    arch = f"hfemb:{tiny['wav2vec2']}@1"
+    config = CONFIG.override({"train.architectures": [arch]})
+    train = _inputs(comp, "train", config)
+    test = _inputs(comp, "test", config)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EmoUtilsWarning)
+        train_cv(comp, train, run_dir=tmp_path / "run", config=config, progress=False)
+    run = RunDir(tmp_path / "run")
+    predicted = predict_test(test, run_dir=run, progress=False, write=False)[arch]
+    clf = RunClassifier(run.path, device="cpu")
+    for k, name in enumerate(comp.test["filename"]):
+        np.testing.assert_allclose(
+            clf.classify_clip(comp.root / "test" / name), predicted[k], atol=1e-5
+        )
+    y = load_clip(comp.root / "test" / "t0.wav", config=config.audio)[: clf.window_samples]
+    windows = clf.classify_windows(windows=np.stack([y, y[::-1].copy()]))
+    assert windows.shape == (2, 2)
+    np.testing.assert_allclose(windows[0], predicted[0], atol=1e-5)

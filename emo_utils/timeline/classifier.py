@@ -32,6 +32,7 @@ array([[...], [...]])                                                 # (2, n_cl
 
 from __future__ import annotations
 
+import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -59,9 +60,11 @@ from ..features.shared import window_images
 from ..features.statistics import clips_statistics, statistic_names
 from ..infer.onnx_export import ONNX_FILE, OnnxFoldModel, _up_to_date, load_onnx_fold_model
 from ..infer.predict import predict_rows, tta_views, view_settings
-from ..models import load_fold_model, resolve_architecture, select_device
+from ..models import load_fold_model, model_input, resolve_architecture, select_device
 from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
 from ..models.classical import load_estimator, predict_estimator
+from ..models.embeddings import EmbeddingStore, extract_embeddings, split_name
+from ..models.hf import build_hf_model
 from ..models.sed import frame_bounds, frame_probabilities, is_sed_model
 from ..runs import RunDir
 from ..tasks import get_task
@@ -163,6 +166,41 @@ class WindowInput:
     store: Callable[[Sequence[str], Sequence[np.ndarray], Config], Any]
 
 
+@functools.lru_cache(maxsize=4)
+def _frozen_model(source: str, weights_dir: str | None) -> Any:
+    """The frozen transformer of an ``hfemb:`` model, loaded once per process."""
+    return build_hf_model(source, n_outputs=2, pretrained=True, weights_dir=weights_dir)
+
+
+def _embedding_store(names: Sequence[str], clips: Sequence[np.ndarray], config: Config) -> Any:
+    """Frozen embeddings of clips for every ``hfemb:`` model of the run, as the cache has them.
+
+    ``config`` is the waveform config of the run (:func:`waveform_config`); the clips'
+    waveform store is made as the ``waveform`` input's, then each ``hfemb:`` name's layer is
+    pooled by :func:`~emo_utils.models.embeddings.extract_embeddings` with the views the
+    cache uses.
+    """
+    waveforms = _image_store(names, clips, config)
+    task = get_task(config.data.task)
+    tc = config.train
+    vectors = {}
+    for arch in tc.architectures:
+        family, name = resolve_architecture(arch)
+        if family.input != "embeddings":
+            continue
+        source, layer = split_name(name)
+        pooled = extract_embeddings(
+            _frozen_model(source, tc.weights_dir),
+            waveforms,
+            np.arange(len(waveforms)),
+            crop=config.audio.crop,
+            all_windows=bool(config.ensemble.tta_windows or task.whole_clip),
+            batch_size=tc.batch_size,
+        )
+        vectors[name] = pooled[:, layer]
+    return EmbeddingStore(filenames=list(names), vectors=vectors, reasons=[""] * len(names))
+
+
 def _same(config: Config) -> Config:
     return config
 
@@ -183,11 +221,11 @@ def _decode_unpadded(path: str, config: Config) -> np.ndarray:
 
 
 #: ``ModelFamily.input`` -> how :class:`RunClassifier` computes it (the cache's functions).
-#: Frozen embeddings (``hfemb:`` models) are not supported yet.
 INPUT_KINDS: dict[str, WindowInput] = {
     "image": WindowInput(config=_same, decode=_decode_clip, store=_image_store),
     "features": WindowInput(config=_same, decode=_decode_unpadded, store=_statistics_store),
     "waveform": WindowInput(config=waveform_config, decode=_decode_clip, store=_image_store),
+    "embeddings": WindowInput(config=waveform_config, decode=_decode_clip, store=_embedding_store),
 }
 
 
@@ -204,7 +242,14 @@ def _engine_onnx(run: RunDir, arch: str, fold: int, device: torch.device) -> Any
 def _engine_auto(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
     onnx_path = run.fold_file(arch, fold, ONNX_FILE)
     model_path = run.fold_file(arch, fold, run.MODEL_FILE)
-    if device.type == "cpu" and onnx_path.is_file() and _up_to_date(onnx_path, model_path):
+    # A frame-level (sed:) model's ONNX export gives clip logits only: its frames need torch.
+    frame_level = resolve_architecture(arch)[0].prefix == "sed"
+    if (
+        not frame_level
+        and device.type == "cpu"
+        and onnx_path.is_file()
+        and _up_to_date(onnx_path, model_path)
+    ):
         return _engine_onnx(run, arch, fold, device)
     return _engine_torch(run, arch, fold, device)
 
@@ -213,7 +258,7 @@ def _engine_auto(run: RunDir, arch: str, fold: int, device: torch.device) -> Any
 #: (``load(run, arch, fold, device)``): ``"torch"`` the checkpoint; ``"onnx"`` its
 #: ``model.onnx`` on ONNX Runtime (``python -m emo_utils export --format onnx`` writes it);
 #: ``"auto"`` the ONNX model where the fold has an up-to-date one and the device is the CPU,
-#: else the checkpoint.
+#: else (and for ``sed:`` models, whose frames the export does not give) the checkpoint.
 ENGINES: dict[str, Callable[[RunDir, str, int, torch.device], Any]] = {
     "auto": _engine_auto,
     "torch": _engine_torch,
@@ -513,7 +558,7 @@ class RunClassifier:
         for arch in self.architectures:
             family, _ = resolve_architecture(arch)
             predict = _FAMILY_RUNNERS[family.trainer][1]
-            store = inputs[family.input]
+            store = model_input(arch, inputs)
             folds = np.stack([predict(self, arch, model, store) for model in self._models[arch]])
             per_arch.append(_fold_mean(folds))
         return self._combine(per_arch)
