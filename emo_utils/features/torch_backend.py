@@ -149,9 +149,12 @@ def _cpu_power(
 ) -> torch.Tensor:
     """What ``torch.stft`` then ``|.| ** 2`` give, a block of frames at a time (CPU).
 
-    The same centred zero-padded frames, float64 window and FFT, rounded to ``complex64``;
-    about twice as fast on a CPU as one :func:`torch.stft` of the batch, whose float64
-    frames and spectrum do not fit in the cache.
+    The same centred zero-padded frames, float64 window and FFT, the real and imaginary
+    parts rounded to float32 as ``complex64`` rounds them, and the power their float32
+    ``re ** 2 + im ** 2`` (librosa squares the float32 ``|.|``: the two differ by float32
+    rounding, about 1e-7 relative).  About twice as fast on a CPU as one :func:`torch.stft`
+    of the batch, whose float64 frames and spectrum do not fit in the cache, and twice
+    again as the complex ``abs`` then ``square``.
 
     Parameters
     ----------
@@ -169,9 +172,9 @@ def _cpu_power(
     for b in range(batch):
         for start in range(0, n_frames, _CPU_BLOCK_FRAMES):
             block = frames[b, start : start + _CPU_BLOCK_FRAMES] * window
-            spectrum = torch.fft.rfft(block, dim=-1).to(torch.complex64)
-            torch.abs(spectrum, out=out[b, start : start + _CPU_BLOCK_FRAMES])
-    return out.square_().transpose(-1, -2)
+            parts = torch.view_as_real(torch.fft.rfft(block, dim=-1)).to(torch.float32)
+            torch.sum(parts.square_(), dim=-1, out=out[b, start : start + _CPU_BLOCK_FRAMES])
+    return out.transpose(-1, -2)
 
 
 class TorchSpectrum:
