@@ -6,12 +6,19 @@ import numpy as np
 import pandas as pd
 import pytest
 from audio_factory import write_competition, write_signal
-from timeline_world import CONFIG, RATE, TONES, sequence_signal, tone_run, tone_signal
+from timeline_world import (
+    CONFIG,
+    RATE,
+    TONES,
+    sequence_signal,
+    tone_run,
+    tone_signal,
+    train_run,
+)
 
 from emo_utils.cli import main as cli_main
 from emo_utils.errors import ConfigError, DataError
 from emo_utils.fileio import read_csv
-from emo_utils.pipeline import run_pipeline
 from emo_utils.timeline.detect import audio_files, detect_files, event_segments
 
 RECORDINGS = {
@@ -181,15 +188,7 @@ def tag_run(tmp_path_factory):
             "train.n_folds": 3,
         }
     )
-    run_pipeline(
-        data,
-        run_dir=data / "run",
-        config=config,
-        submissions_dir=data / "submissions",
-        cache_dir=data / "cache",
-        n_jobs=1,
-        progress=False,
-    )
+    train_run(data, data, config)
     return data / "run"
 
 

@@ -122,9 +122,16 @@ def tone_run(base: Path, *, config: Config = CONFIG, name: str = "tone_world") -
             )
             test.append(name)
     write_competition(data, train=train, test=test)
+    result = train_run(data, base, config)
+    _RUNS[base] = ToneRun(data, base / "run", base / "cache", result)
+    return _RUNS[base]
+
+
+def train_run(data: Path, base: Path, config: Config) -> PipelineResult:
+    """The whole pipeline on the competition in ``data``: ``base/run``, ``base/cache``."""
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        result = run_pipeline(
+        warnings.simplefilter("ignore")  # tiny runs on tones: learned-nothing warnings
+        return run_pipeline(
             data,
             run_dir=base / "run",
             config=config,
@@ -133,5 +140,3 @@ def tone_run(base: Path, *, config: Config = CONFIG, name: str = "tone_world") -
             n_jobs=1,
             progress=False,
         )
-    _RUNS[base] = ToneRun(data, base / "run", base / "cache", result)
-    return _RUNS[base]
