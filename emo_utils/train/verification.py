@@ -64,7 +64,7 @@ from ..fileio import atomic_path, read_json, remove_temp_files, write_csv, write
 from ..infer.predict import predict_rows, view_settings
 from ..models import input_normalization, select_device
 from ..models._registry import build_model
-from ..models.embedding_net import EmbeddingNet, check_embedding_architectures
+from ..models.embedding_net import EmbeddingNet, check_embedding_architectures, embedding_head
 from ..models.normalize import NormalizedModel, image_statistics
 from ..runs import RunDir, arch_file_name
 from ..tables import markdown_table
@@ -293,7 +293,14 @@ def _train_fold(ctx: _Context, arch: str, fold: int) -> FoldScore:
         embedding_dim=vc.embedding_dim,
         options=vc,
     )
-    model = EmbeddingNet(NormalizedModel(body, mean, std), loss_head=loss.head)
+    head = embedding_head(
+        body,
+        embedding_dim=vc.embedding_dim,
+        in_chans=ctx.store.image_shape[0],
+        pooling=vc.pooling,
+        input_norm=vc.input_norm,
+    )
+    model = EmbeddingNet(NormalizedModel(head, mean, std), loss_head=loss.head)
     common = {"device": device, "num_workers": tc.num_workers, "pin_memory": device.type == "cuda"}
     train_ds = WindowDataset(
         ctx.store, train_rows, train_codes, ctx.config.audio.train_crop, split_idx=0
@@ -378,6 +385,8 @@ def _train_fold(ctx: _Context, arch: str, fold: int) -> FoldScore:
             "n_train_identities": n_ids,
             "n_valid_clips": len(valid_rows),
             "embedding_dim": vc.embedding_dim,
+            "pooling": vc.pooling,
+            "input_norm": vc.input_norm,
             "loss": tc.loss,
             "batch": {"p": bs // k, "k": k},
             "score_mean": float(scores.mean()),
