@@ -17,7 +17,8 @@ and writes, per fold, into ``RUN/models/ARCH/fold{k}/``:
 ``oof_embeddings.npy``
     ``(n_valid_clips, embedding_dim)`` float32, the validation clips' embeddings;
 ``done.json``
-    written last: EER and minDCF of the fold, best epoch, the input normalisation and the
+    written last: EER and minDCF of the fold, best epoch, the embedding head
+    (``pooling``, ``input_norm``: what inference rebuilds), the input normalisation and the
     score statistics of the OOF trials (``score_mean``, ``score_std``: the z-normalisation of
     the ensembles).
 
