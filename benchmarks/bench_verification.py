@@ -19,7 +19,12 @@ In one run:
    :mod:`emo_utils.audio` at the config's sample rate (the whole clip up to
    ``audio.max_duration``) and described by the mean and standard deviation over time of 20
    MFCCs (librosa); a trial's score is the cosine similarity of its two vectors.
-3. **Table** of the held-out test-trial EER (answers in ``test_answers.csv``, read only here)
+3. **Supervised linear probe** (a diagnosis of the data, not a competitor: it is trained on
+   the training speakers' labels): the same MFCC vectors of the training clips, standardised,
+   projected by shrinkage LDA (scikit-learn) fitted on the training speakers; a trial's score
+   is the cosine similarity of the two projected test clips.  It shows how much speaker
+   identity the clips carry for a linear model on utterance statistics.
+4. **Table** of the held-out test-trial EER (answers in ``test_answers.csv``, read only here)
    of every model, every ensemble method and the baseline, then the ratio
    ensemble EER / baseline EER against the target of at most 0.5.
 """
@@ -34,6 +39,8 @@ from pathlib import Path
 import librosa
 import numpy as np
 import pandas as pd
+from sklearn.discriminant_analysis import LinearDiscriminantAnalysis
+from sklearn.preprocessing import StandardScaler
 
 from emo_utils.audio import load_clip
 from emo_utils.config import Config
@@ -44,17 +51,31 @@ from emo_utils.verification import equal_error_rate
 from emo_utils.verification.scoring import cosine_scores
 
 
-def mfcc_baseline(data_dir: Path, config: Config) -> float:
-    data = load_verification(data_dir, config)
+def mfcc_vectors(paths: list[str], config: Config) -> np.ndarray:
+    """MFCC mean+std vectors ``(n, 40)`` of the clips (whole clip up to ``audio.max_duration``)."""
     vectors = []
-    for path in data.competition.test["path"]:
+    for path in paths:
         y = load_clip(path, config=config.audio)
         m = librosa.feature.mfcc(y=y, sr=config.audio.sample_rate, n_mfcc=20)
         vectors.append(np.concatenate([m.mean(axis=1), m.std(axis=1)]))
-    scores = cosine_scores(np.array(vectors), data.trials["row_a"], data.trials["row_b"])
+    return np.array(vectors)
+
+
+def mfcc_baseline(data_dir: Path, config: Config) -> tuple[float, float]:
+    """Test-trial EER of the MFCC cosine baseline and of the supervised LDA probe."""
+    data = load_verification(data_dir, config)
+    test = mfcc_vectors(list(data.competition.test["path"]), config)
     answers = pd.read_csv(data_dir / "test_answers.csv", dtype={"id": str}).set_index("id")
     labels = answers.loc[data.trials["id"], "same"].to_numpy()
-    return equal_error_rate(labels, scores)
+    a, b = data.trials["row_a"], data.trials["row_b"]
+    baseline = equal_error_rate(labels, cosine_scores(test, a, b))
+    train = mfcc_vectors(list(data.competition.train["path"]), config)
+    scaler = StandardScaler().fit(train)
+    identities = data.competition.train["label"].to_numpy()
+    lda = LinearDiscriminantAnalysis(solver="eigen", shrinkage="auto")
+    lda.fit(scaler.transform(train), identities)
+    probe = equal_error_rate(labels, cosine_scores(lda.transform(scaler.transform(test)), a, b))
+    return baseline, probe
 
 
 def main() -> None:
@@ -82,7 +103,7 @@ def main() -> None:
     )
     pipeline_s = time.perf_counter() - start
     start = time.perf_counter()
-    baseline = mfcc_baseline(data, config)
+    baseline, probe = mfcc_baseline(data, config)
     baseline_s = time.perf_counter() - start
     test = held_out_eer(data, args.run)
     print()
@@ -95,12 +116,13 @@ def main() -> None:
             f"{'ensemble ' + name:<36} {report.method_eer[name]:>8.4f} {test['ensemble ' + name]:>9.4f}"
         )
     print(f"{'MFCC mean+std cosine (baseline)':<36} {'':>8} {baseline:>9.4f}")
+    print(f"{'MFCC + LDA on train speakers (probe)':<36} {'':>8} {probe:>9.4f}")
     chosen = test[f"ensemble {result.method}"]
     print(
         f"\nsubmission method {result.method}: test EER {chosen:.4f}, baseline {baseline:.4f}, "
         f"ratio {chosen / baseline:.3f} (target <= 0.5: {'met' if chosen <= 0.5 * baseline else 'missed'})"
     )
-    print(f"pipeline {pipeline_s:.1f} s, baseline {baseline_s:.1f} s")
+    print(f"pipeline {pipeline_s:.1f} s, baseline and probe {baseline_s:.1f} s")
 
 
 if __name__ == "__main__":

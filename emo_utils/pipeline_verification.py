@@ -183,6 +183,8 @@ def _fold_model(run: RunDir, arch: str, fold: int, device: Any) -> Any:
         mean=norm["mean"],
         std=norm["std"],
         in_chans=int(done["in_chans"]),
+        pooling=done.get("pooling", "backbone"),
+        input_norm=done.get("input_norm", "none"),
         device=device,
     )
 

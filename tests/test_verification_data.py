@@ -13,7 +13,11 @@ import pytest
 from emo_utils.config import Config
 from emo_utils.data.folds import load_or_create_folds, read_folds
 from emo_utils.data.verification import load_verification, make_identity_folds
-from emo_utils.datasets.verification import make_verification_demo, verification_demo_plan
+from emo_utils.datasets.verification import (
+    make_verification_demo,
+    synthesize_identity_clip,
+    verification_demo_plan,
+)
 from emo_utils.errors import ConfigError, DataError, TrainingError
 from emo_utils.tasks import get_task
 
@@ -162,3 +166,24 @@ def test_folds_of_the_task_are_saved_as_data_and_reused(demo, tmp_path):
     assert (saved.groupby("label")["fold"].nunique() == 1).all()
     again = load_or_create_folds(data.competition, path=path, config=CONFIG, splitter=task.split)
     assert again["fold"].tolist() == folds["fold"].tolist()
+
+
+def test_demo_speakers_have_their_own_vowel_space_that_moves_their_spectrum():
+    _, _, timbres = verification_demo_plan(n_train_identities=8, n_test_identities=2, seed=3)
+    offsets = np.array([t["formant_offsets"] for t in timbres])
+    assert offsets.shape == (10, 4)
+    assert len({tuple(row) for row in offsets}) == 10  # every speaker its own formant factors
+    assert (offsets > 0.6).all()
+    assert (offsets < 1.6).all()
+    # The same clip (content, noise, recording) with every formant raised 25 %: more energy
+    # above 1.5 kHz, so the factors are heard, not only stored.
+    base = {**timbres[0], "formant_offsets": [1.0] * 4, "bandwidth_scale": 1.0}
+    high = {**base, "formant_offsets": [1.25] * 4}
+
+    def high_share(timbre):
+        y = synthesize_identity_clip(timbre=timbre, duration=1.5, rng=np.random.default_rng(0))
+        power = np.abs(np.fft.rfft(y)) ** 2
+        freqs = np.fft.rfftfreq(len(y), 1 / 16000)
+        return power[freqs > 1500].sum() / power.sum()
+
+    assert high_share(high) > high_share(base)

@@ -520,6 +520,10 @@ class _Voice:
     creak: float
     formant_scale: float
     open_quotient: float
+    #: Per-formant factors (F1-F4) on top of ``formant_scale``: a speaker's own vowel space.
+    formant_offsets: tuple[float, ...] = (1.0, 1.0, 1.0, 1.0)
+    #: Factor on the formant bandwidths (a more or less damped, nasal vocal tract).
+    bandwidth_scale: float = 1.0
 
     @classmethod
     def draw(cls, p: EmotionProfile, rng: np.random.Generator) -> _Voice:
@@ -609,8 +613,11 @@ def _speech(v: _Voice, duration: float, sr: int, rng: np.random.Generator) -> np
 
     # One vowel per syllable: the resonator bank switches coefficients at syllable starts
     # (the filter state carries over), where the voicing envelope is near zero.
-    formants = np.minimum(v.formant_scale * _VOWELS, 0.45 * sr - np.arange(4)[::-1] * 50.0)
-    bank = _vowel_filters(formants, _BANDWIDTHS * (1 + 2.0 * v.breath), sr)
+    formants = np.minimum(
+        v.formant_scale * np.asarray(v.formant_offsets) * _VOWELS,
+        0.45 * sr - np.arange(4)[::-1] * 50.0,
+    )
+    bank = _vowel_filters(formants, _BANDWIDTHS * v.bandwidth_scale * (1 + 2.0 * v.breath), sr)
     bounds = [round(start * sr) for start, _ in syllables[1:]]
     speech = np.empty(n)
     zi = np.zeros((bank.shape[1], 2))

@@ -11,8 +11,10 @@
       .demo_complete.json     parameters and file list, written last
 
 Every identity has a timbre of its own, drawn once: habitual pitch and pitch range,
-speaking rate and pauses, vocal-tract length (all formants scaled together), spectral tilt,
-breathiness, jitter, shimmer and creak (the voice model of
+speaking rate and pauses, vocal-tract length (all formants scaled together), its own vowel
+space (every formant F1-F4 shifted by its own factor, sd 8 %: real speakers differ in
+more than vocal-tract length), formant bandwidths (a more or less damped tract), spectral
+tilt, breathiness, jitter, shimmer and creak (the voice model of
 :mod:`emo_utils.datasets.synthetic`).  Its clips vary in content (words, vowels, intonation
 contour), in a small day-to-day drift of pitch and rate, and in the recording: room reverb,
 background noise at 5-30 dB SNR, a microphone colouring filter and the recording level.
@@ -49,7 +51,7 @@ from .synthetic import (
 __all__ = ["VERIFICATION_GENERATOR_VERSION", "make_verification_demo", "verification_demo_plan"]
 
 #: Bump when the generator's output changes, so existing demo folders are regenerated.
-VERIFICATION_GENERATOR_VERSION = 2
+VERIFICATION_GENERATOR_VERSION = 3
 _SAMPLE_RATE = 16000
 
 
@@ -67,6 +69,8 @@ def _identity(rng: np.random.Generator) -> dict[str, Any]:
         "shimmer": float(rng.uniform(0.02, 0.25)),
         "creak": float(rng.uniform(0.0, 0.3)),
         "formant_scale": float((1.16 if female else 1.0) * np.exp(rng.normal(0, 0.07))),
+        "formant_offsets": [float(x) for x in np.exp(rng.normal(0, 0.08, size=4))],
+        "bandwidth_scale": float(np.exp(rng.normal(0, 0.3))),
     }
 
 
@@ -86,6 +90,8 @@ def _clip_voice(timbre: dict[str, Any], rng: np.random.Generator) -> _Voice:
         creak=timbre["creak"],
         formant_scale=timbre["formant_scale"] * np.exp(rng.normal(0, 0.01)),
         open_quotient=float(np.clip(0.55 + 0.8 * timbre["breath"], 0.4, 0.85)),
+        formant_offsets=tuple(timbre["formant_offsets"]),
+        bandwidth_scale=timbre["bandwidth_scale"],
     )
 
 

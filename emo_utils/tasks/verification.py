@@ -21,7 +21,10 @@ Losses (:data:`EMBEDDING_LOSSES`, ``train.loss``), all from ``pytorch-metric-lea
 ``arcface``
     ``ArcFaceLoss`` (additive angular margin softmax over the fold's training identities;
     its class weights live in the model as ``loss_head`` so the optimiser trains them and
-    checkpoints save them).
+    checkpoints save them);
+``subcenter_arcface``
+    ``SubCenterArcFaceLoss``: ArcFace with ``verification.sub_centers`` centres per
+    identity (a noisy or multi-condition clip may sit near any of them).
 
 Validation identities are never training identities, so the validation loss is always the
 batch-hard triplet loss (it needs no class weights), whatever ``train.loss`` trains with.
@@ -150,11 +153,25 @@ def _arcface(n_classes: int, dim: int, options: VerificationConfig) -> Embedding
     return EmbeddingLoss(loss, head=loss, margin=options.triplet_margin)
 
 
+def _subcenter_arcface(n_classes: int, dim: int, options: VerificationConfig) -> EmbeddingLoss:
+    from pytorch_metric_learning.losses import SubCenterArcFaceLoss
+
+    loss = SubCenterArcFaceLoss(
+        num_classes=int(n_classes),
+        embedding_size=int(dim),
+        margin=options.arcface_margin,
+        scale=options.arcface_scale,
+        sub_centers=options.sub_centers,
+    )
+    return EmbeddingLoss(loss, head=loss, margin=options.triplet_margin)
+
+
 #: ``train.loss`` name -> ``builder(n_classes, embedding_dim, VerificationConfig)``.
 EMBEDDING_LOSSES: dict[str, Callable[[int, int, Any], EmbeddingLoss]] = {
     "triplet": _triplet,
     "triplet_easy_hard": _triplet_easy_hard,
     "arcface": _arcface,
+    "subcenter_arcface": _subcenter_arcface,
 }
 
 

@@ -17,7 +17,8 @@ and writes, per fold, into ``RUN/models/ARCH/fold{k}/``:
 ``oof_embeddings.npy``
     ``(n_valid_clips, embedding_dim)`` float32, the validation clips' embeddings;
 ``done.json``
-    written last: EER and minDCF of the fold, best epoch, the input normalisation and the
+    written last: EER and minDCF of the fold, best epoch, the embedding head
+    (``pooling``, ``input_norm``: what inference rebuilds), the input normalisation and the
     score statistics of the OOF trials (``score_mean``, ``score_std``: the z-normalisation of
     the ensembles).
 
@@ -64,7 +65,7 @@ from ..fileio import atomic_path, read_json, remove_temp_files, write_csv, write
 from ..infer.predict import predict_rows, view_settings
 from ..models import input_normalization, select_device
 from ..models._registry import build_model
-from ..models.embedding_net import EmbeddingNet, check_embedding_architectures
+from ..models.embedding_net import EmbeddingNet, check_embedding_architectures, embedding_head
 from ..models.normalize import NormalizedModel, image_statistics
 from ..runs import RunDir, arch_file_name
 from ..tables import markdown_table
@@ -294,7 +295,14 @@ def _train_fold(ctx: _Context, arch: str, fold: int) -> FoldScore:
         embedding_dim=vc.embedding_dim,
         options=vc,
     )
-    model = EmbeddingNet(NormalizedModel(body, mean, std), loss_head=loss.head)
+    head = embedding_head(
+        body,
+        embedding_dim=vc.embedding_dim,
+        in_chans=ctx.store.image_shape[0],
+        pooling=vc.pooling,
+        input_norm=vc.input_norm,
+    )
+    model = EmbeddingNet(NormalizedModel(head, mean, std), loss_head=loss.head)
     common = {"device": device, "num_workers": tc.num_workers, "pin_memory": device.type == "cuda"}
     train_ds = WindowDataset(
         ctx.store, train_rows, train_codes, ctx.config.audio.train_crop, split_idx=0
@@ -379,6 +387,8 @@ def _train_fold(ctx: _Context, arch: str, fold: int) -> FoldScore:
             "n_train_identities": n_ids,
             "n_valid_clips": len(valid_rows),
             "embedding_dim": vc.embedding_dim,
+            "pooling": vc.pooling,
+            "input_norm": vc.input_norm,
             "loss": tc.loss,
             "batch": {"p": bs // k, "k": k},
             "score_mean": float(scores.mean()),
