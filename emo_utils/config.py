@@ -942,6 +942,11 @@ class VerificationConfig:
         Columns of the test trials CSV (``data.test_csv``): the trial id and the two files.
     score_column : str
         The submission's score column (``id,score``; higher = more likely the same identity).
+    file_separator : str
+        A trial side may list several files of one identity separated by this string
+        (``"birth1.wav;birth2.wav"``); the side is then enrolled from all of them, by the
+        normalised mean of their embeddings (:func:`emo_utils.verification.scoring.enroll`).
+        ``""`` (default): every side is one file name, whatever characters it holds.
     embedding_dim : int
         Size of the L2-normalised embedding (the projection after the pooled features).
     clips_per_identity : int
@@ -975,6 +980,7 @@ class VerificationConfig:
     file_a_column: str = "file_a"
     file_b_column: str = "file_b"
     score_column: str = "score"
+    file_separator: str = ""
     embedding_dim: int = 128
     clips_per_identity: int = 4
     triplet_margin: float = 0.2
@@ -1005,6 +1011,12 @@ class VerificationConfig:
             "verification.file_b_column",
             self.file_b_column,
             "the trial id and the two file columns must differ",
+        )
+        _check(
+            isinstance(self.file_separator, str),
+            "verification.file_separator",
+            self.file_separator,
+            "must be a string ('' for one file per trial side)",
         )
         _integer("verification.embedding_dim", self.embedding_dim, minimum=2)
         _integer("verification.clips_per_identity", self.clips_per_identity, minimum=2)

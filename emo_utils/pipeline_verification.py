@@ -74,7 +74,7 @@ from .train.verification import (
     z_normalize,
 )
 from .verification.metrics import eer_threshold, equal_error_rate, min_dcf
-from .verification.scoring import cosine_scores, s_norm
+from .verification.scoring import enroll, s_norm
 
 __all__ = [
     "TEST_EMBEDDINGS_FILE",
@@ -228,14 +228,26 @@ def _fold_test_scores(
 ) -> np.ndarray:
     """One fold model's trial scores on the z-scale (or S-normalised)."""
     vc = config.verification
-    a, b = trials["row_a"].to_numpy(), trials["row_b"].to_numpy()
-    raw = cosine_scores(emb, a, b)
+    left, right = _side_embeddings(emb, trials["rows_a"]), _side_embeddings(emb, trials["rows_b"])
+    raw = np.einsum("ij,ij->i", left, right)  # both sides L2-normalised: their cosine
     if vc.score_norm == "none":
         done = _fold_done(run, arch, fold)
         return z_normalize(raw, done["score_mean"], done["score_std"])
     cohort = np.load(run.fold_dir(arch, fold) / OOF_EMBEDDINGS_FILE).astype(np.float64)
     top_k = min(vc.cohort_top_k, len(cohort)) if vc.score_norm == "as_norm" else None
-    return s_norm(raw, emb[a], emb[b], cohort, top_k=top_k)
+    return s_norm(raw, left, right, cohort, top_k=top_k)
+
+
+def _side_embeddings(emb: np.ndarray, sides: Sequence[Sequence[int]]) -> np.ndarray:
+    """One L2-normalised embedding per trial side: its file's, or its files' enrolled mean.
+
+    A side of several files (``verification.file_separator``) is enrolled by
+    :func:`~emo_utils.verification.scoring.enroll` (the normalised mean of the files'
+    normalised embeddings); NaN when one of its files has no embedding.
+    """
+    rows = np.concatenate([np.asarray(s, dtype=np.int64) for s in sides])
+    owners = np.repeat(np.arange(len(sides)), [len(s) for s in sides])
+    return enroll(emb[rows], owners)  # integer owners: rows in trial order
 
 
 def _oof(run: RunDir, config: Config) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
@@ -260,13 +272,11 @@ def _failure_reasons(store: FeatureStore, trials: pd.DataFrame) -> dict[int, tup
     """Trial row -> (file, reason) for every trial with a file that has no image."""
     reasons = dict(enumerate(store.reasons))
     out = {}
-    for i, (a, b, fa, fb) in enumerate(
-        zip(trials["row_a"], trials["row_b"], trials["file_a"], trials["file_b"], strict=True)
-    ):
-        for row, name in ((a, fa), (b, fb)):
-            if reasons[int(row)]:
-                out[i] = (name, reasons[int(row)])
-                break
+    names = dict(enumerate(store.filenames))
+    for i, (a, b) in enumerate(zip(trials["rows_a"], trials["rows_b"], strict=True)):
+        bad = next((int(r) for r in (*a, *b) if reasons[int(r)]), None)
+        if bad is not None:
+            out[i] = (str(names[bad]), reasons[bad])
     return out
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 
@@ -139,9 +140,32 @@ def test_reader_gives_identities_trials_and_metadata(demo):
     trials = pd.read_csv(demo / "test.csv")
     assert data.trials["id"].tolist() == trials["id"].tolist()
     test = comp.test["filename"].tolist()
-    assert [test[i] for i in data.trials["row_a"]] == trials["file_a"].tolist()
-    assert [test[i] for i in data.trials["row_b"]] == trials["file_b"].tolist()
+    assert [test[i] for (i,) in data.trials["rows_a"]] == trials["file_a"].tolist()
+    assert [test[i] for (i,) in data.trials["rows_b"]] == trials["file_b"].tolist()
     assert len(test) == len(set(test)) == 6
+
+
+def test_a_trial_side_may_enroll_several_files_with_the_separator(demo, tmp_path):
+    """CryCeleb-style: an identity enrolled from several recordings, scored as one side."""
+    data_dir = tmp_path / "data"
+    shutil.copytree(demo, data_dir)
+    files = pd.read_csv(demo / "test.csv")["file_a"].unique().tolist()
+    (data_dir / "test.csv").write_text(
+        "id,file_a,file_b\n"
+        f"t0,{files[0]} ; {files[1]},{files[2]}\n"
+        f"t1,{files[1]},{files[2]};{files[2]}\n"
+    )
+    config = CONFIG.override({"verification.file_separator": ";"})
+    data = load_verification(data_dir, config)
+    test = data.competition.test["filename"].tolist()
+    assert test == files[:3]  # every file once, in order of first use
+    assert data.trials["rows_a"].tolist() == [(0, 1), (1,)]
+    assert data.trials["rows_b"].tolist() == [(2,), (2,)]  # a file listed twice counts once
+    assert data.trials["file_a"].tolist()[0] == f"{files[0]} ; {files[1]}"  # as written
+    # Without the separator a side is one file name, whatever it holds (a missing file:
+    # its trials get the neutral score and the failures file names it).
+    plain = load_verification(data_dir, CONFIG).competition.test["filename"].tolist()
+    assert plain[0] == f"{files[0]} ; {files[1]}"
 
 
 def test_reader_names_a_missing_trial_column_and_repeated_ids(demo, tmp_path):

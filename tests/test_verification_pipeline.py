@@ -19,7 +19,7 @@ from fastai.callback.core import Callback
 from emo_utils.config import Config
 from emo_utils.datasets.verification import make_verification_demo
 from emo_utils.errors import ConfigError
-from emo_utils.fileio import read_json
+from emo_utils.fileio import read_json, write_json
 from emo_utils.pipeline_verification import (
     embed_files,
     predict_verification,
@@ -196,6 +196,45 @@ def test_submission_has_one_row_per_trial_in_order_and_a_bad_file_gets_the_neutr
     assert scores["test_resnet"][~uses].notna().all()
     report_dir = RunDir(tiny["run"]).report_dir
     assert {"det_curve.png", "score_histograms.png"} <= {p.name for p in report_dir.iterdir()}
+
+
+def test_a_side_of_several_files_is_scored_by_their_enrolled_mean_embedding(tiny, tmp_path):
+    """``verification.file_separator``: a side lists several files of one identity."""
+    run_dir, data = tmp_path / "run", tmp_path / "data"
+    shutil.copytree(tiny["run"], run_dir)
+    shutil.copytree(tiny["data"], data)
+    config = read_json(run_dir / "config.json")
+    config["verification"]["file_separator"] = ";"
+    write_json(run_dir / "config.json", config)
+    x, y, z = pd.read_csv(data / "test.csv")["file_a"].unique()[:3]
+    (data / "test" / "broken.wav").write_bytes(b"this is not audio")
+    (data / "test.csv").write_text(
+        f"id,file_a,file_b\nt0,{x};{y},{z}\nt1,{x},{z}\nt2,{x};broken.wav,{z}\n"
+    )
+    result = predict_verification(
+        data, run_dir=run_dir, submissions_dir=tmp_path / "subs", n_jobs=1, progress=False
+    )
+    submission = pd.read_csv(result.submission)
+    assert submission["id"].tolist() == ["t0", "t1", "t2"]
+    report = read_json(RunDir(run_dir).ensemble_report_file(".json"))
+    assert submission["score"].iloc[2] == report["neutral_score"]
+    failures = pd.read_csv(result.failures)
+    assert failures[["id", "file"]].values.tolist() == [["t2", "broken.wav"]]
+    # The score of t0 from the folds' saved test embeddings: cosine of the normalised mean
+    # of x's and y's normalised embeddings with z's, z-scaled per fold, folds averaged.
+    run = RunDir(run_dir)
+    expected = []
+    for fold in range(2):
+        with np.load(run.fold_dir("test_resnet", fold) / "test_embeddings.npz") as saved:
+            emb = dict(zip(saved["names"].tolist(), saved["emb"].astype(np.float64), strict=True))
+        unit = {k: v / np.linalg.norm(v) for k, v in emb.items() if np.isfinite(v).all()}
+        side = unit[x] + unit[y]
+        raw = float(side @ unit[z]) / np.linalg.norm(side)
+        done = read_json(run.fold_dir("test_resnet", fold) / "done.json")
+        expected.append((raw - done["score_mean"]) / done["score_std"])
+    scores = pd.read_csv(run.predictions_dir / "test_scores.csv")
+    assert scores["test_resnet"].iloc[0] == pytest.approx(np.mean(expected), abs=1e-4)
+    assert scores["test_resnet"].iloc[0] != pytest.approx(scores["test_resnet"].iloc[1])
 
 
 def test_embed_resumes_an_interrupted_run_and_matches_an_uninterrupted_one(tiny, tmp_path):

@@ -121,8 +121,9 @@ class VerificationData:
         path``, one row per distinct trial file; ``classes``: the sorted identities;
         ``submission_columns``: ``(pair id column, score column)``.
     trials : pandas.DataFrame
-        ``id, file_a, file_b`` (the test CSV's trials in order) plus ``row_a, row_b``:
-        the rows of ``competition.test`` of the two files.
+        ``id, file_a, file_b`` (the test CSV's trials in order) plus ``rows_a, rows_b``:
+        the rows of ``competition.test`` of the files of each side (one file, or several
+        with ``verification.file_separator``), as tuples.
     metadata : pandas.DataFrame
         The other columns of ``train.csv``, one row per training clip.
     """
@@ -130,6 +131,13 @@ class VerificationData:
     competition: Competition
     trials: pd.DataFrame
     metadata: pd.DataFrame
+
+
+def _side_files(value: str, separator: str) -> tuple[str, ...]:
+    """The file names of one trial side: the whole value, or its ``separator``-split parts."""
+    if not separator:
+        return (value,) if value else ()
+    return tuple(dict.fromkeys(p.strip() for p in value.split(separator) if p.strip()))
 
 
 def load_verification(data_dir: str | os.PathLike, config: Config) -> VerificationData:
@@ -178,9 +186,13 @@ def load_verification(data_dir: str | os.PathLike, config: Config) -> Verificati
             "file_b": pairs[vc.file_b_column].str.strip(),
         }
     )
+    sides = {
+        side: [_side_files(v, vc.file_separator) for v in trials[side]]
+        for side in ("file_a", "file_b")
+    }
     blank = [
         i + 2
-        for i, (a, b) in enumerate(zip(trials["file_a"], trials["file_b"], strict=True))
+        for i, (a, b) in enumerate(zip(sides["file_a"], sides["file_b"], strict=True))
         if not a or not b
     ]
     if blank:
@@ -189,12 +201,15 @@ def load_verification(data_dir: str | os.PathLike, config: Config) -> Verificati
     if repeated:
         raise DataError(f"{test_csv}: trial id(s) listed more than once: {repeated[:10]}")
     # Keep the order of first use: trial by trial, a before b.
-    order = pd.unique(trials[["file_a", "file_b"]].to_numpy().ravel())
-    files = [str(f) for f in order]
+    files = list(
+        dict.fromkeys(
+            f for a, b in zip(sides["file_a"], sides["file_b"], strict=True) for f in (*a, *b)
+        )
+    )
     test = pd.DataFrame({"filename": files})
     row = {name: i for i, name in enumerate(files)}
-    trials["row_a"] = trials["file_a"].map(row).astype(np.int64)
-    trials["row_b"] = trials["file_b"].map(row).astype(np.int64)
+    for side, rows in (("file_a", "rows_a"), ("file_b", "rows_b")):
+        trials[rows] = [tuple(row[f] for f in names) for names in sides[side]]
 
     train_dir, test_dir = root / dc.train_audio_dir, root / dc.test_audio_dir
     train["path"] = [str(resolve_audio_path(train_dir, n)) for n in train["filename"]]

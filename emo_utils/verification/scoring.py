@@ -82,7 +82,8 @@ def enroll(embeddings: ArrayLike, owners: Sequence[object]) -> np.ndarray:
     embeddings : array-like of shape (n_clips, d)
         Clip embeddings (normalised here first).
     owners : sequence, length n_clips
-        Identity (or enrollment key) of every clip.
+        Identity (or enrollment key) of every clip: integers, or anything else (compared
+        as strings).
 
     Returns
     -------
@@ -91,7 +92,10 @@ def enroll(embeddings: ArrayLike, owners: Sequence[object]) -> np.ndarray:
         (``numpy.unique(owners)``), L2-normalised.
     """
     e = l2_normalize(embeddings)
-    keys, codes = np.unique(np.asarray(owners, dtype=object).astype(str), return_inverse=True)
+    keys = np.asarray(owners)
+    if keys.dtype.kind not in "iu":  # integer keys sort as numbers, any other as strings
+        keys = np.asarray(owners, dtype=object).astype(str)
+    keys, codes = np.unique(keys, return_inverse=True)
     if len(codes) != len(e):
         raise DataError(f"enroll: {len(codes)} owners for {len(e)} embeddings")
     sums = np.zeros((len(keys), e.shape[1]))
