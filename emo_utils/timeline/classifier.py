@@ -74,12 +74,22 @@ __all__ = ["ENGINES", "INPUT_KINDS", "FrameProbabilities", "RunClassifier", "Win
 
 
 # ---------------------------------------------------------------------------- inputs
+def _as_cached(images: np.ndarray, dtype: str) -> np.ndarray:
+    """Images rounded to the cache's ``dtype`` as the cache stores them, held as float32.
+
+    The values are the cache's (float16 by default); float32 storage spares every fold
+    model's prediction the float16 -> float32 conversion of the same views.
+    """
+    return np.asarray(images).astype(dtype).astype(np.float32, copy=False)
+
+
 def _image_store(names: Sequence[str], clips: Sequence[np.ndarray], config: Config) -> FeatureStore:
     """Images of clips at ``config.audio.sample_rate``, as the cache stores them."""
     features = config.features
     images = [
-        compute_image(y, sample_rate=config.audio.sample_rate, config=features).astype(
-            features.cache_dtype
+        _as_cached(
+            compute_image(y, sample_rate=config.audio.sample_rate, config=features),
+            features.cache_dtype,
         )
         for y in clips
     ]
@@ -110,9 +120,10 @@ def _statistics_store(
 def _shared_image_store(windows: np.ndarray, starts: np.ndarray, config: Config) -> FeatureStore:
     """:func:`_image_store` of windows of one stream, their shared frames computed once."""
     features = config.features
-    images = window_images(
-        windows, starts, sample_rate=config.audio.sample_rate, config=features
-    ).astype(features.cache_dtype)
+    images = _as_cached(
+        window_images(windows, starts, sample_rate=config.audio.sample_rate, config=features),
+        features.cache_dtype,
+    )
     return FeatureStore.from_arrays(
         [f"window{i}" for i in range(len(windows))],
         list(images),
