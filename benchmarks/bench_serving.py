@@ -76,7 +76,9 @@ def _direct(clf, clips: list[Path]) -> float:
     return len(clips) / (time.perf_counter() - start)
 
 
-def _start_workers(run: Path, options: ServeOptions, n: int, logs: Path) -> list:
+def _start_workers(
+    run: Path, options: ServeOptions, n: int, logs: Path, *, concurrency: int = 1
+) -> list:
     procs = []
     for k in range(n):
         log = logs / f"worker{k}.log"
@@ -100,6 +102,8 @@ def _start_workers(run: Path, options: ServeOptions, n: int, logs: Path) -> list
                             options.store_url,
                             "--device",
                             "cpu",
+                            "--concurrency",
+                            str(concurrency),
                         ],
                         stdout=out,
                         stderr=subprocess.STDOUT,
@@ -167,6 +171,12 @@ def main() -> None:
     parser.add_argument("--workers", type=int, default=2)
     parser.add_argument("--stream-pieces", type=int, default=12)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        default=1,
+        help="pieces each worker process classifies at once (serve worker --concurrency)",
+    )
     args = parser.parse_args()
     os.environ["OMP_NUM_THREADS"] = str(args.threads)
     import torch
@@ -184,14 +194,17 @@ def main() -> None:
                 task_queue="bench",
                 store_url=f"sqlite:///{work / 'results.sqlite'}",
             )
-            workers = _start_workers(run, options, args.workers, work)
+            workers = _start_workers(run, options, args.workers, work, concurrency=args.concurrency)
             try:
                 asyncio.run(_measure(args, run, work, options, recording))
             finally:
                 for proc in workers:
                     proc.terminate()
                     proc.wait(timeout=60)
-        print(f"torch threads per process: {args.threads}; cores: {os.cpu_count()}")
+        print(
+            f"torch threads per process: {args.threads}; pieces at once per worker: "
+            f"{args.concurrency}; cores: {os.cpu_count()}"
+        )
 
 
 if __name__ == "__main__":

@@ -186,13 +186,16 @@ async def submit_files(
 ) -> list[StreamSummary] | list[str]:
     """Start one :class:`~.workflows.RecordingWorkflow` per file (id ``recording-STEM``).
 
+    The workflows are started concurrently (one start request each, not waiting for the
+    previous one's answer), so workers get the first files while the last ones are sent.
+
     Returns
     -------
     list of StreamSummary, or list of str
         The summaries in ``files`` order with ``wait``, else the workflow ids.
     """
-    handles = []
-    for f in files:
+
+    async def start(f: str | os.PathLike) -> WorkflowHandle:
         recording = recording_id(f)
         request = RecordingInput(
             recording,
@@ -201,11 +204,11 @@ async def submit_files(
             arrived_at=time.time(),
             timeouts=timeouts or TimeoutSettings(),
         )
-        handles.append(
-            await client.start_workflow(
-                RecordingWorkflow.run, request, id=f"recording-{recording}", task_queue=task_queue
-            )
+        return await client.start_workflow(
+            RecordingWorkflow.run, request, id=f"recording-{recording}", task_queue=task_queue
         )
+
+    handles = list(await asyncio.gather(*(start(f) for f in files)))
     if not wait:
         return [h.id for h in handles]
     return list(await asyncio.gather(*(h.result() for h in handles)))

@@ -16,6 +16,7 @@ import json
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import pandas as pd
 import sqlalchemy as sa
@@ -135,9 +136,22 @@ class WindowResult:
     probabilities: Mapping[str, float]
 
 
+def _sqlite_wal(dbapi_connection: Any, _record: Any) -> None:
+    """Put a SQLite connection in write-ahead-log mode.
+
+    One sync per commit (the default rollback journal needs several), and readers
+    (``serve results``) never block the workers' writes.
+    """
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.close()
+
+
 @functools.lru_cache(maxsize=8)
 def engine(url: str) -> sa.Engine:
     """The engine of ``url`` (one per process), its table created if missing.
+
+    A SQLite file is used in write-ahead-log mode (still synced at every commit).
 
     Raises
     ------
@@ -146,6 +160,8 @@ def engine(url: str) -> sa.Engine:
     """
     try:
         eng = sa.create_engine(url)
+        if eng.dialect.name == "sqlite":
+            sa.event.listen(eng, "connect", _sqlite_wal)
         _metadata.create_all(eng)
     except (sa.exc.ArgumentError, sa.exc.NoSuchModuleError, sa.exc.OperationalError) as exc:
         raise DataError(f"results store {url!r}: {exc}") from exc
