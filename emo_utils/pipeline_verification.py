@@ -74,7 +74,7 @@ from .train.verification import (
     z_normalize,
 )
 from .verification.metrics import eer_threshold, equal_error_rate, min_dcf
-from .verification.scoring import enroll, s_norm
+from .verification.scoring import enroll_sides, s_norm
 
 __all__ = [
     "TEST_EMBEDDINGS_FILE",
@@ -228,7 +228,7 @@ def _fold_test_scores(
 ) -> np.ndarray:
     """One fold model's trial scores on the z-scale (or S-normalised)."""
     vc = config.verification
-    left, right = _side_embeddings(emb, trials["rows_a"]), _side_embeddings(emb, trials["rows_b"])
+    left, right = enroll_sides(emb, trials["rows_a"]), enroll_sides(emb, trials["rows_b"])
     raw = np.einsum("ij,ij->i", left, right)  # both sides L2-normalised: their cosine
     if vc.score_norm == "none":
         done = _fold_done(run, arch, fold)
@@ -236,18 +236,6 @@ def _fold_test_scores(
     cohort = np.load(run.fold_dir(arch, fold) / OOF_EMBEDDINGS_FILE).astype(np.float64)
     top_k = min(vc.cohort_top_k, len(cohort)) if vc.score_norm == "as_norm" else None
     return s_norm(raw, left, right, cohort, top_k=top_k)
-
-
-def _side_embeddings(emb: np.ndarray, sides: Sequence[Sequence[int]]) -> np.ndarray:
-    """One L2-normalised embedding per trial side: its file's, or its files' enrolled mean.
-
-    A side of several files (``verification.file_separator``) is enrolled by
-    :func:`~emo_utils.verification.scoring.enroll` (the normalised mean of the files'
-    normalised embeddings); NaN when one of its files has no embedding.
-    """
-    rows = np.concatenate([np.asarray(s, dtype=np.int64) for s in sides])
-    owners = np.repeat(np.arange(len(sides)), [len(s) for s in sides])
-    return enroll(emb[rows], owners)  # integer owners: rows in trial order
 
 
 def _oof(run: RunDir, config: Config) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:

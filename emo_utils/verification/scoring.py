@@ -34,7 +34,7 @@ from numpy.typing import ArrayLike
 
 from ..errors import DataError
 
-__all__ = ["cosine_scores", "enroll", "l2_normalize", "s_norm", "sample_trials"]
+__all__ = ["cosine_scores", "enroll", "enroll_sides", "l2_normalize", "s_norm", "sample_trials"]
 
 
 def l2_normalize(x: ArrayLike) -> np.ndarray:
@@ -101,6 +101,35 @@ def enroll(embeddings: ArrayLike, owners: Sequence[object]) -> np.ndarray:
     sums = np.zeros((len(keys), e.shape[1]))
     np.add.at(sums, codes, e)
     return l2_normalize(sums)
+
+
+def enroll_sides(embeddings: ArrayLike, sides: Sequence[Sequence[int]]) -> np.ndarray:
+    """One embedding per trial side: its clip's, or its clips' enrolled mean (:func:`enroll`).
+
+    Parameters
+    ----------
+    embeddings : array-like of shape (n_clips, d)
+    sides : sequence of sequences of int, length n_trials
+        The embedding rows of each side (one, or several clips of one identity).
+
+    Returns
+    -------
+    numpy.ndarray of float64, shape (n_trials, d)
+        L2-normalised, in trial order; the cosine of two sides is their dot product.  NaN
+        where a side has a NaN embedding.
+
+    Examples
+    --------
+    >>> e = np.array([[1.0, 0.0], [0.0, 2.0]])
+    >>> enroll_sides(e, [(0,), (0, 1)]).round(4).tolist()
+    [[1.0, 0.0], [0.7071, 0.7071]]
+    """
+    e = np.asarray(embeddings, dtype=np.float64)
+    rows = np.concatenate([np.asarray(s, dtype=np.int64).reshape(-1) for s in sides])
+    owners = np.repeat(np.arange(len(sides)), [len(s) for s in sides])
+    if len(np.unique(owners)) != len(sides):
+        raise DataError("enroll_sides: a trial side without clips")
+    return enroll(e[rows], owners)  # integer owners: rows in trial order
 
 
 def s_norm(
