@@ -26,15 +26,14 @@ import time
 
 import numpy as np
 import torch
-from bench_training import TrainTimer
+from bench_training import learner_rate
 from fastai.torch_core import default_device, set_seed
 
 from emo_utils.config import Config
 from emo_utils.features.channels import compute_image
 from emo_utils.features.on_the_fly import on_the_fly_config, waveform_images
 from emo_utils.features.store import FeatureStore
-from emo_utils.models import NormalizedModel, build_model
-from emo_utils.train.cv import make_dataloaders, make_learner
+from emo_utils.train.cv import make_dataloaders
 from emo_utils.train.on_the_fly import on_the_fly_transforms
 
 
@@ -82,21 +81,14 @@ def loop(store, targets, config, n_classes, n_valid, epochs, in_chans, transform
         device=default_device(),
         batch_transforms=transforms,
     )
-    tc = config.train
-    body = build_model(tc.architectures[0], n_classes, pretrained=False, in_chans=in_chans)
-    model = NormalizedModel(body, [0.5] * in_chans, [0.25] * in_chans)
-    learn = make_learner(
+    return learner_rate(
         dls,
-        model,
-        config=tc,
-        task=config.data.task,
+        config,
         n_classes=n_classes,
+        in_chans=in_chans,
         train_targets=targets[n_valid:],
-        progress=False,
+        epochs=epochs,
     )
-    timer = TrainTimer()
-    learn.fit_one_cycle(epochs, lr_max=tc.lr, wd=tc.weight_decay, cbs=[timer])
-    return max(n / s for n, s in zip(timer.items[1:], timer.seconds[1:], strict=True))
 
 
 def feature_rate(image_store, wave_store, config, batch_size) -> tuple[float, float]:

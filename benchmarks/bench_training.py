@@ -86,18 +86,34 @@ def full_loop(store, targets, config, n_classes, device, n_valid, epochs, progre
         config=config,
         device=device,
     )
-    tc = config.train
-    body = build_model(
-        tc.architectures[0], n_classes, pretrained=False, in_chans=store.image_shape[0]
+    return learner_rate(
+        dls,
+        config,
+        n_classes=n_classes,
+        in_chans=store.image_shape[0],
+        train_targets=targets[n_valid:],
+        epochs=epochs,
+        progress=progress,
     )
-    model = NormalizedModel(body, [0.5] * store.image_shape[0], [0.25] * store.image_shape[0])
+
+
+def learner_rate(
+    dls, config, *, n_classes, in_chans, train_targets, epochs, progress=False
+) -> float:
+    """Best images/s of the training phase of epochs 2.. of the package's learner on ``dls``.
+
+    The first architecture of ``config``, from scratch, behind a fixed normalisation.
+    """
+    tc = config.train
+    body = build_model(tc.architectures[0], n_classes, pretrained=False, in_chans=in_chans)
+    model = NormalizedModel(body, [0.5] * in_chans, [0.25] * in_chans)
     learn = make_learner(
         dls,
         model,
         config=tc,
         task=config.data.task,
         n_classes=n_classes,
-        train_targets=targets[n_valid:],
+        train_targets=train_targets,
         progress=progress,
     )
     timer = TrainTimer()
