@@ -377,10 +377,14 @@ def test_a_long_piece_is_the_pooled_windows_of_the_run_classifier(trained_run):
     clf = run_classifier(os.fspath(trained_run.run_dir), "cpu")
     rate, w = clf.sample_rate, clf.inner.window_samples
     y = np.random.default_rng(3).normal(0.0, 0.1, round(2.4 * w)).astype(np.float32)
-    windows = clf.windows(y)
-    starts = [0, w // 2, w, 2 * (w // 2), len(y) - w]
-    expected = np.stack([y[s : s + w] for s in sorted(set(starts))])
-    np.testing.assert_array_equal(windows, expected)
+    timeline = clf.timeline(y, sample_rate=rate)
+    starts = sorted({0, w // 2, w, 2 * (w // 2), len(y) - w})
+    expected = np.stack([y[s : s + w] for s in starts])
+    np.testing.assert_array_equal(timeline.starts, starts)
+    np.testing.assert_array_equal(timeline.ends, np.asarray(starts) + w)
+    np.testing.assert_allclose(
+        timeline.probabilities, clf.inner.classify_windows(windows=expected), atol=1e-6
+    )
     np.testing.assert_allclose(
         clf.classify(y, sample_rate=rate),
         clf.inner.classify_windows(windows=expected).mean(axis=0),

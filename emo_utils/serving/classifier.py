@@ -21,7 +21,6 @@ import numpy as np
 
 from ..errors import AudioError, TrainingError
 from ..timeline import RunClassifier
-from ..timeline.buffer import WindowBuffer
 from ..timeline.timelines import classify_stream, window_samples
 
 __all__ = ["PieceClassifier", "RunPieceClassifier", "WindowProbabilities", "run_classifier"]
@@ -102,12 +101,6 @@ class RunPieceClassifier:
         self.window, self.hop = window_samples(self.inner)
         self._pool = _POOLS[self.inner.config.ensemble.pool]
         self._lock = threading.Lock()
-
-    def windows(self, waveform: np.ndarray) -> np.ndarray:
-        """The windows of one piece, shape ``(n, min(len(waveform), window))``."""
-        buffer = WindowBuffer(window=self.window, hop=self.hop)
-        windows = buffer.push(np.asarray(waveform, dtype=np.float32)) + buffer.flush()
-        return np.stack([w.samples for w in windows])
 
     def _check_rate(self, sample_rate: int) -> None:
         if sample_rate != self.sample_rate:
