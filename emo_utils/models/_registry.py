@@ -101,6 +101,9 @@ class ModelFamily:
     select_input : callable or None
         ``select_input(store, name) -> store``: the part of the family's input store a model
         reads (``hfemb``: the embeddings of its model and layer).  ``None``: the whole store.
+    frame_level : bool
+        Its models also give frame-wise outputs (``sed``: :mod:`emo_utils.models.sed`), which
+        their ONNX export does not carry: timelines run them on torch.
     """
 
     prefix: str
@@ -117,6 +120,7 @@ class ModelFamily:
     training_groups: Callable[[nn.Module, Any], list[list[nn.Parameter]]] | None = None
     from_state: Callable[..., nn.Module] | None = None
     select_input: Callable[[Any, str], Any] | None = None
+    frame_level: bool = False
 
 
 #: prefix -> :class:`ModelFamily`.  The single source of truth for architecture names.

@@ -291,5 +291,6 @@ register_family(
         build=build_sed_model,
         check=check_sed_name,
         check_weights=resolve_weights_file,
+        frame_level=True,
     )
 )

@@ -254,9 +254,8 @@ def _engine_auto(run: RunDir, arch: str, fold: int, device: torch.device) -> Any
     onnx_path = run.fold_file(arch, fold, ONNX_FILE)
     model_path = run.fold_file(arch, fold, run.MODEL_FILE)
     # A frame-level (sed:) model's ONNX export gives clip logits only: its frames need torch.
-    frame_level = resolve_architecture(arch)[0].prefix == "sed"
     if (
-        not frame_level
+        not resolve_architecture(arch)[0].frame_level
         and device.type == "cpu"
         and onnx_path.is_file()
         and _up_to_date(onnx_path, model_path)
