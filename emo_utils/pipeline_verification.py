@@ -598,10 +598,10 @@ def embed_files(
     cache = Path(cache_dir) if cache_dir is not None else out.with_name(out.name + ".cache")
     store = _files_store(files, config, cache, progress)
     device = select_device()
-    verification = config.data.task == "verification"
+    task = get_task(config.data.task)
     model = (
         _fold_model(run, arch, fold, device)
-        if verification
+        if task.outputs_embeddings
         else load_fold_model(run, arch=arch, fold=fold, device=device)
     )
     parts = out.with_name(out.name + ".parts")
@@ -623,12 +623,12 @@ def embed_files(
                         continue
             except (OSError, ValueError, KeyError):
                 pass
-        if verification:
+        if task.outputs_embeddings:
             emb = predict_rows(
                 model,
                 store,
                 part,
-                task=get_task("verification"),
+                task=task,
                 crop=config.audio.crop,
                 batch_size=config.train.batch_size,
                 device=device,

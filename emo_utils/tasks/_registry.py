@@ -66,6 +66,9 @@ class Task:
     #: Predict every window of a clip (whole-clip predictions), whatever
     #: ``ensemble.tta_windows`` says.
     whole_clip: ClassVar[bool] = False
+    #: The models' outputs are the embeddings (an embedding network, ``embed`` returns what
+    #: it outputs); False: ``embed`` pools a classifier's backbone features.
+    outputs_embeddings: ClassVar[bool] = False
 
     def encode(self, labels: Sequence[str], classes: Sequence[str]) -> np.ndarray:
         """Targets of the training rows, as the loss expects them."""

@@ -200,6 +200,7 @@ class Verification(Task):
 
     name = "verification"
     label_kind = "single"
+    outputs_embeddings = True
     metrics = tuple(VERIFICATION_METRICS)
     ensembles = ("single", "zmean", "weighted")
     losses = tuple(EMBEDDING_LOSSES)
