@@ -722,7 +722,7 @@ class TrainConfig:
     waveform_augmentations : tuple of str
         On-the-fly runs: ``"name:probability"`` entries of
         :data:`emo_utils.train.waveform_augment.WAVEFORM_AUGMENTATIONS` (``gain``,
-        ``shift``, ``noise``, ``pitch_shift``), applied per training clip before the
+        ``shift``, ``noise``, ``pitch_shift``, ``time_stretch``), applied per training clip before the
         features; empty (default): none.
     """
 

@@ -29,7 +29,7 @@ from emo_utils.runs import RunDir
 from emo_utils.train import train_cv
 from emo_utils.train.data import make_dataloaders
 from emo_utils.train.on_the_fly import on_the_fly_transforms
-from emo_utils.train.waveform_augment import WaveformAugment
+from emo_utils.train.waveform_augment import TimeStretch, WaveformAugment
 
 SR = 16000
 
@@ -185,7 +185,15 @@ def test_the_mode_is_validated():
 
 # ---------------------------------------------------------------------------- waveform augmentations
 AUGMENTED = CONFIG.override(
-    {"train.waveform_augmentations": ["gain:1.0", "shift:1.0", "noise:1.0", "pitch_shift:1.0"]}
+    {
+        "train.waveform_augmentations": [
+            "gain:1.0",
+            "shift:1.0",
+            "noise:1.0",
+            "pitch_shift:1.0",
+            "time_stretch:1.0",
+        ]
+    }
 )
 
 
@@ -224,7 +232,7 @@ def test_waveform_augmentations_change_training_batches_and_follow_the_seed(inpu
     assert not torch.equal(_augmented_batch(inputs, AUGMENTED, 1), augmented)
 
 
-@pytest.mark.parametrize("name", ["gain", "shift", "noise", "pitch_shift"])
+@pytest.mark.parametrize("name", ["gain", "shift", "noise", "pitch_shift", "time_stretch"])
 def test_each_waveform_augmentation_changes_the_sound(name, inputs):
     waves = inputs["train"][ON_THE_FLY_INPUT]
     x = TensorImage(torch.from_numpy(np.stack([waves.window(i, "start") for i in range(2)])))
@@ -232,6 +240,22 @@ def test_each_waveform_augmentation_changes_the_sound(name, inputs):
     y = WaveformAugment([f"{name}:1.0"], sample_rate=SR)(x, split_idx=0)
     assert y.shape == x.shape
     assert (y - x).abs().amax(dim=(1, 2, 3)).min() > 1e-3
+
+
+@pytest.mark.parametrize(("rates", "seconds"), [((0.799, 0.801), 0.5), ((1.249, 1.251), 0.32)])
+def test_time_stretch_changes_the_tempo_and_keeps_the_pitch_and_the_centre(rates, seconds):
+    sr, n = 16000, 32000
+    t = np.arange(n) / sr
+    x = np.where((t >= 0.8) & (t < 1.2), 0.5 * np.sin(2 * np.pi * 1000 * t), 0.0)
+    batch = torch.from_numpy(np.stack([x, x]).astype(np.float32))[:, None, :]
+    set_seed(0)
+    y = TimeStretch(*rates, p=1.0, sample_rate=sr, output_type="dict")(batch, sample_rate=sr)
+    y = y.samples[0, 0].numpy()
+    assert y.shape == (n,)
+    sounding = np.flatnonzero(np.abs(y) > 0.1)
+    assert abs((sounding[-1] - sounding[0]) / sr - seconds) < 0.016  # 0.4 s / rate
+    assert abs((sounding[0] + sounding[-1]) / 2 / sr - 1.0) < 0.016  # still centred
+    assert np.argmax(np.abs(np.fft.rfft(y))) * sr / n == pytest.approx(1000.0, abs=1.0)
 
 
 def test_validation_never_augments(inputs):
