@@ -4,7 +4,11 @@ Two kinds of problem, one module each:
 
 * :mod:`emo_utils.ensemble.single` -- single-label classification (softmax outputs,
   ``(n_models, n_samples, n_classes)``): :data:`ENSEMBLES`, :func:`score_ensembles`,
-  :func:`evaluate_ensembles`, the votes and means the endgame reuses.
+  :func:`evaluate_ensembles`, the votes and means the endgame reuses.  It gathers three
+  modules: :mod:`~emo_utils.ensemble.combiners` (the votes and means),
+  :mod:`~emo_utils.ensemble.estimators` (:data:`ENSEMBLES`, :func:`make_ensemble`) and
+  :mod:`~emo_utils.ensemble.scoring` (:func:`score_ensembles`, :class:`EnsembleReport`,
+  which the multi-label scorer returns too).
 * :mod:`emo_utils.ensemble.multilabel` -- multi-label tagging (sigmoid outputs,
   ``(n_models, n_samples, n_labels)``): :data:`MULTILABEL_ENSEMBLES`,
   :func:`score_multilabel_ensembles`.

@@ -71,22 +71,15 @@ from ..metrics import (
     get_multilabel_metric,
 )
 from ..thresholds import THRESHOLD_MODES, cross_fit_thresholds, tune_thresholds
+from .combiners import DEFAULT_POWER, GEOMETRIC_EPS, check_power, check_weights
+from .estimators import SINGLE
+from .scoring import EnsembleReport, _best_names, with_single
 from .selection import (
     DEFAULT_ROUNDS,
     WEIGHT_LEARNERS,
     LearnedMean,
     LearnerOptions,
     check_selection_options,
-)
-from .single import (
-    DEFAULT_POWER,
-    GEOMETRIC_EPS,
-    SINGLE,
-    EnsembleReport,
-    _best_names,
-    check_power,
-    check_weights,
-    with_single,
 )
 
 __all__ = [

@@ -1,7 +1,7 @@
 """The ensemble stage of a run folder: score every model and method on its OOF predictions.
 
 :func:`evaluate_ensembles` reads ``oof/ARCH.csv`` of every architecture, scores them with
-the task's ensembles (:func:`~emo_utils.ensemble.single.score_ensembles` for single-label,
+the task's ensembles (:func:`~emo_utils.ensemble.scoring.score_ensembles` for single-label,
 :func:`~emo_utils.ensemble.multilabel.score_multilabel_ensembles` for multi-label) and
 writes ``ensemble_report.json`` / ``.md``; for multi-label runs also ``thresholds.json``,
 the decision thresholds tuned on all OOF rows that the test predictions are cut at.
@@ -17,7 +17,7 @@ from ..fileio import write_json, write_text
 from ..runs import OOF, RunDir
 from ..tasks import Task, get_task
 from .multilabel import score_multilabel_ensembles
-from .single import EnsembleReport, score_ensembles
+from .scoring import EnsembleReport, score_ensembles
 
 __all__ = ["ensemble_options", "evaluate_ensembles"]
 
