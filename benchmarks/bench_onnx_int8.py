@@ -2,9 +2,15 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_onnx_int8.py --run runs/demo --data data/demo
-        [--long data/bench_timeline/long/ten/long_00.wav] [--variants minmax,minmax-tensor,
+    .venv/bin/python benchmarks/bench_onnx_int8.py [--run runs/demo --data data/demo]
+        [--root data/bench_timeline] [--long FILE] [--variants minmax,minmax-tensor,
         percentile,entropy] [--repeat 2]
+
+Without ``--run`` it uses (or builds, as ``bench_timeline.py`` does, about 7 minutes on 2
+cores) the emotion run of ``bench_timeline.py`` under ``--root`` (``cpu_demo``: resnest14d +
+resnet18, 5 folds) on its demo competition; ``--run`` needs ``--data``, the competition
+folder the run was trained on.  The long recording defaults to ``bench_timeline.py``'s
+10-minute one (``ROOT/long/ten/long_00.wav``, made when missing).
 
 Every quantisation variant (:data:`VARIANTS`: calibration method, per-channel or
 per-tensor weights) is written into a scratch copy of the run (hard links to its files,
@@ -38,10 +44,12 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+from bench_timeline import _trained
 from sklearn.metrics import accuracy_score, f1_score
 
 from emo_utils.config import Config
 from emo_utils.data.competition import load_competition
+from emo_utils.datasets import make_demo_dataset
 from emo_utils.datasets.long import make_long_recordings
 from emo_utils.features import build_cache
 from emo_utils.infer.onnx_export import ENGINES, export_onnx, export_onnx_int8
@@ -122,24 +130,29 @@ def _held_out(
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--run", type=Path, required=True, help="a trained run (e.g. runs/demo)")
-    parser.add_argument("--data", type=Path, required=True, help="its competition folder")
-    parser.add_argument(
-        "--long",
-        type=Path,
-        default=Path("data/bench_timeline/long/ten/long_00.wav"),
-        help="the long recording (made from --data's test clips, 10 minutes, when missing)",
-    )
+    parser.add_argument("--root", type=Path, default=Path("data/bench_timeline"))
+    parser.add_argument("--run", type=Path, default=None, help="a trained run (e.g. runs/demo)")
+    parser.add_argument("--data", type=Path, default=None, help="its competition folder")
+    parser.add_argument("--long", type=Path, default=None, help="the long recording")
     parser.add_argument("--variants", default=",".join(VARIANTS), help="comma-separated")
     parser.add_argument("--repeat", type=int, default=2, help="timelines per engine (best)")
+    parser.add_argument("--jobs", type=int, default=-1)
     args = parser.parse_args(argv)
     variants = [v for v in args.variants.split(",") if v]
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         parser.error(f"unknown variants {unknown}; known: {sorted(VARIANTS)}")
-    if not args.long.is_file():
-        make_long_recordings(args.data, args.long.parent, minutes=(10.0,), seed=2)
-        args.long = args.long.parent / "long_00.wav"
+    if args.run is None:
+        args.data = make_demo_dataset(args.root / "demo", n_jobs=args.jobs)
+        args.run = _trained(
+            args.data, args.root / "runs" / "emotion", Config.preset("cpu_demo"), args.jobs
+        )
+    elif args.data is None:
+        parser.error("--run needs --data (the competition folder it was trained on)")
+    if args.long is None:
+        args.long = args.root / "long" / "ten" / "long_00.wav"
+        if not args.long.is_file():
+            make_long_recordings(args.data, args.long.parent, minutes=(10.0,), seed=2)
     run = RunDir(args.run)
     config = run.read_config()
     lines = [f"machine: {os.cpu_count()} cores, {_load()} at the start"]

@@ -13,7 +13,7 @@ output channel, uint8 activations whose ranges come from the calibration windows
 graph optimisation, which folds what it can before the quantiser places its nodes).
 
 On a CPU with VNNI (AVX512-VNNI, AVX-VNNI) ONNX Runtime runs the quantised convolutions
-as int8 dot products; ``benchmarks/bench_timeline.py --int8`` measures the speed and what
+as int8 dot products; ``benchmarks/bench_onnx_int8.py`` measures the speed and what
 quantisation changes in the probabilities.
 """
 
@@ -66,7 +66,7 @@ CALIBRATION_METHODS: dict[str, CalibrationMethod] = {
     "entropy": CalibrationMethod.Entropy,
 }
 #: The default method: the best window agreement with the fp32 models on the demo run
-#: (``benchmarks/bench_timeline.py --int8``; README "int8 ONNX models").
+#: (``benchmarks/bench_onnx_int8.py``; README "int8 ONNX models").
 CALIBRATION_METHOD = "minmax"
 
 

@@ -280,7 +280,7 @@ def _engine_auto(run: RunDir, arch: str, fold: int, device: torch.device) -> Any
 #: ``"auto"`` the ONNX model where the fold has an up-to-date one and the device is the CPU,
 #: else (and for ``sed:`` models, whose frames the export does not give) the checkpoint;
 #: ``"onnx-int8"`` (opt-in, never chosen by ``"auto"``) its ``model.int8.onnx`` (``export
-#: --format onnx-int8``): faster on CPUs with VNNI, probabilities within a few hundredths.
+#: --format onnx-int8``): faster on CPUs with VNNI, probabilities not quite fp32's (README).
 ENGINES: dict[str, Callable[[RunDir, str, int, torch.device], Any]] = {
     "auto": _engine_auto,
     "torch": _engine_torch,
