@@ -273,9 +273,9 @@ def _predict(p: argparse.ArgumentParser) -> Runner:
     p.add_argument(
         "--engine",
         default="torch",
-        choices=("torch", "onnx"),
-        help="run the fold models in torch (default) or their exported model.onnx on ONNX "
-        "Runtime (CPU; `export --format onnx` first)",
+        help="run the fold models in torch (default), their exported model.onnx on ONNX "
+        "Runtime (onnx; CPU; `export --format onnx` first) or its int8 quantisation "
+        "(onnx-int8; `export --format onnx-int8` first)",
     )
     _add_submissions(p)
 
@@ -286,6 +286,8 @@ def _predict(p: argparse.ArgumentParser) -> Runner:
         if args.engine != "torch":
             from .infer.onnx_export import ENGINES
 
+            if args.engine not in ENGINES:
+                raise ConfigError("--engine", args.engine, f"known: {sorted(ENGINES)}")
             loader = ENGINES[args.engine]
         result = predict(
             args.data,
@@ -660,7 +662,19 @@ def _serve(p: argparse.ArgumentParser) -> Runner:
 
 def _export(p: argparse.ArgumentParser) -> Runner:
     _add_run(p)
-    p.add_argument("--format", default="onnx", choices=("onnx",), help="model format (onnx)")
+    p.add_argument(
+        "--format",
+        default="onnx",
+        help="model format: onnx (default) or onnx-int8 (static int8 quantisation of the "
+        "onnx files, calibrated on each fold's training rows: needs --data)",
+    )
+    p.add_argument(
+        "--data",
+        type=Path,
+        default=None,
+        help="onnx-int8: the competition folder the run was trained on (its training cache)",
+    )
+    p.add_argument("--cache", type=Path, default=None, help="its feature cache folder")
     p.add_argument(
         "--force", action="store_true", help="export again folds whose file is up to date"
     )
@@ -669,7 +683,15 @@ def _export(p: argparse.ArgumentParser) -> Runner:
     def run(args: argparse.Namespace) -> int:
         from .infer.onnx_export import EXPORT_FORMATS
 
-        written = EXPORT_FORMATS[args.format](args.run, force=args.force, progress=_progress(args))
+        if args.format not in EXPORT_FORMATS:
+            raise ConfigError("--format", args.format, f"known: {sorted(EXPORT_FORMATS)}")
+        written = EXPORT_FORMATS[args.format](
+            args.run,
+            force=args.force,
+            progress=_progress(args),
+            data_dir=args.data,
+            cache_dir=args.cache,
+        )
         print(f"export: {len(written)} {args.format} fold model(s) in {args.run}")
         return 0
 
@@ -710,6 +732,12 @@ def _detect(p: argparse.ArgumentParser) -> Runner:
         help="override a timeline.* setting of the run's config (repeatable)",
     )
     p.add_argument("--device", default=None, help="torch device (default: the GPU if any)")
+    p.add_argument(
+        "--engine",
+        default="auto",
+        help="what runs the CNN fold models: auto (default: the ONNX export where up to "
+        "date, on the CPU), torch, onnx, or onnx-int8 (opt-in: `export --format onnx-int8`)",
+    )
 
     def run(args: argparse.Namespace) -> int:
         from .timeline.detect import audio_files, detect_files
@@ -718,7 +746,7 @@ def _detect(p: argparse.ArgumentParser) -> Runner:
         if args.stream:
             from .timeline import RunClassifier
 
-            clf = RunClassifier(args.run, device=args.device)
+            clf = RunClassifier(args.run, device=args.device, engine=args.engine)
             settings = clf.config.override(_overrides(args)).timeline
             for path in audio_files(args.inputs):
                 for w in stream_file(
@@ -738,6 +766,7 @@ def _detect(p: argparse.ArgumentParser) -> Runner:
             reference=args.reference,
             overrides=_overrides(args),
             device=args.device,
+            engine=args.engine,
             log=(lambda line: print(line, flush=True)) if args.verbosity != "quiet" else None,
         )
         print(f"detect: {len(result.timelines)} file(s), {len(result.events)} events in {args.out}")

@@ -58,7 +58,13 @@ from ..features import (
 from ..features._parallel import _one_blas_thread
 from ..features.shared import window_images
 from ..features.statistics import clips_statistics, statistic_names
-from ..infer.onnx_export import ONNX_FILE, OnnxFoldModel, _up_to_date, load_onnx_fold_model
+from ..infer.onnx_export import (
+    ONNX_FILE,
+    OnnxFoldModel,
+    _up_to_date,
+    int8_model_path,
+    load_onnx_fold_model,
+)
 from ..infer.predict import predict_rows, tta_views, view_settings
 from ..models import load_fold_model, model_input, resolve_architecture, select_device
 from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
@@ -250,6 +256,10 @@ def _engine_onnx(run: RunDir, arch: str, fold: int, device: torch.device) -> Any
     return OnnxFoldModel(run.fold_file(arch, fold, ONNX_FILE), spin=False)
 
 
+def _engine_onnx_int8(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
+    return OnnxFoldModel(int8_model_path(run, arch=arch, fold=fold), spin=False)
+
+
 def _engine_auto(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
     onnx_path = run.fold_file(arch, fold, ONNX_FILE)
     model_path = run.fold_file(arch, fold, run.MODEL_FILE)
@@ -268,11 +278,14 @@ def _engine_auto(run: RunDir, arch: str, fold: int, device: torch.device) -> Any
 #: (``load(run, arch, fold, device)``): ``"torch"`` the checkpoint; ``"onnx"`` its
 #: ``model.onnx`` on ONNX Runtime (``python -m emo_utils export --format onnx`` writes it);
 #: ``"auto"`` the ONNX model where the fold has an up-to-date one and the device is the CPU,
-#: else (and for ``sed:`` models, whose frames the export does not give) the checkpoint.
+#: else (and for ``sed:`` models, whose frames the export does not give) the checkpoint;
+#: ``"onnx-int8"`` (opt-in, never chosen by ``"auto"``) its ``model.int8.onnx`` (``export
+#: --format onnx-int8``): faster on CPUs with VNNI, probabilities not quite fp32's (README).
 ENGINES: dict[str, Callable[[RunDir, str, int, torch.device], Any]] = {
     "auto": _engine_auto,
     "torch": _engine_torch,
     "onnx": _engine_onnx,
+    "onnx-int8": _engine_onnx_int8,
 }
 
 
@@ -402,10 +415,11 @@ class RunClassifier:
         ``ensemble.method`` of the run's config resolved on its OOF predictions.
     batch_size : int, optional
         Windows per forward pass; default ``2 * train.batch_size``.
-    engine : {"auto", "torch", "onnx"}
+    engine : {"auto", "torch", "onnx", "onnx-int8"}
         What runs the torch-trained fold models (:data:`ENGINES`): by default the fold's
         ONNX export on ONNX Runtime where it has an up-to-date one (``python -m emo_utils
         export --run RUN --format onnx``) and the device is the CPU, else the checkpoint.
+        ``"onnx-int8"``: the int8 quantisation (``export --format onnx-int8``; opt-in).
 
     Attributes
     ----------

@@ -228,6 +228,7 @@ def detect_files(
     reference: str | os.PathLike | pd.DataFrame | None = None,
     overrides: Mapping[str, object] | None = None,
     device: str | None = None,
+    engine: str = "auto",
     log: Callable[[str], None] | None = None,
 ) -> DetectResult:
     """Timelines, events and plots of audio files; optionally categorised and evaluated.
@@ -251,6 +252,9 @@ def detect_files(
         window settings only when given here, else its own training window).
     device : str, optional
         Torch device (default: the GPU when there is one).
+    engine : str
+        What runs the CNN fold models of both runs (``RunClassifier``'s ``engine``:
+        ``"auto"``, ``"torch"``, ``"onnx"``, ``"onnx-int8"``).
     log : callable, optional
         Receives one line per file (default: nothing).
 
@@ -261,7 +265,7 @@ def detect_files(
     say = log or (lambda _line: None)
     overrides = dict(overrides or {})
     files = audio_files(inputs)
-    detector = RunClassifier(run_dir, device=device)
+    detector = RunClassifier(run_dir, device=device, engine=engine)
     settings = _settings(detector, overrides)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -271,6 +275,7 @@ def detect_files(
         "window": settings.window,
         "hop": settings.hop,
         "table_format": settings.table_format,
+        "engine": engine,
     }
     state_file = out / "detect.json"
     previous = read_json(state_file) if state_file.is_file() else None
@@ -324,7 +329,7 @@ def detect_files(
         durations=durations,
     )
     if categorise is not None:
-        categoriser = RunClassifier(categorise, device=device)
+        categoriser = RunClassifier(categorise, device=device, engine=engine)
         window = {k: v for k, v in overrides.items() if k in ("timeline.window", "timeline.hop")}
         events = categorise_events(
             events,
