@@ -14,7 +14,8 @@ Layer 10 (like ``reports``): it combines models with :mod:`emo_utils.ensemble` (
 it cannot live in ``infer`` (layer 7).  Never imports fastai.
 """
 
-from .classifier import INPUT_KINDS, RunClassifier, WindowInput
+from .classifier import RunClassifier
+from .inputs import INPUT_KINDS, WindowInput
 from .stream import StreamClassifier, WindowPrediction
 from .timelines import Timeline, file_timeline
 

@@ -32,7 +32,6 @@ array([[...], [...]])                                                 # (2, n_cl
 
 from __future__ import annotations
 
-import functools
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -43,21 +42,12 @@ import numpy as np
 import pandas as pd
 import torch
 
-from ..audio import load_audio, load_clip, pad_clip
+from ..audio import load_clip, pad_clip
 from ..config import Config
 from ..ensemble import ensemble_options, evaluate_ensembles, make_ensemble, make_multilabel_ensemble
 from ..errors import AudioError, ConfigError
-from ..features import (
-    FeatureStore,
-    StatisticsStore,
-    clip_statistics,
-    compute_image,
-    n_frames,
-    waveform_config,
-)
+from ..features import FeatureStore
 from ..features._parallel import _one_blas_thread
-from ..features.shared import window_images
-from ..features.statistics import clips_statistics, statistic_names
 from ..infer.onnx_export import (
     ONNX_FILE,
     OnnxFoldModel,
@@ -69,181 +59,13 @@ from ..infer.predict import predict_rows, tta_views, view_settings
 from ..models import load_fold_model, model_input, resolve_architecture, select_device
 from ..models.classical import MODEL_FILE as ESTIMATOR_FILE
 from ..models.classical import load_estimator, predict_estimator
-from ..models.embeddings import EmbeddingStore, extract_embeddings, split_name
-from ..models.hf import build_hf_model
 from ..models.sed import frame_bounds, frame_probabilities, is_sed_model
 from ..runs import RunDir
 from ..tasks import get_task
 from ..thresholds import tune_thresholds
+from .inputs import INPUT_KINDS, SHARED_STORES, WindowInput
 
 __all__ = ["ENGINES", "INPUT_KINDS", "FrameProbabilities", "RunClassifier", "WindowInput"]
-
-
-# ---------------------------------------------------------------------------- inputs
-def _as_cached(images: np.ndarray, dtype: str) -> np.ndarray:
-    """Images rounded to the cache's ``dtype`` as the cache stores them, held as float32.
-
-    The values are the cache's (float16 by default); float32 storage spares every fold
-    model's prediction the float16 -> float32 conversion of the same views.
-    """
-    return np.asarray(images).astype(dtype).astype(np.float32, copy=False)
-
-
-def _image_store(names: Sequence[str], clips: Sequence[np.ndarray], config: Config) -> FeatureStore:
-    """Images of clips at ``config.audio.sample_rate``, as the cache stores them."""
-    features = config.features
-    images = [
-        _as_cached(
-            compute_image(y, sample_rate=config.audio.sample_rate, config=features),
-            features.cache_dtype,
-        )
-        for y in clips
-    ]
-    return FeatureStore.from_arrays(
-        names,
-        images,
-        window_frames=n_frames(config.audio.n_samples, hop_length=features.hop_length),
-        sample_rate=config.audio.sample_rate,
-    )
-
-
-def _statistics_store(
-    names: Sequence[str], clips: Sequence[np.ndarray], config: Config
-) -> StatisticsStore:
-    """Clip statistics of the classical models."""
-    rate = config.audio.sample_rate
-    values = np.stack(
-        [clip_statistics(y, sample_rate=rate, config=config.statistics) for y in clips]
-    )
-    return StatisticsStore(
-        filenames=list(names),
-        values=values,
-        names=statistic_names(sample_rate=rate, config=config.statistics),
-        reasons=[""] * len(names),
-    )
-
-
-def _shared_image_store(windows: np.ndarray, starts: np.ndarray, config: Config) -> FeatureStore:
-    """:func:`_image_store` of windows of one stream, their shared frames computed once."""
-    features = config.features
-    images = _as_cached(
-        window_images(windows, starts, sample_rate=config.audio.sample_rate, config=features),
-        features.cache_dtype,
-    )
-    return FeatureStore.from_arrays(
-        [f"window{i}" for i in range(len(windows))],
-        list(images),
-        window_frames=n_frames(config.audio.n_samples, hop_length=features.hop_length),
-        sample_rate=config.audio.sample_rate,
-    )
-
-
-def _batch_statistics_store(
-    windows: np.ndarray, starts: np.ndarray, config: Config
-) -> StatisticsStore:
-    """:func:`_statistics_store` of equal windows, summarised together (:func:`clips_statistics`)."""
-    rate = config.audio.sample_rate
-    if windows.shape[1] < config.statistics.n_fft:  # padded per clip by clip_statistics
-        return _statistics_store([f"window{i}" for i in range(len(windows))], list(windows), config)
-    return StatisticsStore(
-        filenames=[f"window{i}" for i in range(len(windows))],
-        values=clips_statistics(windows, sample_rate=rate, config=config.statistics),
-        names=statistic_names(sample_rate=rate, config=config.statistics),
-        reasons=[""] * len(windows),
-    )
-
-
-#: ``ModelFamily.input`` -> ``store(windows, starts, config)`` of full windows cut from one
-#: stream (:meth:`RunClassifier.classify_stream_windows`); other kinds are computed per window.
-_SHARED_STORES: dict[str, Callable[[np.ndarray, np.ndarray, Config], Any]] = {
-    "image": _shared_image_store,
-    "features": _batch_statistics_store,
-}
-
-
-@dataclass(frozen=True)
-class WindowInput:
-    """How one model input kind (``ModelFamily.input``) is computed from audio.
-
-    Attributes
-    ----------
-    config : callable
-        ``config(run_config) -> Config`` whose ``audio`` section decodes the input (its
-        sample rate, duration and padding) and whose ``features`` section computes it.
-    decode : callable
-        ``decode(path, config) -> (n,) float32``: a file decoded as the cache decodes it
-        (``config`` is the one returned by :attr:`config`).
-    store : callable
-        ``store(names, clips, config) -> store``: the input of clips decoded at
-        ``config.audio.sample_rate``, one row per clip.
-    """
-
-    config: Callable[[Config], Config]
-    decode: Callable[[str, Config], np.ndarray]
-    store: Callable[[Sequence[str], Sequence[np.ndarray], Config], Any]
-
-
-@functools.lru_cache(maxsize=4)
-def _frozen_model(source: str, weights_dir: str | None) -> Any:
-    """The frozen transformer of an ``hfemb:`` model, loaded once per process."""
-    return build_hf_model(source, n_outputs=2, pretrained=True, weights_dir=weights_dir)
-
-
-def _embedding_store(names: Sequence[str], clips: Sequence[np.ndarray], config: Config) -> Any:
-    """Frozen embeddings of clips for every ``hfemb:`` model of the run, as the cache has them.
-
-    ``config`` is the waveform config of the run (:func:`waveform_config`); the clips'
-    waveform store is made as the ``waveform`` input's, then each ``hfemb:`` name's layer is
-    pooled by :func:`~emo_utils.models.embeddings.extract_embeddings` with the views the
-    cache uses.
-    """
-    waveforms = _image_store(names, clips, config)
-    task = get_task(config.data.task)
-    tc = config.train
-    vectors = {}
-    for arch in tc.architectures:
-        family, name = resolve_architecture(arch)
-        if family.input != "embeddings":
-            continue
-        source, layer = split_name(name)
-        pooled = extract_embeddings(
-            _frozen_model(source, tc.weights_dir),
-            waveforms,
-            np.arange(len(waveforms)),
-            crop=config.audio.crop,
-            all_windows=bool(config.ensemble.tta_windows or task.whole_clip),
-            batch_size=tc.batch_size,
-        )
-        vectors[name] = pooled[:, layer]
-    return EmbeddingStore(filenames=list(names), vectors=vectors, reasons=[""] * len(names))
-
-
-def _same(config: Config) -> Config:
-    return config
-
-
-def _decode_clip(path: str, config: Config) -> np.ndarray:
-    return load_clip(path, config=config.audio)
-
-
-def _decode_unpadded(path: str, config: Config) -> np.ndarray:
-    audio = config.audio
-    return load_audio(
-        path,
-        sample_rate=audio.sample_rate,
-        max_duration=audio.max_duration,
-        crop=audio.crop,
-        res_type=audio.res_type,
-    )
-
-
-#: ``ModelFamily.input`` -> how :class:`RunClassifier` computes it (the cache's functions).
-INPUT_KINDS: dict[str, WindowInput] = {
-    "image": WindowInput(config=_same, decode=_decode_clip, store=_image_store),
-    "features": WindowInput(config=_same, decode=_decode_unpadded, store=_statistics_store),
-    "waveform": WindowInput(config=waveform_config, decode=_decode_clip, store=_image_store),
-    "embeddings": WindowInput(config=waveform_config, decode=_decode_clip, store=_embedding_store),
-}
 
 
 # ---------------------------------------------------------------------------- models
@@ -764,7 +586,7 @@ class RunClassifier:
         inputs = {}
         with _one_blas_thread():
             for kind in self._kinds():
-                shared = _SHARED_STORES.get(kind)
+                shared = SHARED_STORES.get(kind)
                 config = INPUT_KINDS[kind].config(self.config)
                 if shared is None or config.audio.sample_rate != self.sample_rate:
                     inputs[kind] = self._store(kind, list(x), self.sample_rate)
