@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import functools
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 import librosa
@@ -79,6 +80,7 @@ __all__ = [
     "batch_spectral_peaks",
     "compute_images_tensor",
     "compute_images_torch",
+    "cpu_workers",
     "register_torch_channel",
     "resolve_device",
 ]
@@ -139,6 +141,49 @@ def _constant(
         tensor = torch.as_tensor(np.array(make()), dtype=dtype, device=device)
         _CONSTANTS[full] = tensor
     return tensor
+
+
+#: Rows of a filter bank per block of :func:`_banded_product`.
+_BAND_ROWS = 16
+#: Banded filter banks already on a device, by key (as :data:`_CONSTANTS`).
+_BANDED: dict[tuple, list[tuple[int, int, torch.Tensor]]] = {}
+
+
+def _banded_product(x: torch.Tensor, *, key: tuple, make: Callable[[], np.ndarray]) -> torch.Tensor:
+    """``x @ make().T`` for a filter bank whose rows are each non-zero on a short band.
+
+    The bank's rows are taken :data:`_BAND_ROWS` at a time, each block multiplied with the
+    columns of ``x`` its rows cover: the same sums without most of the zero terms (for the
+    default mel bank, 13 % of the dense product's work, about four times as fast).  Only
+    the order of the float32 additions differs from the dense product.
+
+    Parameters
+    ----------
+    x : torch.Tensor, shape (N, bins), float32
+    key : tuple
+        Identifies the bank (with ``x``'s device) in the cache of blocks.
+    make : callable
+        ``make() -> numpy.ndarray`` of shape ``(rows, bins)``: the bank.
+
+    Returns
+    -------
+    torch.Tensor, shape (N, rows), float32
+    """
+    full = (*key, str(x.device))
+    blocks = _BANDED.get(full)
+    if blocks is None:
+        if len(_BANDED) >= _MAX_CONSTANTS:
+            _BANDED.clear()
+        bank = np.asarray(make(), dtype=np.float32)
+        blocks = []
+        for top in range(0, bank.shape[0], _BAND_ROWS):
+            rows = bank[top : top + _BAND_ROWS]
+            cols = np.flatnonzero(np.any(rows != 0, axis=0))
+            lo, hi = (int(cols[0]), int(cols[-1]) + 1) if len(cols) else (0, 0)
+            weights = torch.as_tensor(np.ascontiguousarray(rows[:, lo:hi].T), device=x.device)
+            blocks.append((lo, hi, weights))
+        _BANDED[full] = blocks
+    return torch.cat([x[:, lo:hi] @ weights for lo, hi, weights in blocks], dim=-1)
 
 
 @dataclass(frozen=True)
@@ -495,8 +540,9 @@ class TorchSpectrum:
     def frames_mel_power(self) -> torch.Tensor:
         """Mel power of each active frame, shape ``(N, n_mels)`` (librosa's filter bank)."""
         c = self.config
-        basis = _constant(
-            ("mel", self.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax),
+        return _banded_product(
+            self.frames_power,
+            key=("mel", self.sample_rate, c.n_fft, c.n_mels, c.fmin, c.fmax),
             make=lambda: mel_filters(
                 sample_rate=self.sample_rate,
                 n_fft=c.n_fft,
@@ -504,10 +550,7 @@ class TorchSpectrum:
                 fmin=c.fmin,
                 fmax=c.fmax,
             ),
-            device=self.device,
-            dtype=torch.float32,
         )
-        return torch.matmul(self.frames_power, basis.T)
 
     @functools.cached_property
     def frames_mel_db(self) -> FrameValues:
@@ -741,6 +784,51 @@ def compute_images_tensor(
     torch.Tensor, shape (B, len(specs), config.n_mels, 1 + n // hop_length), float32
         On ``device``.
     """
+    y = np.asarray(y)
+    workers = cpu_workers(len(y), device=device)
+    if workers == 1:
+        return _images_tensor(y, sample_rate=sample_rate, config=config, specs=specs, device=device)
+    parts = np.array_split(np.arange(len(y)), workers)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with ThreadPoolExecutor(workers) as pool:
+            images = list(
+                pool.map(
+                    lambda part: _images_tensor(
+                        y[part], sample_rate=sample_rate, config=config, specs=specs, device=device
+                    ),
+                    parts,
+                )
+            )
+    finally:
+        torch.set_num_threads(threads)
+    return torch.cat(images)
+
+
+def cpu_workers(n_clips: int, *, device: torch.device) -> int:
+    """Threads that compute a CPU batch's images, each a part of its clips.
+
+    ``torch.get_num_threads()`` (at most one per clip) on the CPU, 1 on other devices.
+    Each thread runs torch with one intra-op thread (:func:`compute_images_tensor`): every
+    op of the pipeline is small (a block of 64 frames, a clip's chroma), and torch's
+    intra-op threads would meet at a barrier after each one -- and stall whenever another
+    process holds a core.
+    """
+    if device.type != "cpu":
+        return 1
+    return max(1, min(torch.get_num_threads(), n_clips))
+
+
+def _images_tensor(
+    y: np.ndarray,
+    *,
+    sample_rate: int,
+    config: FeatureConfig,
+    specs: Sequence[ChannelSpec],
+    device: torch.device,
+) -> torch.Tensor:
+    """:func:`compute_images_tensor` of one batch, in this thread."""
     spectrum = TorchSpectrum(y, sample_rate=sample_rate, config=config, device=device)
     norm = TORCH_NORMALIZATIONS.get(config.normalization)
     fallback: list[Spectrum] | None = None
