@@ -48,6 +48,7 @@ and STFT dB within 1e-3 dB, chroma within 1e-3 (float32), the same tuning.
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -69,6 +70,7 @@ from .spectrum import (
     chroma_filters,
     estimate_tuning,
     mel_filters,
+    resize_matrix,
 )
 
 __all__ = [
@@ -76,6 +78,7 @@ __all__ = [
     "TORCH_NORMALIZATIONS",
     "FrameValues",
     "TorchSpectrum",
+    "batch_active_frames",
     "batch_pitch_tuning",
     "batch_spectral_peaks",
     "compute_images_tensor",
@@ -388,6 +391,23 @@ _CPU_BLOCK_BYTES = 1 << 20
 _GPU_BLOCK_BYTES = 1 << 28
 
 
+def batch_active_frames(y: np.ndarray, *, n_fft: int, hop_length: int) -> np.ndarray:
+    """:func:`.spectrum.active_frames` of each clip: ``[start, stop)`` rows, shape ``(B, 2)``.
+
+    Parameters
+    ----------
+    y : numpy.ndarray, shape (B, n)
+    n_fft, hop_length : int
+
+    Returns
+    -------
+    numpy.ndarray of int64, shape (B, 2)
+    """
+    return np.array(
+        [active_frames(clip, n_fft=n_fft, hop_length=hop_length) for clip in y], dtype=np.int64
+    ).reshape(-1, 2)
+
+
 class TorchSpectrum:
     """The power spectrogram of a batch of clips and what the channels derive from it.
 
@@ -404,6 +424,8 @@ class TorchSpectrum:
     sample_rate : int
     config : FeatureConfig
     device : torch.device
+    active : numpy.ndarray of int, shape (B, 2), optional
+        ``batch_active_frames(y, ...)`` if already known.
 
     Attributes
     ----------
@@ -418,7 +440,13 @@ class TorchSpectrum:
     """
 
     def __init__(
-        self, y: np.ndarray, *, sample_rate: int, config: FeatureConfig, device: torch.device
+        self,
+        y: np.ndarray,
+        *,
+        sample_rate: int,
+        config: FeatureConfig,
+        device: torch.device,
+        active: np.ndarray | None = None,
     ) -> None:
         y = np.asarray(y)
         if y.ndim != 2 or y.shape[1] == 0:
@@ -429,9 +457,9 @@ class TorchSpectrum:
         self.device = device
         n_fft, hop = config.n_fft, config.hop_length
         self.n_frames = 1 + (y.shape[1] + 2 * (n_fft // 2) - n_fft) // hop
-        self.active = np.array(
-            [active_frames(clip, n_fft=n_fft, hop_length=hop) for clip in self.y], dtype=np.int64
-        ).reshape(-1, 2)
+        if active is None:
+            active = batch_active_frames(self.y, n_fft=n_fft, hop_length=hop)
+        self.active = np.asarray(active, dtype=np.int64).reshape(-1, 2)
         self.offsets = np.concatenate(([0], np.cumsum(self.active[:, 1] - self.active[:, 0])))
 
     @property
@@ -707,20 +735,19 @@ TORCH_NORMALIZATIONS: dict[str, Callable[..., torch.Tensor]] = {
 def _resize_last(x: torch.Tensor, *, height: int) -> torch.Tensor:
     """:func:`.spectrum.resize_rows` along the last axis: ``(n, rows)`` -> ``(n, height)``.
 
-    Torch's antialiased bilinear resize, the convention :func:`.spectrum.resize_rows`
-    follows (half-pixel centres, a triangle filter widened by the shrink factor).
+    The exact path's weights (:func:`.spectrum.resize_matrix`, float32: half-pixel centres,
+    a triangle filter widened by the shrink factor, the convention of torch's antialiased
+    bilinear resize), applied band by band (:func:`_banded_product`: each output row mixes
+    only the few input rows under its filter).
     """
     if x.shape[-1] == height:
         return x
-    if x.shape[0] == 0:
-        return x.new_empty((0, height))
-    return torch.nn.functional.interpolate(
-        x[None, None],
-        size=(x.shape[0], height),
-        mode="bilinear",
-        align_corners=False,
-        antialias=True,
-    )[0, 0]
+    rows = x.shape[-1]
+    return _banded_product(
+        x.to(torch.float32),
+        key=("resize", rows, height),
+        make=lambda: resize_matrix(rows, height=height, dtype="float32").toarray(),
+    )
 
 
 def _resize(x: torch.Tensor, *, height: int) -> torch.Tensor:
@@ -784,26 +811,33 @@ def compute_images_tensor(
     torch.Tensor, shape (B, len(specs), config.n_mels, 1 + n // hop_length), float32
         On ``device``.
     """
-    y = np.asarray(y)
+    y = np.asarray(y, dtype=np.float32)
+    active = batch_active_frames(y, n_fft=config.n_fft, hop_length=config.hop_length)
     workers = cpu_workers(len(y), device=device)
+
+    def images(part: slice) -> torch.Tensor:
+        return _images_tensor(
+            y[part],
+            active=active[part],
+            sample_rate=sample_rate,
+            config=config,
+            specs=specs,
+            device=device,
+        )
+
     if workers == 1:
-        return _images_tensor(y, sample_rate=sample_rate, config=config, specs=specs, device=device)
-    parts = np.array_split(np.arange(len(y)), workers)
+        return images(slice(None))
+    # Consecutive clips, about the same number of active frames (the work) per thread.
+    work = np.cumsum(active[:, 1] - active[:, 0] + 1)
+    cuts = np.searchsorted(work, work[-1] * np.arange(1, workers) / workers, side="right")
+    parts = [slice(a, b) for a, b in itertools.pairwise([0, *cuts, len(y)]) if b > a]
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        with ThreadPoolExecutor(workers) as pool:
-            images = list(
-                pool.map(
-                    lambda part: _images_tensor(
-                        y[part], sample_rate=sample_rate, config=config, specs=specs, device=device
-                    ),
-                    parts,
-                )
-            )
+        with ThreadPoolExecutor(len(parts)) as pool:
+            return torch.cat(list(pool.map(images, parts)))
     finally:
         torch.set_num_threads(threads)
-    return torch.cat(images)
 
 
 def cpu_workers(n_clips: int, *, device: torch.device) -> int:
@@ -823,13 +857,16 @@ def cpu_workers(n_clips: int, *, device: torch.device) -> int:
 def _images_tensor(
     y: np.ndarray,
     *,
+    active: np.ndarray,
     sample_rate: int,
     config: FeatureConfig,
     specs: Sequence[ChannelSpec],
     device: torch.device,
 ) -> torch.Tensor:
-    """:func:`compute_images_tensor` of one batch, in this thread."""
-    spectrum = TorchSpectrum(y, sample_rate=sample_rate, config=config, device=device)
+    """:func:`compute_images_tensor` of one batch (``active``: its active frames), here."""
+    spectrum = TorchSpectrum(
+        y, sample_rate=sample_rate, config=config, device=device, active=active
+    )
     norm = TORCH_NORMALIZATIONS.get(config.normalization)
     fallback: list[Spectrum] | None = None
     channels = []
