@@ -31,10 +31,14 @@ inactive frames filled with their clip's value.
   and the per-clip median and tuning histogram of :func:`librosa.pitch_tuning` are computed
   for all clips at once in numpy (:func:`batch_pitch_tuning`), so each clip gets the chroma
   filter bank the librosa path picks.
-* **resizing** -- ``torch.nn.functional.interpolate(mode="bilinear", antialias=True)``
-  along frequency, the convention of :func:`.spectrum.resize_rows`.
+* **resizing** -- the weights of :func:`.spectrum.resize_rows` (:func:`.spectrum.resize_matrix`,
+  the convention of ``torch.nn.functional.interpolate(mode="bilinear", antialias=True)``)
+  along frequency.
 * **normalisation** -- :data:`TORCH_NORMALIZATIONS` (the four built-in methods, per clip and
   channel).
+* **CPU threads** -- :func:`compute_images_tensor` splits a CPU batch into
+  ``torch.get_num_threads()`` parts of about as many active frames, each computed by its
+  own thread with one intra-op thread (:func:`cpu_workers`).
 
 A channel without a torch implementation in :data:`TORCH_CHANNELS` (``"mfcc"``, ``"delta"``,
 ``"waveform"``, a channel registered by the user) and a normalisation without one in
