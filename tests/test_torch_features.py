@@ -99,7 +99,7 @@ def test_batched_tuning_is_librosas_per_clip():
         clips.append(np.full(n, clip))
     got = batch_pitch_tuning(
         np.concatenate(pitches),
-        np.concatenate(mags),
+        mags=np.concatenate(mags),
         clips=np.concatenate(clips),
         n_clips=len(want),
         bins_per_octave=12,

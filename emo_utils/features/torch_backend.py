@@ -336,7 +336,7 @@ def _sorted_in_groups(values: np.ndarray, *, groups: np.ndarray) -> np.ndarray:
 
 
 def batch_pitch_tuning(
-    pitches: np.ndarray, mags: np.ndarray, *, clips: np.ndarray, n_clips: int, bins_per_octave: int
+    pitches: np.ndarray, *, mags: np.ndarray, clips: np.ndarray, n_clips: int, bins_per_octave: int
 ) -> np.ndarray:
     """The tail of :func:`.spectrum.estimate_tuning` for the peaks of many clips at once.
 
@@ -632,7 +632,7 @@ class TorchSpectrum:
         )
         tuning = batch_pitch_tuning(
             pitches.cpu().numpy(),
-            mags.cpu().numpy(),
+            mags=mags.cpu().numpy(),
             clips=self.row_clip[frames].cpu().numpy(),
             n_clips=self.n_clips,
             bins_per_octave=c.n_chroma,
