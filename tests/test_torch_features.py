@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 
+import librosa
 import numpy as np
 import pytest
 import torch
@@ -19,7 +20,12 @@ from emo_utils.features.build import build_cache
 from emo_utils.features.channels import channel_specs, compute_image
 from emo_utils.features.spectrum import Spectrum
 from emo_utils.features.store import cache_folder
-from emo_utils.features.torch_backend import TorchSpectrum, compute_images_torch
+from emo_utils.features.torch_backend import (
+    TorchSpectrum,
+    batch_pitch_tuning,
+    compute_images_tensor,
+    compute_images_torch,
+)
 
 CPU = torch.device("cpu")
 PARAMS = {
@@ -69,6 +75,57 @@ def test_spectra_match_librosa_path(name, sr):
     assert worst["mel_db"] < DB_TOLERANCE
     assert worst["stft_db"] < DB_TOLERANCE
     assert worst["chroma"] < CHROMA_TOLERANCE
+
+
+def test_batched_tuning_is_librosas_per_clip():
+    # Clips of pitches at random tunings (odd and even peak counts, a clip without pitched
+    # peaks): the batched median and histogram give librosa.pitch_tuning's answer per clip.
+    rng = np.random.default_rng(0)
+    pitches, mags, clips, want = [], [], [], []
+    for clip, n in enumerate((1, 2, 7, 40, 301, 0, 1000)):
+        tuning = rng.uniform(-0.5, 0.5)
+        p = librosa.midi_to_hz(rng.integers(40, 90, n) + tuning + rng.normal(0, 0.05, n))
+        p = p.astype(np.float32)
+        p[: n // 10] = 0  # unpitched peaks are ignored
+        m = rng.exponential(1.0, n).astype(np.float32)
+        pitched = p > 0
+        if pitched.any():
+            selected = p[(m >= np.median(m[pitched])) & pitched]
+            want.append(librosa.pitch_tuning(selected, bins_per_octave=12))
+        else:
+            want.append(0.0)
+        pitches.append(p)
+        mags.append(m)
+        clips.append(np.full(n, clip))
+    got = batch_pitch_tuning(
+        np.concatenate(pitches),
+        mags=np.concatenate(mags),
+        clips=np.concatenate(clips),
+        n_clips=len(want),
+        bins_per_octave=12,
+    )
+    assert got.tolist() == want
+    assert len(set(want)) > 3  # the clips have different tunings
+
+
+def test_cpu_threads_split_the_batch_not_the_images():
+    # On the CPU each torch thread computes a part of the batch: the images are those of a
+    # single thread, and torch's thread count is restored afterwards.
+    sr = 16000
+    config = FeatureConfig(n_fft=512, hop_length=256, n_mels=32)
+    y = _batch(8000, sr)
+    specs = channel_specs(config.channels)
+    threads = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        alone = compute_images_tensor(y, sample_rate=sr, config=config, specs=specs, device=CPU)
+        torch.set_num_threads(3)
+        split = compute_images_tensor(y, sample_rate=sr, config=config, specs=specs, device=CPU)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(threads)
+    assert not split.is_inference()
+    torch.testing.assert_close(split, alone, atol=1e-6, rtol=0)
 
 
 def test_top_db_is_per_clip_not_per_batch():

@@ -156,8 +156,9 @@ def waveform_images(x: torch.Tensor, *, sample_rate: int, config: FeatureConfig)
         float32, on ``x``'s device; a plain tensor.
     """
     y = x.as_subclass(torch.Tensor).reshape(x.shape[0], -1)[:, :-1]
-    # TorchSpectrum takes the clips as numpy (its chroma tuning runs on the CPU): the
-    # waveforms (small next to the images) make one trip to the CPU and back.
+    # TorchSpectrum takes the clips as numpy (active frames and the tuning histogram are
+    # found on the CPU): the waveforms (small next to the images) make one trip to the CPU
+    # and back.
     from .torch_backend import compute_images_tensor
 
     with torch.autocast(y.device.type, enabled=False):
