@@ -2,7 +2,8 @@
 
 Usage::
 
-    .venv/bin/python benchmarks/bench_timeline.py [--root DIR] [--run RUN] [--quick] [--jobs N]
+    .venv/bin/python benchmarks/bench_timeline.py [--root DIR] [--run RUN [--data DATA]]
+        [--quick] [--int8] [--jobs N]
 
 In one run it prints:
 
@@ -13,6 +14,12 @@ In one run it prints:
   ``RunClassifier(engine="torch")``) and the fast one (shared STFT frames, the ONNX export of
   the CNN folds on ONNX Runtime) in the same run, with their ratio and the largest
   difference of their probabilities, and the load average of the machine;
+* with ``--int8``: the same real-time factor with the emotion run's opt-in int8 engine
+  (``RunClassifier(engine="onnx-int8")``; the int8 export is written first where missing,
+  calibrated on the training cache of the run's competition: the bench's own demo, or
+  ``--data`` with ``--run``), its ratio to the fp32 fast path measured just before it, the
+  share of windows whose predicted class is the fp32 path's and the largest probability
+  difference;
 * the peak traced memory (``tracemalloc``: numpy and Python allocations) of timelines of a
   10-minute and a 60-minute recording with the detector (the target: independent of the
   file's length);
@@ -47,7 +54,7 @@ import pandas as pd
 from emo_utils.config import Config, TimelineConfig
 from emo_utils.datasets import make_demo_dataset
 from emo_utils.datasets.long import make_detector_competition, make_long_recordings
-from emo_utils.infer.onnx_export import export_onnx
+from emo_utils.infer.onnx_export import export_onnx, export_onnx_int8
 from emo_utils.pipeline import run_pipeline
 from emo_utils.runs import RunDir
 from emo_utils.timeline import RunClassifier
@@ -108,7 +115,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--root", type=Path, default=Path("data/bench_timeline"))
     parser.add_argument("--run", type=Path, default=None, help="a trained emotion run")
+    parser.add_argument("--data", type=Path, default=None, help="--run's competition folder")
     parser.add_argument("--quick", action="store_true", help="a small emotion run")
+    parser.add_argument(
+        "--int8", action="store_true", help="also the emotion run's opt-in int8 engine"
+    )
     parser.add_argument("--jobs", type=int, default=-1)
     args = parser.parse_args()
     root = args.root
@@ -143,6 +154,12 @@ def main() -> None:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             export_onnx(emotion, progress=False)
+    if args.int8:
+        if args.run is not None and args.data is None:
+            parser.error("--int8 with --run needs --data (the run's competition folder)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            export_onnx_int8(emotion, data_dir=args.data or demo, progress=False)
     emotion_clf = RunClassifier(emotion)
     detector_clf = RunClassifier(detector)
     ten, sixty = long / "ten" / "long_00.wav", long / "sixty" / "long_00.wav"
@@ -160,6 +177,15 @@ def main() -> None:
             f"per-window path {old_rtf:.1f} ({old_spent:.1f} s): x{rtf / old_rtf:.2f}; "
             f"largest probability difference {np.abs(p - old_p).max():.1e}; {_load()})"
         )
+        if label == "emotion" and args.int8:
+            q_rtf, q_spent, q = _rtf(RunClassifier(run, engine="onnx-int8"), ten)
+            agree = np.mean(q.argmax(axis=1) == p.argmax(axis=1))
+            lines.append(
+                f"real-time factor, 10-minute file, emotion run, int8 engine: {q_rtf:8.1f}  "
+                f"({q_spent:.1f} s; x{q_rtf / rtf:.2f} the fp32 fast path; same class in "
+                f"{100 * agree:.2f} % of {len(q)} windows; largest probability difference "
+                f"{np.abs(q - p).max():.1e}; {_load()})"
+            )
     peak10, peak60 = _peak(detector_clf, ten), _peak(detector_clf, sixty)
     lines.append(f"peak traced memory, 10-minute file (detector):  {peak10:6.1f} MB")
     lines.append(f"peak traced memory, 60-minute file (detector):  {peak60:6.1f} MB")
