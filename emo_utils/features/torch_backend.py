@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import threading
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -835,13 +836,20 @@ def compute_images_tensor(
     work = np.cumsum(active[:, 1] - active[:, 0] + 1)
     cuts = np.searchsorted(work, work[-1] * np.arange(1, workers) / workers, side="right")
     parts = [slice(a, b) for a, b in itertools.pairwise([0, *cuts, len(y)]) if b > a]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with ThreadPoolExecutor(len(parts)) as pool:
-            return torch.cat(list(pool.map(images, parts)))
-    finally:
-        torch.set_num_threads(threads)
+    # torch's thread count is the process's: one split at a time, so that two callers on
+    # two threads (serving activities) cannot leave it at 1 by restoring each other's value.
+    with _THREAD_SPLIT:
+        threads = torch.get_num_threads()
+        torch.set_num_threads(1)
+        try:
+            with ThreadPoolExecutor(len(parts)) as pool:
+                return torch.cat(list(pool.map(images, parts)))
+        finally:
+            torch.set_num_threads(threads)
+
+
+#: Held while a CPU batch is split over threads (:func:`compute_images_tensor`).
+_THREAD_SPLIT = threading.Lock()
 
 
 def cpu_workers(n_clips: int, *, device: torch.device) -> int:
