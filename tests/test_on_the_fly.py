@@ -258,6 +258,14 @@ def test_time_stretch_changes_the_tempo_and_keeps_the_pitch_and_the_centre(rates
     assert np.argmax(np.abs(np.fft.rfft(y))) * sr / n == pytest.approx(1000.0, abs=1.0)
 
 
+def test_time_stretch_refuses_bad_rates_and_leaves_a_window_shorter_than_a_frame():
+    with pytest.raises(ConfigError, match="time_stretch"):
+        TimeStretch(1.25, 0.8, p=1.0)
+    short = torch.ones((2, 1, 300))
+    out = TimeStretch(p=1.0, output_type="dict")(short, sample_rate=16000).samples
+    torch.testing.assert_close(out, short)
+
+
 def test_validation_never_augments(inputs):
     images = inputs["train"]["image"]
     dls = _loaders(inputs, AUGMENTED)

@@ -64,6 +64,11 @@ class TimeStretch(BaseWaveformTransform):
         Phase-vocoder frame (512 samples: 32 ms at 16 kHz).
     p : float
         Probability per example.
+
+    Raises
+    ------
+    ConfigError
+        ``min_rate`` and ``max_rate`` not ``0 < min_rate < max_rate``.
     """
 
     supported_modes = frozenset({"per_example"})
@@ -84,7 +89,9 @@ class TimeStretch(BaseWaveformTransform):
     ) -> None:
         super().__init__(mode="per_example", p=p, sample_rate=sample_rate, output_type=output_type)
         if not 0.0 < min_rate < max_rate:
-            raise ValueError(f"need 0 < min_rate < max_rate, got {min_rate}, {max_rate}")
+            raise ConfigError(
+                "time_stretch rates", (min_rate, max_rate), "need 0 < min_rate < max_rate"
+            )
         self.min_rate, self.max_rate, self.n_fft = float(min_rate), float(max_rate), int(n_fft)
 
     def randomize_parameters(
@@ -106,8 +113,15 @@ class TimeStretch(BaseWaveformTransform):
         targets: torch.Tensor | None = None,
         target_rate: int | None = None,
     ) -> ObjectDict:
-        """``samples`` ``(B, C, n)``, each example stretched by its rate."""
+        """``samples`` ``(B, C, n)``, each example stretched by its rate.
+
+        A window no longer than ``n_fft`` samples (no STFT frame to stretch) is returned as it is.
+        """
         n, hop = samples.shape[-1], self.n_fft // 4
+        if n <= self.n_fft:
+            return ObjectDict(
+                samples=samples, sample_rate=sample_rate, targets=targets, target_rate=target_rate
+            )
         window = torch.hann_window(self.n_fft, device=samples.device)
         advance = torch.linspace(0, math.pi * hop, self.n_fft // 2 + 1, device=samples.device)
         out = torch.zeros_like(samples)
