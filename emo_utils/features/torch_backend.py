@@ -248,26 +248,6 @@ def _db_of_frames(
     return FrameValues(db, fill.expand(n_clips, power.shape[-1]))
 
 
-def power_to_db(power: torch.Tensor, *, amin: float, top_db: float | None) -> torch.Tensor:
-    """``librosa.power_to_db(power, ref=1.0, amin=amin, top_db=top_db)`` of each clip.
-
-    Parameters
-    ----------
-    power : torch.Tensor, shape (B, rows, T)
-    amin : float
-    top_db : float or None
-        Values are clipped to ``top_db`` below the maximum of **their own clip**.
-
-    Returns
-    -------
-    torch.Tensor, shape (B, rows, T), dtype of ``power``
-    """
-    db = 10.0 * torch.log10(torch.clamp(power, min=amin))
-    if top_db is not None:
-        db = torch.maximum(db, db.amax(dim=(-2, -1), keepdim=True) - top_db)
-    return db
-
-
 # ---------------------------------------------------------------------------- tuning
 def batch_spectral_peaks(
     power: torch.Tensor, *, sample_rate: float
