@@ -45,6 +45,7 @@ from onnxruntime.capi import onnxruntime_pybind11_state as _ort_errors
 from torch import nn
 
 from ..config import Config
+from ..data.folds import read_folds
 from ..errors import CheckpointError, ConfigError, DataError
 from ..features import FeatureStore, n_frames
 from ..features.waveform import waveform_config
@@ -75,6 +76,7 @@ __all__ = [
     "int8_model_path",
     "load_onnx_fold_model",
     "load_onnx_int8_fold_model",
+    "onnx_model_path",
 ]
 
 #: File name of a fold's exported model, beside its ``model.pth``.
@@ -263,8 +265,15 @@ def _require_fresh(path: Path, source: Path, *, missing: str, stale: str) -> Non
         raise CheckpointError(f"{path}: older than {source} ({stale}); export it again")
 
 
-def _require_onnx(run: RunDir, arch: str, fold: int) -> Path:
-    """The fold's ``model.onnx``, checked: exported and newer than its ``model.pth``."""
+def onnx_model_path(run_dir: str | os.PathLike | RunDir, *, arch: str, fold: int) -> Path:
+    """A fold's ``model.onnx``, checked: exported and newer than its ``model.pth``.
+
+    Raises
+    ------
+    CheckpointError
+        No ``model.onnx`` (export the run first), or one older than its ``model.pth``.
+    """
+    run = RunDir(run_dir)
     path = run.fold_file(arch, fold, ONNX_FILE)
     _require_fresh(
         path,
@@ -303,7 +312,7 @@ def load_onnx_fold_model(
         No ``model.onnx`` (export the run first), or one older than its ``model.pth`` (the
         fold was trained again since), or one onnxruntime cannot load.
     """
-    return OnnxFoldModel(_require_onnx(RunDir(run_dir), arch, fold))
+    return OnnxFoldModel(onnx_model_path(run_dir, arch=arch, fold=fold))
 
 
 # ------------------------------------------------------------------------------- int8
@@ -382,17 +391,18 @@ def export_onnx_int8(
         if resolve_architecture(arch)[0].input != "image":
             raise ConfigError("architectures", arch, "int8 export calibrates on images only")
     export_onnx(run, config=config, architectures=archs, progress=progress)
-    folds = pd.read_csv(run.folds_file)
-    written, train = [], store
+    folds = read_folds(run.folds_file)
+    written, train, store_rows = [], store, None
     for arch in archs:
         for fold in range(config.train.n_folds):
-            source = _require_onnx(run, arch, fold)
+            source = onnx_model_path(run, arch=arch, fold=fold)
             path = run.fold_file(arch, fold, INT8_FILE)
             written.append(path)
             if not force and _up_to_date(path, source):
                 continue
-            train = train if train is not None else _training_store(config, data_dir, cache_dir)
-            store_rows = _store_rows(train, folds)
+            if store_rows is None:  # the first fold to quantise: read the cache once
+                train = train if train is not None else _training_store(config, data_dir, cache_dir)
+                store_rows = _store_rows(train, folds)
             rows = calibration_rows(folds, fold=fold, count=windows, usable=train.ok[store_rows])
             write_json(
                 run.fold_file(arch, fold, INT8_INFO_FILE),
@@ -465,7 +475,7 @@ def int8_model_path(run_dir: str | os.PathLike | RunDir, *, arch: str, fold: int
     path = run.fold_file(arch, fold, INT8_FILE)
     _require_fresh(
         path,
-        _require_onnx(run, arch, fold),
+        onnx_model_path(run, arch=arch, fold=fold),
         missing=f"no int8 model; run `python -m emo_utils export --run {run.path} "
         "--format onnx-int8 --data DATA` first",
         stale="the fp32 model was exported again",

@@ -53,7 +53,7 @@ from ..infer.onnx_export import (
     OnnxFoldModel,
     _up_to_date,
     int8_model_path,
-    load_onnx_fold_model,
+    onnx_model_path,
 )
 from ..infer.predict import predict_rows, tta_views, view_settings
 from ..models import load_fold_model, model_input, resolve_architecture, select_device
@@ -74,8 +74,7 @@ def _engine_torch(run: RunDir, arch: str, fold: int, device: torch.device) -> An
 
 
 def _engine_onnx(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
-    load_onnx_fold_model(run, arch=arch, fold=fold)  # the checks: exported and up to date
-    return OnnxFoldModel(run.fold_file(arch, fold, ONNX_FILE), spin=False)
+    return OnnxFoldModel(onnx_model_path(run, arch=arch, fold=fold), spin=False)
 
 
 def _engine_onnx_int8(run: RunDir, arch: str, fold: int, device: torch.device) -> Any:
