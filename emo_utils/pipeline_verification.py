@@ -44,6 +44,7 @@ import pandas as pd
 
 from .config import Config
 from .data.competition import Competition
+from .data.folds import read_folds
 from .data.verification import load_verification
 from .datasets import make_demo
 from .ensemble.verification import (
@@ -304,11 +305,11 @@ def _report_plots(
         run.report_dir, keys["same"].to_numpy(), scores, main=f"ensemble {method}"
     )
     arch = config.train.architectures[0]
-    folds = pd.read_csv(run.folds_file, dtype=str, keep_default_na=False)
+    folds = read_folds(run.folds_file)
     parts, labels = [], []
     for fold in range(config.train.n_folds):
         path = run.fold_dir(arch, fold) / OOF_EMBEDDINGS_FILE
-        valid = folds[folds["fold"].astype(int) == fold]["label"].tolist()
+        valid = folds[folds["fold"] == fold]["label"].tolist()
         emb = np.load(path)
         if len(emb) == len(valid):
             parts.append(emb)
