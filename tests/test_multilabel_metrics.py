@@ -578,3 +578,18 @@ def test_every_old_ensemble_name_still_imports_from_the_package():
     from emo_utils.endgame.vote import at_max as endgame_at_max  # the vote module's import
 
     assert endgame_at_max is single.at_max
+
+
+def test_every_multilabel_name_is_the_same_object_from_its_module_the_face_and_the_package():
+    package = importlib.import_module("emo_utils.ensemble")
+    face = importlib.import_module("emo_utils.ensemble.multilabel")
+    homes = [
+        importlib.import_module(f"emo_utils.ensemble.multilabel_{part}")
+        for part in ("combiners", "estimators", "scoring")
+    ]
+    names = [*face.__all__, "STACKING_EPS"]
+    for name in names:
+        home = [m for m in homes if name in m.__all__]
+        assert len(home) == 1, name  # defined in exactly one of the three modules
+        assert getattr(face, name) is getattr(home[0], name) is getattr(package, name), name
+    assert sorted(n for m in homes for n in m.__all__) == sorted(names)

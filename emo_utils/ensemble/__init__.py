@@ -11,7 +11,11 @@ Two kinds of problem, one module each:
   which the multi-label scorer returns too).
 * :mod:`emo_utils.ensemble.multilabel` -- multi-label tagging (sigmoid outputs,
   ``(n_models, n_samples, n_labels)``): :data:`MULTILABEL_ENSEMBLES`,
-  :func:`score_multilabel_ensembles`.
+  :func:`score_multilabel_ensembles`.  It gathers three modules:
+  :mod:`~emo_utils.ensemble.multilabel_combiners` (the k-of-n vote and per-label means),
+  :mod:`~emo_utils.ensemble.multilabel_estimators` (:data:`MULTILABEL_ENSEMBLES`,
+  :func:`make_multilabel_ensemble`) and :mod:`~emo_utils.ensemble.multilabel_scoring`
+  (:func:`score_multilabel_ensembles`).
 * :mod:`emo_utils.ensemble.selection` -- the task-independent core of the ensembles that
   learn weights from OOF labels (``single``, ``select``, ``weighted``): forward selection
   (Caruana et al. 2004), weight optimisation, and the nested cross-fitting that keeps their

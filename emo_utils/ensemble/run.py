@@ -2,7 +2,7 @@
 
 :func:`evaluate_ensembles` reads ``oof/ARCH.csv`` of every architecture, scores them with
 the task's ensembles (:func:`~emo_utils.ensemble.scoring.score_ensembles` for single-label,
-:func:`~emo_utils.ensemble.multilabel.score_multilabel_ensembles` for multi-label) and
+:func:`~emo_utils.ensemble.multilabel_scoring.score_multilabel_ensembles` for multi-label) and
 writes ``ensemble_report.json`` / ``.md``; for multi-label runs also ``thresholds.json``,
 the decision thresholds tuned on all OOF rows that the test predictions are cut at.
 """
@@ -16,7 +16,7 @@ from ..config import Config
 from ..fileio import write_json, write_text
 from ..runs import OOF, RunDir
 from ..tasks import Task, get_task
-from .multilabel import score_multilabel_ensembles
+from .multilabel_scoring import score_multilabel_ensembles
 from .scoring import EnsembleReport, score_ensembles
 
 __all__ = ["ensemble_options", "evaluate_ensembles"]
