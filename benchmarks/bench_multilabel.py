@@ -10,7 +10,7 @@ In one run:
    (:func:`emo_utils.datasets.make_multilabel_demo`, default sizes: 240 training and 80 test
    clips) in ``--data`` (default ``data/demo_multilabel``, the folder of
    ``python -m emo_utils demo --task multilabel``) and runs the pipeline on it with the
-   ``cpu_demo_multilabel`` preset (:func:`emo_utils.pipeline.run_demo`) into ``--run``
+   ``cpu_demo_multilabel`` preset (:func:`emo_utils.pipeline_demo.run_demo`) into ``--run``
    (default ``runs/bench_multilabel``).  A run folder that already holds the OOF predictions
    of every architecture and ``ensemble_report.json`` for the same config is reused as it
    is, so a rerun only recomputes the baseline; ``--fresh`` deletes the run folder first
@@ -78,7 +78,7 @@ from emo_utils.data.competition import load_competition
 from emo_utils.data.folds import read_folds
 from emo_utils.ensemble.multilabel import make_multilabel_ensemble, score_multilabel_ensembles
 from emo_utils.metrics import MULTILABEL_METRICS
-from emo_utils.pipeline import run_demo
+from emo_utils.pipeline_demo import run_demo
 from emo_utils.runs import RunDir
 from emo_utils.tasks import get_task
 from emo_utils.thresholds import cross_fit_thresholds

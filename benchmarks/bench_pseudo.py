@@ -42,7 +42,7 @@ import time
 from pathlib import Path
 
 from emo_utils.config import Config
-from emo_utils.pipeline import describe_rounds, round_run_dir, run_demo_rounds
+from emo_utils.pipeline_demo import describe_rounds, round_run_dir, run_demo_rounds
 from emo_utils.runs import RunDir
 
 

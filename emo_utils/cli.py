@@ -400,7 +400,7 @@ def _demo(p: argparse.ArgumentParser) -> Runner:
     _add_submissions(p)
 
     def run(args: argparse.Namespace) -> int:
-        from .pipeline import describe_rounds, run_demo_rounds
+        from .pipeline_demo import describe_rounds, run_demo_rounds
 
         preset, data, run_dir = _DEMOS[args.task]
         cfg = _config_from_args(args, default_preset=preset)

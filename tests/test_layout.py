@@ -42,6 +42,7 @@ LAYERS = {
     "endgame": 10,
     "timeline": 10,
     "pipeline": 11,
+    "pipeline_demo": 11,
     "pipeline_verification": 11,
     "serving": 11,
     "cli": 12,

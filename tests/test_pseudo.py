@@ -637,3 +637,23 @@ def test_two_demo_rounds_through_the_cli_print_round_over_round_scores(tmp_path,
         / "submissions"
         / f"demo_round1__{json.loads(round1.ensemble_report_file().read_text())['submission_method']}.csv"
     ).is_file()
+
+
+def test_the_demo_runners_import_from_pipeline_demo_first_and_still_from_pipeline():
+    # A fresh interpreter that imports pipeline_demo before pipeline: no import cycle, and
+    # every runner is the same object from either module (`import *` included).
+    code = """
+import emo_utils.pipeline_demo as demo
+import emo_utils.pipeline as pipeline
+from emo_utils.pipeline import *
+assert set(demo.__all__) <= set(pipeline.__all__), demo.__all__
+for name in demo.__all__:
+    assert getattr(pipeline, name) is getattr(demo, name) is globals()[name], name
+try:
+    pipeline.no_such_runner
+except AttributeError as error:
+    print(error)
+"""
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=False)
+    assert out.returncode == 0, out.stderr
+    assert "module 'emo_utils.pipeline' has no attribute 'no_such_runner'" in out.stdout
