@@ -250,7 +250,8 @@ def test_whole_clip_max_pooling_finds_a_label_in_the_last_second_of_a_12s_clip(t
         root / "train.csv", index=False
     )
     pd.DataFrame({"fname": ["long.wav"]}).to_csv(root / "test.csv", index=False)
-    config = Config.preset("cpu_demo_multilabel")
+    # 5 s windows over the 12 s cached (the demo preset sees its clips in one 12 s window).
+    config = Config.preset("cpu_demo_multilabel").override({"audio.duration": 5.0})
     comp = load_competition(root, config.data)
     store = build_cache(comp, "test", config=config, n_jobs=1, progress=False)
     assert store.lengths[0] > 2 * store.window_frames  # the whole 12 s are cached

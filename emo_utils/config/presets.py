@@ -61,11 +61,19 @@ PRESETS: dict[str, dict[str, Any]] = {
         "ensemble.method": "best",
     },
     # The multi-label demo (emo_utils.datasets.multilabel): Freesound-style CSVs, clips of
-    # 0.5-12 s cached whole, random training windows, balanced sampling of rare labels,
-    # whole-clip max-pooled predictions.  Two from-scratch CNNs and two classical models on
-    # clip statistics (as cpu_small_data), weighed by the honest "best" ensemble: on this
-    # data the CNNs alone lose to hand-made features (benchmarks/bench_multilabel.py, README
-    # "Multi-label tagging"); the mixed ensemble lifted the held-out mAP from 0.57 to 0.94.
+    # 0.5-12 s, each seen whole in one 12 s window (shorter ones zero-padded), balanced
+    # sampling of rare labels.  A from-scratch CNN and two classical models on clip
+    # statistics (as cpu_small_data), weighed by the honest "best" ensemble.  Chosen on OOF
+    # macro-F1 (benchmarks/bench_multilabel.py, README "Multi-label tagging"):
+    # - timm's tiny test_efficientnet trains ~10x faster than resnet18 on the CPU (as in the
+    #   verification demo), so it gets 60 epochs at lr 1e-2 in the time resnest14d and
+    #   resnet18 had 10: 0.694 against 0.637;
+    # - the whole clip instead of random 5 s windows: a source sounding in the first or last
+    #   second of a 12 s clip is missing from most random windows, so their clip labels were
+    #   wrong for it: 0.734 against 0.694;
+    # - the maximum over time among the statistics (p100) lifts both classical models
+    #   (logreg 0.748 -> 0.759); mixup (union targets) did not help (0.666).
+    # The held-out mAP of the submission went from 0.94 (two 5 s-window CNNs) to 0.96.
     "cpu_demo_multilabel": {
         "data.task": "multilabel",
         "data.filename_column": "fname",
@@ -75,15 +83,14 @@ PRESETS: dict[str, dict[str, Any]] = {
         "features.n_fft": 1024,
         "features.hop_length": 512,
         "audio.sample_rate": 16000,
+        "audio.duration": 12.0,
         "audio.max_duration": 12.0,
-        "audio.train_crop": "random",
-        "train.architectures": ["resnest14d", "resnet18", "classical:logreg", "classical:hgb"],
+        "statistics.percentiles": [10.0, 50.0, 90.0, 100.0],
+        "train.architectures": ["test_efficientnet", "classical:logreg", "classical:hgb"],
         "train.pretrained": False,
-        "train.epochs": 10,
+        "train.epochs": 60,
         "train.batch_size": 32,
-        "train.lr": 3e-3,
-        # No mixup: on this data from-scratch CNNs underfit in a demo's epochs, and mixup
-        # (mixed or union targets) slowed them further (benchmarks/bench_multilabel.py).
+        "train.lr": 1e-2,
         "train.mixup": 0.0,
         "train.balanced_sampling": True,
     },
