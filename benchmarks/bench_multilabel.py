@@ -49,9 +49,9 @@ The preset's models are a from-scratch CNN (timm's tiny ``test_efficientnet``, o
 12 s clips) and two classical models on the package's clip statistics (``classical:logreg``,
 ``classical:hgb``): the baseline here is a separate, hand-written model on its own features,
 so the margin measures what the pipeline's ensemble adds over the usual classical recipe.
-The first run trains 1 CNN x 5 folds x 60 epochs on the CPU (about 8 minutes on a quiet
-2-core machine, 6.5 for `make demo-multilabel` on a fresh clone, longer under load); a rerun
-on the finished run folder takes seconds.
+The first run trains 1 CNN x 5 folds x 60 epochs on the CPU (the whole pipeline took
+6.5-8 minutes on the project's 2-core machine, longer under load); a rerun on the finished
+run folder takes seconds.
 """
 
 from __future__ import annotations
